@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a specific exit code for a failure already reported.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "electric",
+		Short: "Active-active replication between Postgres instances and local-first SQLite apps",
+		Long: `electric replicates Postgres instances active-active over logical replication and
+syncs local-first SQLite apps ("Satellites") over a protobuf WebSocket API.
+
+Start here:
+  electric dev up          two local Postgres (db_a :54321, db_b :54322) and the engine
+  electric dashboard       live view of connectors, the log and Satellite sessions`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newServeCmd(),
+		newDevCmd(),
+		newMigrateCmd(),
+		newTokenCmd(),
+		newDashboardCmd(),
+		newVersionCmd(),
+	)
+	return root
+}
+
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		fmt.Fprintln(os.Stderr, "electric:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,39 @@
+package txlog
+
+import "github.com/electric-sql/electric-go/engine/merge"
+
+// Entry is one merged transaction in the log.
+type Entry struct {
+	Offset     uint64 // assigned on commit: 1, 2, 3, … with no gaps
+	Origin     string // connector name, or "satellite:<client id>"
+	Eff        uint64 // effective timestamp (µs), merge.Result.Eff
+	CommitTime uint64 // source commit time (µs since the Unix epoch)
+	// Clock is the log's causal clock after this entry: for each origin the
+	// highest Eff of its entries up to and including this one. A source whose
+	// last applied entry is this one has seen exactly Clock.
+	Clock   merge.Clock
+	Changes []RowChange
+}
+
+// RowChange is the merged result of one row touched by an entry.
+type RowChange struct {
+	Table   string // schema-qualified
+	Key     string // merge key encoding of the primary key
+	Deleted bool
+	// Row is the full merged row when !Deleted; when Deleted it is the last
+	// merged image before the delete, so sinks can name the key and old row.
+	Row map[string]merge.Value
+}
+
+// Synthetic LSNs: the publisher sends entry o with commit end LSN LSN(o), and
+// Origin messages that come back from a subscriber carry that LSN, so the
+// mapping must be a pure function of the offset both ways. The low 16 bits
+// leave room for per-message LSNs inside one entry.
+const lsnShift = 16
+
+// LSN is the synthetic commit end LSN of the entry at offset.
+func LSN(offset uint64) uint64 { return offset << lsnShift }
+
+// OffsetOfLSN maps a synthetic LSN back to the offset of the last entry it
+// covers.
+func OffsetOfLSN(lsn uint64) uint64 { return lsn >> lsnShift }
