@@ -7,3 +7,6 @@ build:
 
 test:
 	$(GO) test -race -count=1 ./...
+
+proto: ## regenerate engine/satellite/satpb (needs protoc and protoc-gen-go, see satpb/gen.go)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./engine/satellite/satpb
