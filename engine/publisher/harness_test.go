@@ -1,0 +1,257 @@
+package publisher_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/publisher"
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/internal/pgtest"
+)
+
+// memLog is an in-memory log with the txlog reader semantics: entries with
+// Offset > after, then follow the head live.
+type memLog struct {
+	mu      sync.Mutex
+	entries []*txlog.Entry
+	changed chan struct{}
+}
+
+func newMemLog() *memLog { return &memLog{changed: make(chan struct{})} }
+
+func (l *memLog) append(origin string, changes ...txlog.RowChange) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	off := uint64(len(l.entries) + 1)
+	l.entries = append(l.entries, &txlog.Entry{
+		Offset: off, Origin: origin, Eff: uint64(time.Now().UnixMicro()),
+		CommitTime: uint64(time.Now().UnixMicro()), Changes: changes,
+	})
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return off
+}
+
+func (l *memLog) head() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return uint64(len(l.entries))
+}
+
+func (l *memLog) NewReader(after uint64) publisher.Reader { return &memReader{l: l, next: after + 1} }
+
+type memReader struct {
+	l    *memLog
+	next uint64
+}
+
+func (r *memReader) Next(ctx context.Context) (*txlog.Entry, error) {
+	for {
+		r.l.mu.Lock()
+		if int(r.next) <= len(r.l.entries) {
+			e := r.l.entries[r.next-1]
+			r.l.mu.Unlock()
+			r.next++
+			return e, nil
+		}
+		ch := r.l.changed
+		r.l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (r *memReader) Close() {}
+
+// row builds a merged row image from "col=value" pairs; "col=NULL" is NULL.
+func row(pairs ...string) map[string]merge.Value {
+	m := map[string]merge.Value{}
+	for _, p := range pairs {
+		k, v, _ := strings.Cut(p, "=")
+		if v == "NULL" {
+			m[k] = merge.Value{Null: true}
+		} else {
+			m[k] = merge.Value{Text: v}
+		}
+	}
+	return m
+}
+
+func upsert(table string, pairs ...string) txlog.RowChange {
+	r := row(pairs...)
+	return txlog.RowChange{Table: table, Key: r["id"].Text, Row: r}
+}
+
+func del(table string, pairs ...string) txlog.RowChange {
+	r := row(pairs...)
+	return txlog.RowChange{Table: table, Key: r["id"].Text, Deleted: true, Row: r}
+}
+
+type testWriter struct {
+	t  testing.TB
+	mu sync.Mutex
+	on bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.on {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	w := &testWriter{t: t, on: true}
+	t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// env is one publisher with connectors on real Postgres clusters.
+type env struct {
+	t     testing.TB
+	ctx   context.Context
+	log   *memLog
+	srv   *publisher.Server
+	mu    sync.Mutex
+	conns map[string]*connector.Connector
+	pgs   map[string]*pgtest.Cluster
+	stops map[string]context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+func newEnv(t testing.TB) *env {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, ctx: ctx, log: newMemLog(), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}}
+	srv, err := publisher.New(publisher.Options{
+		Addr:              "127.0.0.1:0",
+		Logger:            testLogger(t),
+		Feed:              func(after uint64) publisher.Reader { return e.log.NewReader(after) },
+		Connectors:        e.view,
+		KeepaliveInterval: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		e.wg.Wait()
+		if err := <-done; err != nil {
+			t.Errorf("publisher: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) view(name string) (*publisher.View, bool) {
+	e.mu.Lock()
+	c, ok := e.conns[name]
+	e.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return c.View(), true
+}
+
+func (e *env) port() int {
+	var p int
+	fmt.Sscanf(e.srv.Addr().String()[strings.LastIndex(e.srv.Addr().String(), ":")+1:], "%d", &p)
+	return p
+}
+
+// startConnector starts a connector on pg and waits until it is ready.
+func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connector {
+	e.t.Helper()
+	c, err := connector.New(connector.Options{
+		Name: name, URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: e.port(),
+		PollInterval: 200 * time.Millisecond, Logger: testLogger(e.t),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.mu.Lock()
+	e.conns[name] = c
+	e.pgs[name] = pg
+	e.stops[name] = cancel
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		c.Run(ctx)
+	}()
+	waitFor(e.t, "connector "+name+" ready", func() (bool, string) {
+		st := c.Status()
+		return st.State == "ready", fmt.Sprintf("%+v", st)
+	})
+	return c
+}
+
+// waitFor polls cond for up to 30 s.
+func waitFor(t testing.TB, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last: %s)", what, last)
+}
+
+// dump returns the rows of a table as "col=val,…" lines ordered by id.
+func dump(t testing.TB, pg *pgtest.Cluster, table string) string {
+	t.Helper()
+	conn := pg.Connect()
+	rows, err := conn.Query(context.Background(), fmt.Sprintf("SELECT * FROM %s ORDER BY 1", table))
+	if err != nil {
+		t.Fatalf("dumping %s: %v", table, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for i, f := range rows.FieldDescriptions() {
+			v := "NULL"
+			if vals[i] != nil {
+				v = fmt.Sprint(vals[i])
+			}
+			parts = append(parts, f.Name+"="+v)
+		}
+		lines = append(lines, strings.Join(parts, ","))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitDump(t testing.TB, pg *pgtest.Cluster, table, want string) {
+	t.Helper()
+	waitFor(t, table+" contents", func() (bool, string) {
+		got := dump(t, pg, table)
+		return got == want, got
+	})
+}

@@ -1,0 +1,234 @@
+// Package publisher makes Electric a Postgres logical-replication publisher:
+// a backend-protocol server (pgproto3) that each connector's Postgres
+// subscribes to, answering the catalog queries a Postgres 15 subscriber sends
+// and streaming the merged log as pgoutput protocol-1 messages with synthetic
+// LSNs (txlog.LSN of the entry offset). It owns the TCP listener and the
+// sessions on it; it reads the log and the connectors' schemas but never
+// writes to either.
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// Reader reads log entries in order; *txlog.Reader implements it.
+type Reader interface {
+	// Next blocks until the next entry or ctx is done.
+	Next(ctx context.Context) (*txlog.Entry, error)
+	Close()
+}
+
+// Feed opens a reader of the entries with Offset > after, following the head
+// live. Wire it as func(after uint64) publisher.Reader { return log.NewReader(after) }.
+type Feed func(after uint64) Reader
+
+// View is what one connector's Postgres has, as the publisher must present
+// it. A View is never modified once handed out: a change is a new *View, which
+// is how a running stream notices it.
+type View struct {
+	// Ready: the schema is known, so a subscriber of that connector may
+	// connect and query the catalog.
+	Ready bool
+	// Tables are the replicated tables that Postgres has (primary key
+	// required), with the columns it has. The catalog answers list exactly
+	// these, and Relation messages carry these columns and type OIDs.
+	Tables []schema.Table
+	// Subscribed names (schema-qualified) the tables that the subscription
+	// has been refreshed with. A stock apply worker silently skips changes of
+	// a table that is not in its subscription yet, so only these are
+	// streamed; streaming starts once Refreshed is set.
+	Subscribed map[string]bool
+	Refreshed  bool
+}
+
+// Connectors looks up the view of a connector by name (the subscriber's
+// application_name).
+type Connectors func(name string) (*View, bool)
+
+// Options configures a Server.
+type Options struct {
+	Addr       string // listen address, e.g. ":5433"; ignored when Listener is set
+	Listener   net.Listener
+	Logger     *slog.Logger
+	Feed       Feed
+	Connectors Connectors
+	// KeepaliveInterval between keepalives (reply requested) on an idle
+	// stream; default 10 s. A subscriber drops the connection after
+	// wal_receiver_timeout (60 s) without a message.
+	KeepaliveInterval time.Duration
+	// SystemID is reported by IDENTIFY_SYSTEM; default "electric".
+	SystemID string
+}
+
+// Server accepts subscriber connections.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	ln   net.Listener
+
+	mu       sync.Mutex
+	nextPID  uint32
+	sessions map[uint32]*session
+	progress map[string]*ConnectorStatus // by connector, kept across sessions
+}
+
+// Status is a snapshot for the status API.
+type Status struct {
+	Addr       string
+	Sessions   []SessionStatus   // open connections, by start time
+	Connectors []ConnectorStatus // every connector that ever streamed, by name
+}
+
+// SessionStatus describes one open connection.
+type SessionStatus struct {
+	PID       uint32
+	Connector string
+	Remote    string
+	Since     time.Time
+	State     string // "query", "waiting" (streaming held until the subscription is refreshed), "streaming"
+}
+
+// ConnectorStatus is the replication progress of one connector's
+// subscription, in log offsets.
+type ConnectorStatus struct {
+	Connector string
+	Streaming bool
+	// StartOffset is where the last stream started (entries after it).
+	StartOffset uint64
+	// SentOffset is the last entry sent or skipped on the stream.
+	SentOffset uint64
+	// FlushedOffset / AppliedOffset are what the subscriber last reported
+	// as flushed / applied (standby status update).
+	FlushedOffset uint64
+	AppliedOffset uint64
+	LastReply     time.Time
+}
+
+// ErrOptions reports a missing option.
+var ErrOptions = errors.New("publisher options")
+
+// New listens on opts.Addr (or uses opts.Listener) and returns a server;
+// Run serves it.
+func New(opts Options) (*Server, error) {
+	if opts.Feed == nil || opts.Connectors == nil {
+		return nil, fmt.Errorf("%w: Feed and Connectors are required", ErrOptions)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.KeepaliveInterval <= 0 {
+		opts.KeepaliveInterval = 10 * time.Second
+	}
+	if opts.SystemID == "" {
+		opts.SystemID = "electric"
+	}
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening for subscribers on %s: %w", opts.Addr, err)
+		}
+	}
+	return &Server{
+		opts:     opts,
+		log:      opts.Logger.With("component", "publisher"),
+		ln:       ln,
+		sessions: map[uint32]*session{},
+		progress: map[string]*ConnectorStatus{},
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run accepts connections until ctx is done, then closes the listener and
+// every session and waits for them.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		s.ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accepting subscriber connections: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(ctx, nc)
+		}()
+	}
+}
+
+// Status returns a snapshot of sessions and per-connector progress.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Addr: s.ln.Addr().String()}
+	for _, se := range s.sessions {
+		st.Sessions = append(st.Sessions, SessionStatus{
+			PID: se.pid, Connector: se.connector, Remote: se.remote, Since: se.since, State: se.state,
+		})
+	}
+	sort.Slice(st.Sessions, func(i, j int) bool { return st.Sessions[i].PID < st.Sessions[j].PID })
+	for _, p := range s.progress {
+		st.Connectors = append(st.Connectors, *p)
+	}
+	sort.Slice(st.Connectors, func(i, j int) bool { return st.Connectors[i].Connector < st.Connectors[j].Connector })
+	return st
+}
+
+func (s *Server) addSession(se *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextPID++
+	se.pid = s.nextPID
+	s.sessions[se.pid] = se
+}
+
+func (s *Server) removeSession(se *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, se.pid)
+}
+
+func (s *Server) setState(se *session, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se.state = state
+}
+
+// updateProgress edits the progress record of a connector under the lock.
+func (s *Server) updateProgress(connector string, fn func(p *ConnectorStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.progress[connector]
+	if !ok {
+		p = &ConnectorStatus{Connector: connector}
+		s.progress[connector] = p
+	}
+	fn(p)
+}

@@ -1,0 +1,416 @@
+package publisher
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// viewPoll is how often a held stream re-reads the connector's view while
+// waiting for the subscription to be refreshed.
+const viewPoll = 100 * time.Millisecond
+
+// maxBatch bounds how many ready entries are encoded before a flush.
+const maxBatch = 256
+
+// relState is how one table is presented to this subscriber.
+type relState struct {
+	oid       uint32
+	namespace string
+	name      string
+	cols      []relColumn
+	hasKey    bool
+	sent      bool // Relation message sent on this stream
+}
+
+// stream is one START_REPLICATION copy-both exchange.
+type stream struct {
+	se    *session
+	after uint64 // entries with Offset > after are sent
+	sent  uint64 // last offset sent or skipped
+
+	view *View
+	rels map[string]*relState // by qualified table name; only subscribed tables
+
+	buf, msg []byte
+}
+
+// ctlKind is what the receive goroutine reports.
+type ctlKind int
+
+const (
+	ctlReply ctlKind = iota // keepalive requested by the subscriber
+	ctlDone                 // CopyDone: back to query mode
+	ctlEnd                  // Terminate or connection closed
+)
+
+type ctlMsg struct {
+	kind ctlKind
+	err  error
+}
+
+func (st *stream) run(ctx context.Context) error {
+	se := st.se
+	st.sent = st.after
+	se.srv.setState(se, "waiting")
+	defer se.srv.setState(se, "query")
+	se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
+		p.Streaming = true
+		p.StartOffset = st.after
+		p.SentOffset = st.after
+	})
+	defer se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
+	se.log.Info("replication started", "after_offset", st.after)
+
+	se.send(&pgproto3.CopyBothResponse{})
+	if err := se.flush(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ctl := make(chan ctlMsg, 8)
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		st.receive(ctx, ctl)
+	}()
+
+	keepalive := time.NewTicker(se.srv.opts.KeepaliveInterval)
+	defer keepalive.Stop()
+	if err := st.keepalive(false); err != nil {
+		return err
+	}
+
+	// Hold until the subscription includes the tables: a stock apply worker
+	// silently drops changes of tables it is not subscribed to yet.
+	poll := time.NewTicker(viewPoll)
+	for !st.refreshView() {
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return ctx.Err()
+		case m := <-ctl:
+			if done, err := st.control(m, recvDone); done || err != nil {
+				poll.Stop()
+				return err
+			}
+		case <-keepalive.C:
+			if err := st.keepalive(true); err != nil {
+				poll.Stop()
+				return err
+			}
+		case <-poll.C:
+		}
+	}
+	poll.Stop()
+	se.srv.setState(se, "streaming")
+
+	reader := se.srv.opts.Feed(st.after)
+	entries := make(chan *txlog.Entry, maxBatch)
+	pumpErr := make(chan error, 1)
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		for {
+			e, err := reader.Next(pumpCtx)
+			if err != nil {
+				pumpErr <- err
+				return
+			}
+			select {
+			case entries <- e:
+			case <-pumpCtx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		stopPump()
+		<-pumpDone
+		reader.Close()
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-pumpErr:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			se.fatal("XX000", fmt.Sprintf("electric: reading the log: %v", err))
+			return fmt.Errorf("reading the log: %w", err)
+		case m := <-ctl:
+			if done, err := st.control(m, recvDone); done || err != nil {
+				return err
+			}
+		case <-keepalive.C:
+			if err := st.keepalive(true); err != nil {
+				return err
+			}
+		case e := <-entries:
+			if err := st.batch(e, entries); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// batch sends e and whatever else is ready, then flushes once.
+func (st *stream) batch(e *txlog.Entry, more <-chan *txlog.Entry) error {
+	st.refreshView()
+	skipped := false
+	for n := 0; ; n++ {
+		if e.Offset <= st.sent {
+			// A reader never repeats an entry; tolerate it rather than send
+			// an LSN that goes backwards.
+			st.se.log.Warn("log entry out of order", "offset", e.Offset, "sent", st.sent)
+		} else {
+			skipped = !st.encode(e)
+			st.sent = e.Offset
+		}
+		if n+1 >= maxBatch {
+			break
+		}
+		select {
+		case e = <-more:
+			continue
+		default:
+		}
+		break
+	}
+	// An entry with nothing for this subscriber still moves the position:
+	// a keepalive with the new WAL end lets the subscriber confirm it (its
+	// replication origin only moves on applied transactions, so on
+	// reconnect such entries are re-read and skipped again).
+	if skipped {
+		st.appendKeepalive(false)
+	}
+	sent := st.sent
+	st.se.srv.updateProgress(st.se.connector, func(p *ConnectorStatus) { p.SentOffset = sent })
+	return st.se.flush()
+}
+
+// refreshView re-reads the connector's view and rebuilds the relation map
+// when it changed. It reports whether streaming may proceed.
+func (st *stream) refreshView() bool {
+	v, ok := st.se.srv.opts.Connectors(st.se.connector)
+	if !ok || v == nil || !v.Ready {
+		// Keep the last view: the connector may be reinitialising (a
+		// migration); entries keep flowing for what is known.
+		return st.view != nil && st.view.Refreshed
+	}
+	if v == st.view {
+		return v.Refreshed
+	}
+	rels := map[string]*relState{}
+	for i := range v.Tables {
+		t := &v.Tables[i]
+		q := t.QualifiedName()
+		if !v.Subscribed[q] {
+			continue
+		}
+		rs := &relState{oid: t.OID, namespace: t.Schema, name: t.Name, hasKey: len(t.PrimaryKey) > 0}
+		for _, c := range t.Columns {
+			rs.cols = append(rs.cols, relColumn{Name: c.Name, Key: t.IsKey(c.Name), TypeOID: c.TypeOID, TypeMod: c.TypeMod})
+		}
+		if old, ok := st.rels[q]; ok && old.sent && old.oid == rs.oid && slices.Equal(old.cols, rs.cols) {
+			rs.sent = true
+		}
+		rels[q] = rs
+	}
+	st.view, st.rels = v, rels
+	return v.Refreshed
+}
+
+// encode appends the pgoutput transaction of entry e for this subscriber to
+// the send queue. It reports false when nothing of e concerns it.
+//
+// LSNs: the commit end LSN is txlog.LSN(offset), a pure function of the
+// offset, because the subscriber stores it as its replication origin
+// position, asks to restart from it, and echoes it in the Origin message
+// that ingest maps back to an offset. Messages inside the entry take the
+// LSNs just after the previous entry's; the commit LSN is one below the end.
+func (st *stream) encode(e *txlog.Entry) bool {
+	se := st.se
+	base := txlog.LSN(e.Offset - 1)
+	endLSN := txlog.LSN(e.Offset)
+	commitLSN := endLSN - 1
+	ts := pgTime(e.CommitTime)
+	now := pgNow()
+	k := uint64(0)
+	nextLSN := func() uint64 {
+		k++
+		if l := base + k; l < commitLSN {
+			return l
+		}
+		return commitLSN
+	}
+	began := false
+	for i := range e.Changes {
+		ch := &e.Changes[i]
+		rs, ok := st.rels[ch.Table]
+		if !ok || !rs.hasKey {
+			continue
+		}
+		if ch.Deleted && !hasKeyValues(rs, ch) {
+			se.log.Error("delete without key values in the row image: not sent", "table", ch.Table, "offset", e.Offset)
+			continue
+		}
+		if !began {
+			lsn := nextLSN()
+			st.msg = appendBegin(st.msg[:0], commitLSN, ts, xidOf(e.Offset))
+			st.sendXLog(lsn, lsn, now)
+			began = true
+		}
+		if !rs.sent {
+			lsn := nextLSN()
+			st.msg = appendRelation(st.msg[:0], rs.oid, rs.namespace, rs.name, 'd', rs.cols)
+			st.sendXLog(lsn, lsn, now)
+			rs.sent = true
+		}
+		lsn := nextLSN()
+		if ch.Deleted {
+			st.msg = appendDelete(st.msg[:0], rs.oid, rs.cols, ch.Row)
+		} else {
+			st.msg = appendInsert(st.msg[:0], rs.oid, rs.cols, ch.Row)
+		}
+		st.sendXLog(lsn, lsn, now)
+	}
+	if !began {
+		return false
+	}
+	st.msg = appendCommit(st.msg[:0], commitLSN, endLSN, ts)
+	st.sendXLog(commitLSN, endLSN, now)
+	return true
+}
+
+func hasKeyValues(rs *relState, ch *txlog.RowChange) bool {
+	for _, c := range rs.cols {
+		if !c.Key {
+			continue
+		}
+		if v, ok := ch.Row[c.Name]; !ok || v.Null {
+			return false
+		}
+	}
+	return true
+}
+
+// xidOf derives a transaction id from the offset; 0 is InvalidTransactionId.
+func xidOf(offset uint64) uint32 {
+	x := uint32(offset)
+	if x == 0 {
+		x = 1
+	}
+	return x
+}
+
+func (st *stream) sendXLog(start, end uint64, now int64) {
+	st.buf = appendXLogData(st.buf[:0], start, end, now, st.msg)
+	st.se.send(&pgproto3.CopyData{Data: st.buf})
+}
+
+func (st *stream) appendKeepalive(reply bool) {
+	st.buf = appendKeepalive(st.buf[:0], txlog.LSN(st.sent), pgNow(), reply)
+	st.se.send(&pgproto3.CopyData{Data: st.buf})
+}
+
+func (st *stream) keepalive(reply bool) error {
+	st.appendKeepalive(reply)
+	return st.se.flush()
+}
+
+// control handles a report of the receive goroutine. done means the stream
+// is over (err nil: back to query mode).
+func (st *stream) control(m ctlMsg, recvDone <-chan struct{}) (done bool, err error) {
+	se := st.se
+	switch m.kind {
+	case ctlReply:
+		return false, st.keepalive(false)
+	case ctlDone:
+		<-recvDone
+		se.send(&pgproto3.CopyDone{})
+		se.send(&pgproto3.CommandComplete{CommandTag: []byte("COPY 0")})
+		se.send(&pgproto3.CommandComplete{CommandTag: []byte("START_REPLICATION")})
+		se.send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		se.log.Info("replication stopped by the subscriber", "sent_offset", st.sent)
+		return true, se.flush()
+	default:
+		if m.err != nil {
+			return true, m.err
+		}
+		return true, errClosed
+	}
+}
+
+// receive reads the subscriber's messages in copy-both mode until CopyDone,
+// Terminate or an error. It never writes: writes are the stream's.
+func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
+	se := st.se
+	report := func(m ctlMsg) {
+		select {
+		case ctl <- m:
+		case <-ctx.Done():
+		}
+	}
+	for {
+		msg, err := se.be.Receive()
+		if err != nil {
+			report(ctlMsg{kind: ctlEnd, err: fmt.Errorf("reading from subscriber: %w", err)})
+			return
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				se.fatal("08P01", "electric: empty CopyData message")
+				report(ctlMsg{kind: ctlEnd})
+				return
+			}
+			switch m.Data[0] {
+			case 'r':
+				ss, ok := parseStandbyStatus(m.Data)
+				if !ok {
+					se.fatal("08P01", fmt.Sprintf("electric: invalid standby status update (%d bytes)", len(m.Data)))
+					report(ctlMsg{kind: ctlEnd})
+					return
+				}
+				now := time.Now()
+				se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
+					p.FlushedOffset = txlog.OffsetOfLSN(ss.Flush)
+					p.AppliedOffset = txlog.OffsetOfLSN(ss.Apply)
+					p.LastReply = now
+				})
+				if ss.Reply {
+					report(ctlMsg{kind: ctlReply})
+				}
+			case 'h':
+				// Hot standby feedback concerns physical replication only.
+			default:
+				se.fatal("08P01", fmt.Sprintf("electric: unexpected CopyData message type %q", m.Data[0]))
+				report(ctlMsg{kind: ctlEnd})
+				return
+			}
+		case *pgproto3.CopyDone:
+			report(ctlMsg{kind: ctlDone})
+			return
+		case *pgproto3.CopyFail:
+			report(ctlMsg{kind: ctlEnd, err: fmt.Errorf("subscriber aborted replication: %s", m.Message)})
+			return
+		case *pgproto3.Terminate:
+			report(ctlMsg{kind: ctlEnd})
+			return
+		default:
+			se.fatal("08P01", fmt.Sprintf("electric: unexpected message %T during replication", msg))
+			report(ctlMsg{kind: ctlEnd})
+			return
+		}
+	}
+}
