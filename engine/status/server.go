@@ -1,0 +1,296 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultHeartbeat is how often an idle event stream gets a comment line, so
+// proxies keep it open and clients notice a dead engine.
+const DefaultHeartbeat = 15 * time.Second
+
+// Options configures a Server.
+type Options struct {
+	Addr     string   // listen address for Run, e.g. ":5050"
+	Provider Provider // required
+	Events   *Events  // nil: a private, empty hub
+	Logger   *slog.Logger
+	// Heartbeat between comment lines on idle event streams (DefaultHeartbeat if 0).
+	Heartbeat time.Duration
+}
+
+// Server is the status HTTP server. Routes may be added with Handle before
+// Run or Serve.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	registry *prometheus.Registry
+	// done is closed when the server shuts down, so long-lived event streams
+	// end instead of holding up a graceful shutdown.
+	done chan struct{}
+}
+
+// New builds the server and its routes; it does not listen yet.
+func New(opts Options) (*Server, error) {
+	if opts.Provider == nil {
+		return nil, errors.New("creating status server: no Provider")
+	}
+	if opts.Events == nil {
+		opts.Events = NewEvents(0, nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		mux:      http.NewServeMux(),
+		registry: prometheus.NewRegistry(),
+		done:     make(chan struct{}),
+	}
+	if err := s.registry.Register(newCollector(opts.Provider)); err != nil {
+		return nil, fmt.Errorf("registering status metrics: %w", err)
+	}
+	if err := s.registry.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("registering go metrics: %w", err)
+	}
+	if err := s.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("registering process metrics: %w", err)
+	}
+	s.mux.HandleFunc("GET /api/status", s.handleStatus)
+	s.mux.HandleFunc("GET /api/connectors", s.handleConnectors)
+	s.mux.HandleFunc("GET /api/log", s.handleLog)
+	s.mux.HandleFunc("GET /api/sessions", s.handleSessions)
+	s.mux.HandleFunc("GET /api/events", s.handleEvents)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	// The seed answers anything unknown with a plain 404 "Not found".
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Not found", http.StatusNotFound)
+	})
+	return s, nil
+}
+
+// Handle adds a route (net/http ServeMux pattern, e.g.
+// "GET /api/migrations/{origin}"). Call it before Run or Serve.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler is the server's complete HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Events is the server's event hub.
+func (s *Server) Events() *Events { return s.opts.Events }
+
+// Registry is the server's Prometheus registry, for components that want to
+// register their own collectors.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Run listens on Options.Addr and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listening for status api on %s: %w", s.opts.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully (ending
+// event streams) and closes ln. It can be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("status api listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		close(s.done)
+		return fmt.Errorf("serving status api: %w", err)
+	case <-ctx.Done():
+	}
+	close(s.done)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutting down status api: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving status api: %w", err)
+	}
+	return nil
+}
+
+// statusBody is the seed's /api/status shape; field order matters to tests
+// that compare the body byte for byte.
+type statusBody struct {
+	Connectors map[string]any `json:"connectors"`
+	Vaxine     bool           `json:"vaxine"`
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opts.Provider.Status(r.Context())
+	if err != nil {
+		s.fail(w, "getting status", err)
+		return
+	}
+	body := statusBody{Connectors: map[string]any{}, Vaxine: st.LogHealthy}
+	for name, state := range st.Connectors {
+		switch state {
+		case StateReady:
+			body.Connectors[name] = true
+		case StateMigration:
+			body.Connectors[name] = "migration"
+		default:
+			body.Connectors[name] = false
+		}
+	}
+	writeJSON(w, body)
+}
+
+func (s *Server) handleConnectors(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.opts.Provider.Connectors(r.Context())
+	if err != nil {
+		s.fail(w, "listing connectors", err)
+		return
+	}
+	if cs == nil {
+		cs = []Connector{}
+	}
+	writeJSON(w, ConnectorsResponse{Connectors: cs})
+}
+
+func (s *Server) handleLog(w http.ResponseWriter, r *http.Request) {
+	l, err := s.opts.Provider.Log(r.Context())
+	if err != nil {
+		s.fail(w, "describing log", err)
+		return
+	}
+	writeJSON(w, l)
+}
+
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	ss, err := s.opts.Provider.Sessions(r.Context())
+	if err != nil {
+		s.fail(w, "listing sessions", err)
+		return
+	}
+	if ss == nil {
+		ss = []Session{}
+	}
+	writeJSON(w, SessionsResponse{Sessions: ss})
+}
+
+// handleEvents streams events as server-sent events: first the ring's
+// events after Last-Event-ID (or ?after=), then live ones, with comment
+// heartbeats while idle. A subscriber that falls behind is disconnected and
+// catches up from the ring when it reconnects.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	after := uint64(0)
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("after")
+	}
+	if last != "" {
+		v, err := strconv.ParseUint(last, 10, 64)
+		if err != nil {
+			http.Error(w, "Bad request: event id must be a number", http.StatusBadRequest)
+			return
+		}
+		after = v
+	}
+	backlog, live, cancel := s.opts.Events.Subscribe(after)
+	defer cancel()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, "retry: 1000\n\n"); err != nil {
+		return
+	}
+	for _, ev := range backlog {
+		if writeEvent(w, ev) != nil {
+			return
+		}
+	}
+	flusher.Flush()
+
+	tick := time.NewTicker(s.opts.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			return
+		case ev, ok := <-live:
+			if !ok {
+				return
+			}
+			if writeEvent(w, ev) != nil {
+				return
+			}
+			flusher.Flush()
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		}
+	}
+}
+
+func writeEvent(w http.ResponseWriter, ev Event) error {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", ev.ID, data)
+	return err
+}
+
+func (s *Server) fail(w http.ResponseWriter, doing string, err error) {
+	s.log.Warn("status api: "+doing, "err", err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": doing + ": " + err.Error()})
+}
+
+// writeJSON writes v with no trailing newline: the seed's e2e tests compare
+// /api/status bodies exactly.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
