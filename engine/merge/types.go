@@ -64,9 +64,14 @@ type Tag struct {
 
 // Row is the merged state of one row.
 type Row struct {
-	Cells   map[string]Cell
-	Tags    []Tag // tags not covered by Removed
-	Removed Clock // pointwise maximum of the contexts of every delete applied
+	Cells map[string]Cell
+	// Tags not removed by a delete that had seen them; at most one per
+	// origin (its latest), which is all liveness needs. Live iff non-empty.
+	Tags []Tag
+	// Removed is the pointwise maximum of the contexts of every delete
+	// applied (excluding each delete's own transaction): a tag it covers is
+	// dead on arrival.
+	Removed Clock
 }
 
 // Store gives Apply the row states it needs. Rows that do not exist yet

@@ -1,0 +1,347 @@
+package merge
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// ErrInvalidTx is wrapped by every error Apply returns for a malformed
+// transaction (as opposed to an error of the Store).
+var ErrInvalidTx = errors.New("invalid transaction")
+
+// Apply merges one source transaction into the row states held by s and
+// returns the new states of every row it touched. originLast is the highest
+// effective timestamp of tx.Origin's earlier entries (0 if none). Apply does
+// not modify the rows s returns: every changed row is a fresh copy in
+// Result.Changes, which the caller persists.
+//
+// The rules (DESIGN.md "Conflict semantics"):
+//
+//   - eff = max(CommitTime, 1 + every value of Context, 1 + originLast). The
+//     origin's own earlier writes count as seen by the transaction.
+//   - insert/update: every written column becomes a cell at (eff, Origin)
+//     unless the row holds a cell with a higher (eff, origin); the row gets
+//     the tag (Origin, eff) unless an applied delete had already seen it.
+//   - Op.Old fills only columns the row does not have from a write; such
+//     cells carry Eff 0 and never beat a written cell (see cellBeats).
+//   - delete: removes every tag its context covers (the context includes the
+//     transaction itself, so insert-then-delete in one transaction removes
+//     the row) and joins its context into Row.Removed, so a tag it had seen
+//     that arrives later is dead on arrival too.
+//   - truncate: a delete, with the transaction's context, of every row of
+//     the table that the store or this transaction knows.
+//
+// Several ops on one row apply in order. Cells are kept after a delete: a
+// concurrent update that resurrects the row brings back the whole image.
+func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
+	if tx.Origin == "" {
+		return Result{}, fmt.Errorf("apply: %w: empty origin", ErrInvalidTx)
+	}
+	eff, err := effective(tx, originLast)
+	if err != nil {
+		return Result{}, err
+	}
+	m := merger{
+		s:      s,
+		origin: tx.Origin,
+		eff:    eff,
+		index:  make(map[rowID]int, len(tx.Ops)),
+	}
+	// The context a delete removes: what the origin had seen, its own earlier
+	// writes included. The transaction's own tag is handled apart (see del).
+	m.ctx = make(Clock, len(tx.Context)+1)
+	for o, e := range tx.Context {
+		m.ctx[o] = e
+	}
+	if originLast > m.ctx[tx.Origin] {
+		m.ctx[tx.Origin] = originLast
+	}
+	for i := range tx.Ops {
+		if err := m.apply(&tx.Ops[i]); err != nil {
+			return Result{}, fmt.Errorf("apply op %d of %s: %w", i, tx.Origin, err)
+		}
+	}
+	res := Result{Eff: eff, Changes: make([]Change, 0, len(m.rows))}
+	for _, r := range m.rows {
+		if r.skip {
+			continue
+		}
+		c := Change{Table: r.id.table, Key: r.id.key, State: r.row, Live: r.row.Live()}
+		if c.Live {
+			c.Image = r.row.Image()
+		}
+		res.Changes = append(res.Changes, c)
+	}
+	return res, nil
+}
+
+// Effective returns the effective timestamp Apply gives tx.
+func Effective(tx Tx, originLast uint64) (uint64, error) { return effective(tx, originLast) }
+
+func effective(tx Tx, originLast uint64) (uint64, error) {
+	eff := tx.CommitTime
+	bump := func(seen uint64) error {
+		if seen == math.MaxUint64 {
+			return fmt.Errorf("apply: %w: timestamp overflow", ErrInvalidTx)
+		}
+		eff = max(eff, seen+1)
+		return nil
+	}
+	for _, e := range tx.Context {
+		if err := bump(e); err != nil {
+			return 0, err
+		}
+	}
+	if err := bump(originLast); err != nil {
+		return 0, err
+	}
+	return eff, nil
+}
+
+type rowID struct{ table, key string }
+
+type touched struct {
+	id  rowID
+	row *Row
+	// skip: touched only by a truncate that changed nothing; no Change.
+	skip bool
+}
+
+type merger struct {
+	s      Store
+	origin string
+	eff    uint64
+	ctx    Clock
+	rows   []*touched
+	index  map[rowID]int
+}
+
+func (m *merger) apply(op *Op) error {
+	if op.Table == "" {
+		return fmt.Errorf("%w: empty table", ErrInvalidTx)
+	}
+	switch op.Kind {
+	case OpInsert, OpUpdate:
+		t, err := m.row(op.Table, op.Key)
+		if err != nil {
+			return err
+		}
+		m.write(t.row, op)
+		t.skip = false
+	case OpDelete:
+		t, err := m.row(op.Table, op.Key)
+		if err != nil {
+			return err
+		}
+		m.fillOld(t.row, op.Old)
+		m.del(t.row)
+		t.skip = false
+	case OpTruncate:
+		return m.truncate(op.Table)
+	default:
+		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidTx, op.Kind)
+	}
+	return nil
+}
+
+// row returns the working copy of a row, loading it on first touch.
+func (m *merger) row(table, key string) (*touched, error) {
+	id := rowID{table, key}
+	if i, ok := m.index[id]; ok {
+		return m.rows[i], nil
+	}
+	r, err := m.s.Row(table, key)
+	if err != nil {
+		return nil, fmt.Errorf("load row %s %q: %w", table, key, err)
+	}
+	if r == nil {
+		r = &Row{}
+	} else {
+		r = r.Clone()
+	}
+	if r.Cells == nil {
+		r.Cells = make(map[string]Cell)
+	}
+	t := &touched{id: id, row: r}
+	m.index[id] = len(m.rows)
+	m.rows = append(m.rows, t)
+	return t, nil
+}
+
+func (m *merger) write(r *Row, op *Op) {
+	w := Cell{Eff: m.eff, Origin: m.origin}
+	for col, v := range op.Columns {
+		w.Value = v
+		if old, ok := r.Cells[col]; !ok || !cellBeats(old, w) {
+			r.Cells[col] = w
+		}
+	}
+	m.fillOld(r, op.Old)
+	m.addTag(r)
+}
+
+// fillOld records values from a source's old row image for columns the row
+// knows only from old images or not at all. Old-image cells carry Eff 0 and
+// the origin that reported them; among themselves they are ordered by
+// (origin, value) so that the result does not depend on arrival order.
+func (m *merger) fillOld(r *Row, old map[string]Value) {
+	for col, v := range old {
+		c := Cell{Value: v, Origin: m.origin}
+		if cur, ok := r.Cells[col]; !ok || cellBeats(c, cur) {
+			r.Cells[col] = c
+		}
+	}
+}
+
+// cellBeats reports whether a wins over b. Written cells (Eff > 0) compare
+// by (Eff, Origin); equal keys are the same transaction, where the later op
+// wins, so a does not beat b. Old-image cells (Eff 0) lose to every written
+// cell and compare by (Origin, Value) among themselves.
+func cellBeats(a, b Cell) bool {
+	if a.Eff != b.Eff {
+		return a.Eff > b.Eff
+	}
+	if a.Origin != b.Origin {
+		return a.Origin > b.Origin
+	}
+	if a.Eff != 0 {
+		return false
+	}
+	return compareValues(a.Value, b.Value) > 0
+}
+
+// compareValues orders NULL before every text value.
+func compareValues(a, b Value) int {
+	switch {
+	case a.Null && b.Null:
+		return 0
+	case a.Null:
+		return -1
+	case b.Null:
+		return 1
+	}
+	return strings.Compare(a.Text, b.Text)
+}
+
+func (m *merger) addTag(r *Row) {
+	t := Tag{Origin: m.origin, Eff: m.eff}
+	// Removed never covers this transaction's own tag through its own
+	// deletes (see del), so coverage here means another origin's delete had
+	// seen this transaction: the tag is dead on arrival.
+	if r.Removed.covers(t) {
+		return
+	}
+	// One tag per origin is enough: a delete that covers an origin's later
+	// tag covers its earlier ones too, so only the latest decides liveness.
+	for i, have := range r.Tags {
+		if have.Origin == t.Origin {
+			r.Tags[i].Eff = max(have.Eff, t.Eff)
+			return
+		}
+	}
+	r.Tags = append(r.Tags, t)
+}
+
+// del removes the tags the transaction has seen: those covered by m.ctx and
+// its own tag (an earlier op of this transaction). Only m.ctx joins Removed:
+// the transaction's own tag can never arrive later, and leaving it out lets
+// a later op of the same transaction (delete then re-insert) add it again.
+func (m *merger) del(r *Row) bool {
+	changed := false
+	kept := r.Tags[:0]
+	for _, t := range r.Tags {
+		if m.ctx.covers(t) || (t.Origin == m.origin && t.Eff == m.eff) {
+			changed = true
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(r.Tags[len(kept):])
+	r.Tags = kept
+	for o, e := range m.ctx {
+		if e > r.Removed[o] {
+			if r.Removed == nil {
+				r.Removed = make(Clock, len(m.ctx))
+			}
+			r.Removed[o] = e
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (m *merger) truncate(table string) error {
+	keys, err := m.s.Keys(table)
+	if err != nil {
+		return fmt.Errorf("list keys of %s: %w", table, err)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		_, seen := m.index[rowID{table, k}]
+		t, err := m.row(table, k)
+		if err != nil {
+			return err
+		}
+		if changed := m.del(t.row); !changed && !seen {
+			t.skip = true
+		}
+	}
+	// Rows first written by this transaction are not in the store yet.
+	for _, t := range m.rows {
+		if t.id.table == table {
+			if m.del(t.row) {
+				t.skip = false
+			}
+		}
+	}
+	return nil
+}
+
+// covers reports whether the write that added t is within c.
+func (c Clock) covers(t Tag) bool {
+	e, ok := c[t.Origin]
+	return ok && t.Eff <= e
+}
+
+// Live reports whether the row exists: a tag no delete has seen remains.
+func (r *Row) Live() bool { return r != nil && len(r.Tags) > 0 }
+
+// Image returns every known column of the row, whether or not it is live: for
+// a deleted row it is the last merged image, which sinks use to name the row.
+func (r *Row) Image() map[string]Value {
+	if r == nil {
+		return nil
+	}
+	img := make(map[string]Value, len(r.Cells))
+	for col, c := range r.Cells {
+		img[col] = c.Value
+	}
+	return img
+}
+
+// Clone returns a deep copy of r.
+func (r *Row) Clone() *Row {
+	if r == nil {
+		return nil
+	}
+	c := &Row{}
+	if r.Cells != nil {
+		c.Cells = make(map[string]Cell, len(r.Cells))
+		for k, v := range r.Cells {
+			c.Cells[k] = v
+		}
+	}
+	if r.Tags != nil {
+		c.Tags = slices.Clone(r.Tags)
+	}
+	if r.Removed != nil {
+		c.Removed = make(Clock, len(r.Removed))
+		for k, v := range r.Removed {
+			c.Removed[k] = v
+		}
+	}
+	return c
+}
