@@ -127,7 +127,7 @@ func (c *Cluster) Init(ctx context.Context) error {
 	if err := c.chown(c.Dir); err != nil {
 		return err
 	}
-	if err := c.checkReachable(); err != nil {
+	if err := c.CheckReachable(); err != nil {
 		return err
 	}
 	pwfile := filepath.Join(parent, "."+filepath.Base(c.Dir)+".pw")
@@ -179,9 +179,10 @@ func (c *Cluster) Init(ctx context.Context) error {
 	return nil
 }
 
-// checkReachable makes sure the server user can reach the data directory:
+// CheckReachable makes sure the server user can reach the data directory:
 // a root-owned 0700 ancestor would make initdb fail with an obscure error.
-func (c *Cluster) checkReachable() error {
+// Every ancestor of the data directory must exist.
+func (c *Cluster) CheckReachable() error {
 	if c.cred == nil {
 		return nil
 	}
@@ -219,6 +220,67 @@ func (c *Cluster) run(ctx context.Context, tool string, args ...string) ([]byte,
 		cmd.Dir = "/"
 	}
 	return cmd.CombinedOutput()
+}
+
+// SetPort changes the port of an initialized, stopped cluster: the setting is
+// appended to postgresql.conf, where the last occurrence wins.
+func (c *Cluster) SetPort(port int) error {
+	if c.Running() {
+		return fmt.Errorf("changing the port of %s: the server is running", c.Dir)
+	}
+	f, err := os.OpenFile(filepath.Join(c.Dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("opening postgresql.conf: %w", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "port = %d\n", port); err != nil {
+		return fmt.Errorf("writing postgresql.conf: %w", err)
+	}
+	c.Port = port
+	return nil
+}
+
+// ConfiguredPort reads the port that postgresql.conf gives the server (the
+// last uncommented "port" setting), or 0 when there is none.
+func (c *Cluster) ConfiguredPort() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.Dir, "postgresql.conf"))
+	if err != nil {
+		return 0, fmt.Errorf("reading postgresql.conf: %w", err)
+	}
+	port := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) != "port" {
+			continue
+		}
+		if p, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), "'")); err == nil {
+			port = p
+		}
+	}
+	return port, nil
+}
+
+// RunningPort returns the port the running postmaster listens on, as recorded
+// in postmaster.pid, or 0 when the server is not running.
+func (c *Cluster) RunningPort() int {
+	if !c.Running() {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	// Line 4 of postmaster.pid is the port (see Postgres' pidfile.h).
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err != nil {
+		return 0
+	}
+	return p
 }
 
 // Start starts the server and waits until it accepts connections.
