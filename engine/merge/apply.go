@@ -106,7 +106,8 @@ type rowID struct{ table, key string }
 type touched struct {
 	id  rowID
 	row *Row
-	// skip: touched only by a truncate that changed nothing; no Change.
+	// skip: loaded by a truncate that left it alone (it was dead); no
+	// Change unless a later op of the transaction touches it.
 	skip bool
 }
 
@@ -249,12 +250,10 @@ func (m *merger) addTag(r *Row) {
 // its own tag (an earlier op of this transaction). Only m.ctx joins Removed:
 // the transaction's own tag can never arrive later, and leaving it out lets
 // a later op of the same transaction (delete then re-insert) add it again.
-func (m *merger) del(r *Row) bool {
-	changed := false
+func (m *merger) del(r *Row) {
 	kept := r.Tags[:0]
 	for _, t := range r.Tags {
 		if m.ctx.covers(t) || (t.Origin == m.origin && t.Eff == m.eff) {
-			changed = true
 			continue
 		}
 		kept = append(kept, t)
@@ -267,12 +266,13 @@ func (m *merger) del(r *Row) bool {
 				r.Removed = make(Clock, len(m.ctx))
 			}
 			r.Removed[o] = e
-			changed = true
 		}
 	}
-	return changed
 }
 
+// truncate deletes every live row of table. Rows already dead keep their
+// state and give no Change: a truncate of a table full of tombstones must
+// not rewrite them all.
 func (m *merger) truncate(table string) error {
 	keys, err := m.s.Keys(table)
 	if err != nil {
@@ -280,21 +280,23 @@ func (m *merger) truncate(table string) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		_, seen := m.index[rowID{table, k}]
+		if _, seen := m.index[rowID{table, k}]; seen {
+			continue // handled below with this transaction's rows
+		}
 		t, err := m.row(table, k)
 		if err != nil {
 			return err
 		}
-		if changed := m.del(t.row); !changed && !seen {
+		if !t.row.Live() {
 			t.skip = true
+			continue
 		}
+		m.del(t.row)
 	}
-	// Rows first written by this transaction are not in the store yet.
+	// Rows this transaction touched before, some not in the store yet.
 	for _, t := range m.rows {
-		if t.id.table == table {
-			if m.del(t.row) {
-				t.skip = false
-			}
+		if t.id.table == table && !t.skip {
+			m.del(t.row)
 		}
 	}
 	return nil

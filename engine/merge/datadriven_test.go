@@ -1,0 +1,520 @@
+package merge
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
+
+// TestDataDriven runs the conflict-semantics cases of testdata/*.txt.
+//
+// A file is a sequence of cases. A case is comment lines (#), input lines,
+// a line "----", then the expected output, up to a blank line or the end.
+// Input:
+//
+//	tx <origin> time=<µs> [ctx=<origin>:<eff>|<origin>#<n>,...]
+//	insert <table> <key> <col>=<value>... [old.<col>=<value>...]
+//	update <table> <key> <col>=<value>... [old.<col>=<value>...]
+//	delete <table> <key> [old.<col>=<value>...]
+//	truncate <table>
+//
+// A value is 'text' ('' for a quote inside) or NULL. <origin>#<n> in a
+// context stands for the effective timestamp of that origin's n-th
+// transaction in the case. Transactions arrive in the order written, each
+// with originLast = the origin's previous eff. The output lists each
+// transaction's eff and changed rows, then every row state. The harness
+// then replays the transactions in every other order the engine could
+// receive them (see arrivalOrders) and fails unless each gives the same
+// rows; the last line says how many orders were checked.
+func TestDataDriven(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) { runFile(t, file) })
+	}
+}
+
+type ddCase struct {
+	line     int // of the first input line
+	comments []string
+	input    []string
+	expected string
+}
+
+func readCases(t *testing.T, file string) []ddCase {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var cases []ddCase
+	var cur ddCase
+	state := 0 // 0 before input, 1 in input, 2 in expected output
+	var exp []string
+	flush := func() {
+		if state == 2 {
+			cur.expected = strings.Join(exp, "\n")
+			cases = append(cases, cur)
+		} else if state == 1 {
+			t.Fatalf("%s:%d: case without ----", file, cur.line)
+		}
+		cur, exp, state = ddCase{}, nil, 0
+	}
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		switch {
+		case state == 2 && line == "":
+			flush()
+		case state == 2:
+			exp = append(exp, line)
+		case strings.TrimSpace(line) == "":
+			if state == 0 && len(cur.comments) > 0 {
+				cur.comments = append(cur.comments, "")
+			}
+		case strings.HasPrefix(line, "#"):
+			cur.comments = append(cur.comments, line)
+		case line == "----":
+			state = 2
+		default:
+			if state == 0 {
+				cur.line = n
+			}
+			state = 1
+			cur.input = append(cur.input, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	flush()
+	return cases
+}
+
+func runFile(t *testing.T, file string) {
+	cases := readCases(t, file)
+	var out strings.Builder
+	for i, c := range cases {
+		got, err := runCase(c)
+		if err != nil {
+			t.Errorf("%s:%d: %v", file, c.line, err)
+			got = "error: " + err.Error()
+		}
+		if *rewrite {
+			if i > 0 {
+				out.WriteString("\n")
+			}
+			for _, l := range c.comments {
+				out.WriteString(l + "\n")
+			}
+			for _, l := range c.input {
+				out.WriteString(l + "\n")
+			}
+			out.WriteString("----\n" + got + "\n")
+			continue
+		}
+		if got != c.expected {
+			t.Errorf("%s:%d: output differs\n--- got:\n%s\n--- want:\n%s", file, c.line, got, c.expected)
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ddTx is one transaction of a case, with contexts still symbolic.
+type ddTx struct {
+	label  string // origin#n
+	tx     Tx
+	refs   []string // origin#n references in the context
+}
+
+func runCase(c ddCase) (string, error) {
+	txs, err := parseCase(c.input)
+	if err != nil {
+		return "", err
+	}
+	// Resolve contexts and effs in the written order.
+	effs := map[string]uint64{}
+	last := map[string]uint64{}
+	var out []string
+	s := memStore{}
+	for i := range txs {
+		d := &txs[i]
+		for _, ref := range d.refs {
+			e, ok := effs[ref]
+			if !ok {
+				return "", fmt.Errorf("%s: context names %s, which is not an earlier transaction", d.label, ref)
+			}
+			o := ref[:strings.LastIndexByte(ref, '#')]
+			d.tx.Context[o] = max(d.tx.Context[o], e)
+		}
+		res, err := Apply(s, last[d.tx.Origin], d.tx)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", d.label, err)
+		}
+		if err := checkChanges(res); err != nil {
+			return "", fmt.Errorf("%s: %w", d.label, err)
+		}
+		s.commit(res)
+		effs[d.label] = res.Eff
+		last[d.tx.Origin] = res.Eff
+		line := fmt.Sprintf("%s eff=%d:", d.label, res.Eff)
+		for _, ch := range res.Changes {
+			line += fmt.Sprintf(" %s %s %s;", ch.Table, showKey(ch.Key), liveWord(ch.Live))
+		}
+		if len(res.Changes) == 0 {
+			line += " no row changed"
+		}
+		out = append(out, strings.TrimSuffix(line, ";"))
+	}
+	out = append(out, rowsString(s, true))
+	// A TRUNCATE joins its context into the rows the store holds when it
+	// arrives, so Removed may differ between orders; what sinks see (live,
+	// image, cell versions, tags) may not.
+	withRemoved := !hasTruncate(plainTxs(txs))
+	want := rowsString(s, withRemoved)
+
+	plain := plainTxs(txs)
+	orders := arrivalOrders(plain, effsOf(txs, effs), 5040)
+	for _, order := range orders {
+		got, err := replay(plain, order)
+		if err != nil {
+			return "", fmt.Errorf("order %v: %w", order, err)
+		}
+		if r := rowsString(got, withRemoved); r != want {
+			return "", fmt.Errorf("arrival order %v gives different rows:\n%s\nversus, in the written order:\n%s", order, r, want)
+		}
+	}
+	out = append(out, fmt.Sprintf("arrival orders checked: %d, all give these rows", len(orders)))
+	return strings.Join(out, "\n"), nil
+}
+
+func plainTxs(txs []ddTx) []Tx {
+	plain := make([]Tx, len(txs))
+	for i := range txs {
+		plain[i] = txs[i].tx
+	}
+	return plain
+}
+
+func effsOf(txs []ddTx, effs map[string]uint64) []uint64 {
+	e := make([]uint64, len(txs))
+	for i, d := range txs {
+		e[i] = effs[d.label]
+	}
+	return e
+}
+
+// checkChanges checks the Change fields against their State.
+func checkChanges(res Result) error {
+	seen := map[rowID]bool{}
+	for _, c := range res.Changes {
+		id := rowID{c.Table, c.Key}
+		if seen[id] {
+			return fmt.Errorf("row %v changed twice", id)
+		}
+		seen[id] = true
+		if c.Live != c.State.Live() {
+			return fmt.Errorf("row %v: Live %v but state live %v", id, c.Live, c.State.Live())
+		}
+		if c.Live != (c.Image != nil) {
+			return fmt.Errorf("row %v: Live %v with image %v", id, c.Live, c.Image)
+		}
+		if c.Live && fmt.Sprint(c.Image) != fmt.Sprint(c.State.Image()) {
+			return fmt.Errorf("row %v: image %v, state %v", id, c.Image, c.State.Image())
+		}
+	}
+	return nil
+}
+
+// replay applies txs in the given order to a fresh store, each with
+// originLast computed for that order.
+func replay(txs []Tx, order []int) (memStore, error) {
+	s := memStore{}
+	last := map[string]uint64{}
+	for _, i := range order {
+		res, err := Apply(s, last[txs[i].Origin], txs[i])
+		if err != nil {
+			return nil, err
+		}
+		s.commit(res)
+		last[txs[i].Origin] = res.Eff
+	}
+	return s, nil
+}
+
+func liveWord(live bool) string {
+	if live {
+		return "live"
+	}
+	return "dead"
+}
+
+func showKey(k string) string {
+	vals, err := DecodeKey(k)
+	if err != nil {
+		return fmt.Sprintf("%q", k)
+	}
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = showValue(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func showValue(v Value) string {
+	if v.Null {
+		return "NULL"
+	}
+	return "'" + strings.ReplaceAll(v.Text, "'", "''") + "'"
+}
+
+// rowsString prints every row state: liveness, tags, removed clock (if
+// withRemoved), cells.
+func rowsString(s memStore, withRemoved bool) string {
+	var b strings.Builder
+	for i, id := range s.ids() {
+		r := s[id]
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		tags := make([]string, len(r.Tags))
+		for i, t := range r.Tags {
+			tags[i] = fmt.Sprintf("%s@%d", t.Origin, t.Eff)
+		}
+		slices.Sort(tags)
+		fmt.Fprintf(&b, "%s %s: %s tags={%s}", id.table, showKey(id.key), liveWord(r.Live()), strings.Join(tags, " "))
+		if withRemoved && len(r.Removed) > 0 {
+			b.WriteString(" removed={" + showClock(r.Removed) + "}")
+		}
+		cols := make([]string, 0, len(r.Cells))
+		for col := range r.Cells {
+			cols = append(cols, col)
+		}
+		slices.Sort(cols)
+		for _, col := range cols {
+			c := r.Cells[col]
+			from := fmt.Sprintf("%s@%d", c.Origin, c.Eff)
+			if c.Eff == 0 {
+				from = "old image from " + c.Origin
+			}
+			fmt.Fprintf(&b, "\n  %s = %s (%s)", col, showValue(c.Value), from)
+		}
+	}
+	return b.String()
+}
+
+func showClock(c Clock) string {
+	parts := make([]string, 0, len(c))
+	for o, e := range c {
+		parts = append(parts, fmt.Sprintf("%s:%d", o, e))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func parseCase(lines []string) ([]ddTx, error) {
+	var txs []ddTx
+	count := map[string]int{}
+	for _, line := range lines {
+		toks, err := tokenize(line)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", line, err)
+		}
+		if len(toks) == 0 {
+			continue
+		}
+		if toks[0] == "tx" {
+			d, err := parseTx(toks, count)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", line, err)
+			}
+			txs = append(txs, d)
+			continue
+		}
+		if len(txs) == 0 {
+			return nil, fmt.Errorf("%q: op before the first tx line", line)
+		}
+		op, err := parseOp(toks)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", line, err)
+		}
+		d := &txs[len(txs)-1]
+		d.tx.Ops = append(d.tx.Ops, op)
+	}
+	return txs, nil
+}
+
+func parseTx(toks []string, count map[string]int) (ddTx, error) {
+	if len(toks) < 2 {
+		return ddTx{}, fmt.Errorf("tx needs an origin")
+	}
+	origin := toks[1]
+	count[origin]++
+	d := ddTx{label: fmt.Sprintf("%s#%d", origin, count[origin]), tx: Tx{Origin: origin, Context: Clock{}}}
+	for _, tok := range toks[2:] {
+		k, v, ok := strings.Cut(tok, "=")
+		if !ok {
+			return d, fmt.Errorf("bad tx argument %q", tok)
+		}
+		switch k {
+		case "time":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return d, fmt.Errorf("bad time: %w", err)
+			}
+			d.tx.CommitTime = n
+		case "ctx":
+			for _, part := range strings.Split(v, ",") {
+				if strings.Contains(part, "#") {
+					d.refs = append(d.refs, part)
+					continue
+				}
+				o, e, ok := strings.Cut(part, ":")
+				n, err := strconv.ParseUint(e, 10, 64)
+				if !ok || err != nil {
+					return d, fmt.Errorf("bad context entry %q", part)
+				}
+				d.tx.Context[o] = n
+			}
+		default:
+			return d, fmt.Errorf("unknown tx argument %q", k)
+		}
+	}
+	return d, nil
+}
+
+func parseOp(toks []string) (Op, error) {
+	kinds := map[string]OpKind{"insert": OpInsert, "update": OpUpdate, "delete": OpDelete, "truncate": OpTruncate}
+	kind, ok := kinds[toks[0]]
+	if !ok {
+		return Op{}, fmt.Errorf("unknown op %q", toks[0])
+	}
+	if len(toks) < 2 {
+		return Op{}, fmt.Errorf("%s needs a table", toks[0])
+	}
+	op := Op{Kind: kind, Table: toks[1]}
+	if kind == OpTruncate {
+		if len(toks) > 2 {
+			return op, fmt.Errorf("truncate takes only a table")
+		}
+		return op, nil
+	}
+	if len(toks) < 3 {
+		return op, fmt.Errorf("%s needs a key", toks[0])
+	}
+	var keyVals []Value
+	for _, part := range splitOutsideQuotes(toks[2], ',') {
+		v, err := parseValue(part)
+		if err != nil {
+			return op, fmt.Errorf("bad key: %w", err)
+		}
+		keyVals = append(keyVals, v)
+	}
+	op.Key = EncodeKey(keyVals)
+	for _, tok := range toks[3:] {
+		k, v, ok := strings.Cut(tok, "=")
+		if !ok {
+			return op, fmt.Errorf("bad column %q", tok)
+		}
+		val, err := parseValue(v)
+		if err != nil {
+			return op, fmt.Errorf("column %s: %w", k, err)
+		}
+		if col, isOld := strings.CutPrefix(k, "old."); isOld {
+			if op.Old == nil {
+				op.Old = map[string]Value{}
+			}
+			op.Old[col] = val
+			continue
+		}
+		if kind == OpDelete {
+			return op, fmt.Errorf("delete writes no column (%s)", k)
+		}
+		if op.Columns == nil {
+			op.Columns = map[string]Value{}
+		}
+		op.Columns[k] = val
+	}
+	return op, nil
+}
+
+func parseValue(s string) (Value, error) {
+	if s == "NULL" {
+		return null, nil
+	}
+	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+		return txt(strings.ReplaceAll(s[1:len(s)-1], "''", "'")), nil
+	}
+	if s == "" || strings.ContainsAny(s, "' ") {
+		return Value{}, fmt.Errorf("bad value %q: want 'text' or NULL", s)
+	}
+	return txt(s), nil // a bare word, e.g. a numeric key
+}
+
+// splitOutsideQuotes splits s at sep outside single quotes.
+func splitOutsideQuotes(s string, sep byte) []string {
+	var parts []string
+	in, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\'':
+			in = !in // '' inside quotes toggles twice
+		case s[i] == sep && !in:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// tokenize splits on spaces outside single quotes ('' inside quotes is a
+// quote).
+func tokenize(line string) ([]string, error) {
+	var toks []string
+	var cur strings.Builder
+	in, started := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case in && c == '\'' && i+1 < len(line) && line[i+1] == '\'':
+			cur.WriteString("''")
+			i++
+		case c == '\'':
+			in = !in
+			cur.WriteByte(c)
+			started = true
+		case c == ' ' && !in:
+			if started {
+				toks = append(toks, cur.String())
+				cur.Reset()
+				started = false
+			}
+		default:
+			cur.WriteByte(c)
+			started = true
+		}
+	}
+	if in {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	if started {
+		toks = append(toks, cur.String())
+	}
+	return toks, nil
+}
