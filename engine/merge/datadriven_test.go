@@ -26,7 +26,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	delete <table> <key> [old.<col>=<value>...]
 //	truncate <table>
 //
-// A value is 'text' ('' for a quote inside) or NULL. <origin>#<n> in a
+// A value is 'text' (a quote inside is doubled) or NULL. <origin>#<n> in a
 // context stands for the effective timestamp of that origin's n-th
 // transaction in the case. Transactions arrive in the order written, each
 // with originLast = the origin's previous eff. The output lists each
@@ -138,9 +138,9 @@ func runFile(t *testing.T, file string) {
 
 // ddTx is one transaction of a case, with contexts still symbolic.
 type ddTx struct {
-	label  string // origin#n
-	tx     Tx
-	refs   []string // origin#n references in the context
+	label string // origin#n
+	tx    Tx
+	refs  []string // origin#n references in the context
 }
 
 func runCase(c ddCase) (string, error) {
@@ -483,8 +483,8 @@ func splitOutsideQuotes(s string, sep byte) []string {
 	return append(parts, s[start:])
 }
 
-// tokenize splits on spaces outside single quotes ('' inside quotes is a
-// quote).
+// tokenize splits on spaces outside single quotes; a doubled quote inside
+// quotes stands for one quote.
 func tokenize(line string) ([]string, error) {
 	var toks []string
 	var cur strings.Builder
