@@ -1,0 +1,300 @@
+package txlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+)
+
+// The binary formats below are hand-written (no reflection) because the
+// sequencer encodes every entry and row state it commits and every reader
+// decodes every entry it replays. Each encoding starts with a format byte so
+// a later format can be told apart.
+const (
+	entryFormat byte = 1
+	rowFormat   byte = 1
+)
+
+var errShort = errors.New("truncated record")
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendClock(b []byte, c merge.Clock) []byte {
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	for o, e := range c {
+		b = appendString(b, o)
+		b = binary.AppendUvarint(b, e)
+	}
+	return b
+}
+
+func appendValue(b []byte, v merge.Value) []byte {
+	if v.Null {
+		return append(b, 1)
+	}
+	b = append(b, 0)
+	return appendString(b, v.Text)
+}
+
+// appendEntry appends the binary encoding of e to b.
+func appendEntry(b []byte, e *Entry) []byte {
+	b = append(b, entryFormat)
+	b = binary.AppendUvarint(b, e.Offset)
+	b = appendString(b, e.Origin)
+	b = binary.AppendUvarint(b, e.Eff)
+	b = binary.AppendUvarint(b, e.CommitTime)
+	b = appendClock(b, e.Clock)
+	b = binary.AppendUvarint(b, uint64(len(e.Changes)))
+	for i := range e.Changes {
+		c := &e.Changes[i]
+		b = appendString(b, c.Table)
+		b = appendString(b, c.Key)
+		if c.Deleted {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+		if c.Row == nil {
+			b = append(b, 0) // nil map
+			continue
+		}
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, uint64(len(c.Row)))
+		for name, v := range c.Row {
+			b = appendString(b, name)
+			b = appendValue(b, v)
+		}
+	}
+	return b
+}
+
+// appendRow appends the binary encoding of r to b.
+func appendRow(b []byte, r *merge.Row) []byte {
+	b = append(b, rowFormat)
+	b = binary.AppendUvarint(b, uint64(len(r.Cells)))
+	for name, c := range r.Cells {
+		b = appendString(b, name)
+		b = appendValue(b, c.Value)
+		b = binary.AppendUvarint(b, c.Eff)
+		b = appendString(b, c.Origin)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Tags)))
+	for _, t := range r.Tags {
+		b = appendString(b, t.Origin)
+		b = binary.AppendUvarint(b, t.Eff)
+	}
+	if r.Removed == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	return appendClock(b, r.Removed)
+}
+
+// decoder reads the formats above. Strings are sliced out of one string copy
+// of the whole record: one allocation instead of one per string. Callers get
+// records that share that backing memory, which is fine because decoded
+// entries and rows are kept or dropped as a whole.
+type decoder struct {
+	s   string
+	pos int
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errShort
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || d.pos >= len(d.s) {
+		d.fail()
+		return 0
+	}
+	c := d.s[d.pos]
+	d.pos++
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	var x uint64
+	var shift uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		if d.pos >= len(d.s) {
+			d.fail()
+			return 0
+		}
+		c := d.s[d.pos]
+		d.pos++
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				d.err = errors.New("varint overflows 64 bits")
+				return 0
+			}
+			return x | uint64(c)<<shift
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	d.err = errors.New("varint overflows 64 bits")
+	return 0
+}
+
+// count reads a length and checks it against the bytes left, so a corrupt
+// record cannot make the decoder allocate huge maps.
+func (d *decoder) count(minSize int) int {
+	n := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.s)-d.pos)/uint64(minSize) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.count(1)
+	if d.err != nil {
+		return ""
+	}
+	s := d.s[d.pos : d.pos+n]
+	d.pos += n
+	return s
+}
+
+func (d *decoder) value() merge.Value {
+	switch d.byte() {
+	case 0:
+		return merge.Value{Text: d.string()}
+	case 1:
+		return merge.Value{Null: true}
+	default:
+		if d.err == nil {
+			d.err = errors.New("bad value tag")
+		}
+		return merge.Value{}
+	}
+}
+
+func (d *decoder) clock() merge.Clock {
+	n := d.count(2)
+	if d.err != nil {
+		return nil
+	}
+	c := make(merge.Clock, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		o := d.string()
+		c[o] = d.uvarint()
+	}
+	return c
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		if d.err == nil {
+			d.err = errors.New("bad boolean")
+		}
+		return false
+	}
+}
+
+func (d *decoder) finish(what string) error {
+	if d.err == nil && d.pos != len(d.s) {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.s)-d.pos)
+	}
+	if d.err != nil {
+		return fmt.Errorf("decode %s: %w", what, d.err)
+	}
+	return nil
+}
+
+// decodeEntry decodes a record written by appendEntry.
+func decodeEntry(b []byte) (*Entry, error) {
+	d := decoder{s: string(b)}
+	if f := d.byte(); d.err == nil && f != entryFormat {
+		return nil, fmt.Errorf("decode entry: unknown format %d", f)
+	}
+	e := &Entry{}
+	e.Offset = d.uvarint()
+	e.Origin = d.string()
+	e.Eff = d.uvarint()
+	e.CommitTime = d.uvarint()
+	e.Clock = d.clock()
+	n := d.count(4)
+	if n > 0 {
+		e.Changes = make([]RowChange, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		c := &e.Changes[i]
+		c.Table = d.string()
+		c.Key = d.string()
+		c.Deleted = d.bool()
+		if !d.bool() {
+			continue
+		}
+		m := d.count(2)
+		if d.err != nil {
+			break
+		}
+		c.Row = make(map[string]merge.Value, m)
+		for j := 0; j < m && d.err == nil; j++ {
+			name := d.string()
+			c.Row[name] = d.value()
+		}
+	}
+	if err := d.finish("entry"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// decodeRow decodes a record written by appendRow.
+func decodeRow(b []byte) (*merge.Row, error) {
+	d := decoder{s: string(b)}
+	if f := d.byte(); d.err == nil && f != rowFormat {
+		return nil, fmt.Errorf("decode row: unknown format %d", f)
+	}
+	r := &merge.Row{}
+	n := d.count(4)
+	if d.err == nil {
+		r.Cells = make(map[string]merge.Cell, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.string()
+		var c merge.Cell
+		c.Value = d.value()
+		c.Eff = d.uvarint()
+		c.Origin = d.string()
+		r.Cells[name] = c
+	}
+	n = d.count(2)
+	if n > 0 {
+		r.Tags = make([]merge.Tag, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Tags[i].Origin = d.string()
+		r.Tags[i].Eff = d.uvarint()
+	}
+	if d.bool() {
+		r.Removed = d.clock()
+	}
+	if err := d.finish("row"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

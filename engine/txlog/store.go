@@ -1,0 +1,179 @@
+package txlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
+)
+
+// kvStore is the little the Log needs from its embedded store. It exists so
+// the store can be chosen by benchmark (bench_store_test.go runs the same
+// workload on bbolt); the engine uses Pebble (see openPebble for why).
+type kvStore interface {
+	// get returns a copy of the value, or nil when the key is absent.
+	get(key []byte) ([]byte, error)
+	newBatch() kvBatch
+	// scan calls fn for keys in [lower, upper) in order until fn returns
+	// errStopScan (not an error) or another error. k and v are only valid
+	// during the call.
+	scan(lower, upper []byte, fn func(k, v []byte) error) error
+	// last returns the greatest key in [lower, upper), nil if none.
+	last(lower, upper []byte) ([]byte, error)
+	sizeBytes() int64
+	close() error
+}
+
+// kvBatch is an atomic write: commit makes all of it durable (fsynced) or
+// none of it.
+type kvBatch interface {
+	set(k, v []byte)
+	delete(k []byte)
+	commit() error
+	// abandon releases a batch that will not be committed.
+	abandon()
+}
+
+var errStopScan = errors.New("stop scan")
+
+// pebbleStore keeps everything in one Pebble LSM: a commit is one WAL write
+// and one fsync whatever its size, reads never block the writer, and an
+// unsynced WAL tail is discarded on recovery, which gives the all-or-nothing
+// commit the log promises.
+type pebbleStore struct {
+	db *pebble.DB
+}
+
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...interface{}) {
+	l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...interface{}) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf is only called by Pebble on broken invariants (e.g. corruption found
+// in the middle of a write) where it cannot go on; it must not return.
+func (l pebbleLogger) Fatalf(format string, args ...interface{}) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error("pebble fatal: " + msg)
+	panic("txlog store: " + msg)
+}
+
+func openPebble(dir string, log *slog.Logger) (*pebbleStore, error) {
+	opts := &pebble.Options{
+		// A 1,000-row entry plus its row states is ~0.5 MB: a larger
+		// memtable keeps flushes (and L0 files the reads must check) rare.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		LBaseMaxBytes:               256 << 20,
+		Cache:                       pebble.NewCache(64 << 20),
+		Logger:                      pebbleLogger{log},
+		MaxConcurrentCompactions:    func() int { return 2 },
+	}
+	defer opts.Cache.Unref()
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		l := &opts.Levels[i]
+		l.BlockSize = 32 << 10
+		// Bloom filters make the sequencer's lookups of rows that do
+		// not exist yet (every insert) cheap.
+		l.FilterPolicy = bloom.FilterPolicy(10)
+		l.FilterType = pebble.TableFilter
+		if i > 0 {
+			l.TargetFileSize = 64 << 20
+		} else {
+			l.TargetFileSize = 16 << 20
+		}
+	}
+	opts.EnsureDefaults()
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &pebbleStore{db: db}, nil
+}
+
+func (s *pebbleStore) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, closer.Close()
+}
+
+type pebbleBatch struct{ b *pebble.Batch }
+
+func (s *pebbleStore) newBatch() kvBatch { return pebbleBatch{s.db.NewBatch()} }
+
+func (b pebbleBatch) set(k, v []byte) { _ = b.b.Set(k, v, nil) }
+func (b pebbleBatch) delete(k []byte) { _ = b.b.Delete(k, nil) }
+func (b pebbleBatch) abandon()        { _ = b.b.Close() }
+
+func (b pebbleBatch) commit() error {
+	err := b.b.Commit(pebble.Sync)
+	if cerr := b.b.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *pebbleStore) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			if errors.Is(err, errStopScan) {
+				return nil
+			}
+			return err
+		}
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *pebbleStore) last(lower, upper []byte) ([]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	var k []byte
+	if it.Last() {
+		k = bytes.Clone(it.Key())
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return k, err
+}
+
+func (s *pebbleStore) sizeBytes() int64 { return int64(s.db.Metrics().DiskSpaceUsage()) }
+
+func (s *pebbleStore) close() error { return s.db.Close() }
