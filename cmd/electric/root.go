@@ -26,6 +26,11 @@ Start here:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A bad flag is a usage error: say where the help is, exit 2.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		fmt.Fprintf(cmd.ErrOrStderr(), "electric: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
+		return exitError{code: 2}
+	})
 	root.AddCommand(
 		newServeCmd(),
 		newDevCmd(),
