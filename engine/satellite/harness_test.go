@@ -1,0 +1,513 @@
+package satellite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/auth"
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/gorilla/websocket"
+	"google.golang.org/protobuf/proto"
+)
+
+// testSeq merges and commits items one at a time, like the sequencer.
+type testSeq struct {
+	log *txlog.Log
+	ch  chan Item
+}
+
+func (q *testSeq) Enqueue(ctx context.Context, it Item) error {
+	select {
+	case q.ch <- it:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (q *testSeq) Submit(ctx context.Context, it Item) (uint64, error) {
+	type res struct {
+		off uint64
+		err error
+	}
+	ch := make(chan res, 1)
+	it.Done = func(off uint64, err error) { ch <- res{off, err} }
+	if err := q.Enqueue(ctx, it); err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-ch:
+		return r.off, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (q *testSeq) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-q.ch:
+			off, err := q.commit(it)
+			if it.Done != nil {
+				it.Done(off, err)
+			}
+		}
+	}
+}
+
+func (q *testSeq) commit(it Item) (uint64, error) {
+	var b txlog.Batch
+	b.SetPosition(it.Source, it.Position)
+	if len(it.Tx.Ops) == 0 {
+		return 0, q.log.Commit(&b)
+	}
+	head := q.log.Head()
+	clock := merge.Clock{}
+	if head > 0 {
+		e, err := q.log.Entry(head)
+		if err != nil {
+			return 0, err
+		}
+		clock = e.Clock
+	}
+	tx := it.Tx
+	ctxClock := merge.Clock{}
+	for o, e := range tx.Context {
+		ctxClock[o] = e
+	}
+	if it.ContextOffset > 0 {
+		e, err := q.log.Entry(it.ContextOffset)
+		if err != nil {
+			return 0, err
+		}
+		for o, v := range e.Clock {
+			ctxClock[o] = max(ctxClock[o], v)
+		}
+	}
+	tx.Context = ctxClock
+	res, err := merge.Apply(q.log, clock[tx.Origin], tx)
+	if err != nil {
+		return 0, err
+	}
+	newClock := merge.Clock{}
+	for o, v := range clock {
+		newClock[o] = v
+	}
+	newClock[tx.Origin] = res.Eff
+	e := &txlog.Entry{Offset: head + 1, Origin: tx.Origin, Eff: res.Eff, CommitTime: tx.CommitTime, Clock: newClock}
+	for _, c := range res.Changes {
+		b.SetRow(c.Table, c.Key, c.State)
+		rc := txlog.RowChange{Table: c.Table, Key: c.Key, Deleted: !c.Live, Row: c.Image}
+		if !c.Live {
+			if prev, _ := q.log.Row(c.Table, c.Key); prev != nil {
+				rc.Row = prev.Image()
+			}
+		}
+		e.Changes = append(e.Changes, rc)
+	}
+	b.Append(e)
+	if err := q.log.Commit(&b); err != nil {
+		return 0, err
+	}
+	return e.Offset, nil
+}
+
+var itemsTable = schema.Table{
+	Schema: "public", Name: "items", OID: 16384,
+	Columns: []schema.Column{
+		{Name: "id", TypeOID: oidText, TypeName: "text", NotNull: true, Num: 1},
+		{Name: "content", TypeOID: oidVarchar, TypeName: "character varying(64)", NotNull: true, Num: 2},
+		{Name: "content_b", TypeOID: oidText, TypeName: "text", Num: 3},
+	},
+	PrimaryKey: []string{"id"},
+}
+
+var ownedTable = schema.Table{
+	Schema: "public", Name: "owned", OID: 16390,
+	Columns: []schema.Column{
+		{Name: "id", TypeOID: oidUUID, TypeName: "uuid", NotNull: true, Num: 1},
+		{Name: "value", TypeOID: oidText, TypeName: "text", Num: 2},
+		{Name: OwnerColumn, TypeOID: oidText, TypeName: "text", Num: 3},
+	},
+	PrimaryKey: []string{"id"},
+}
+
+type testEnv struct {
+	t    *testing.T
+	log  *txlog.Log
+	seq  *testSeq
+	srv  *Server
+	http *httptest.Server
+	url  string
+	mu   sync.Mutex
+	tabs []schema.Table
+}
+
+func newEnv(t *testing.T, mod func(*Options)) *testEnv {
+	t.Helper()
+	return newEnvDir(t, t.TempDir(), mod)
+}
+
+func newEnvDir(t *testing.T, dir string, mod func(*Options)) *testEnv {
+	t.Helper()
+	l, err := txlog.Open(dir, txlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{t: t, log: l, seq: &testSeq{log: l, ch: make(chan Item, 64)},
+		tabs: []schema.Table{itemsTable, ownedTable}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { env.seq.run(ctx); close(done) }()
+	opts := Options{
+		Log: TxlogSource(l), Sink: env.seq, Auth: auth.Insecure(), ServerID: "region-1.test",
+		Tables: func() []schema.Table {
+			env.mu.Lock()
+			defer env.mu.Unlock()
+			return env.tabs
+		},
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv = srv
+	env.http = httptest.NewServer(srv.Handler())
+	env.url = "ws" + strings.TrimPrefix(env.http.URL, "http") + "/ws"
+	t.Cleanup(func() {
+		env.http.CloseClientConnections()
+		srv.Close()
+		env.http.Close()
+		cancel()
+		<-done
+		_ = l.Close()
+	})
+	return env
+}
+
+func (env *testEnv) setTables(ts ...schema.Table) {
+	env.mu.Lock()
+	env.tabs = ts
+	env.mu.Unlock()
+}
+
+// write merges a transaction from a Postgres-like origin into the log.
+func (env *testEnv) write(origin string, ops ...merge.Op) uint64 {
+	env.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	off, err := env.seq.Submit(ctx, Item{Source: origin, Position: []byte("p"),
+		Tx: merge.Tx{Origin: origin, CommitTime: uint64(time.Now().UnixMicro()), Ops: ops}})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	return off
+}
+
+func txt(s string) merge.Value { return merge.Value{Text: s} }
+
+var null = merge.Value{Null: true}
+
+func itemOp(id, content string, b merge.Value) merge.Op {
+	return merge.Op{Kind: merge.OpInsert, Table: "public.items", Key: merge.EncodeKey([]merge.Value{txt(id)}),
+		Columns: map[string]merge.Value{"id": txt(id), "content": txt(content), "content_b": b}}
+}
+
+// row returns the merged live image of a row, nil if absent or deleted.
+func (env *testEnv) row(table, id string) map[string]merge.Value {
+	env.t.Helper()
+	r, err := env.log.Row(table, merge.EncodeKey([]merge.Value{txt(id)}))
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	if !r.Live() {
+		return nil
+	}
+	return r.Image()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tclient is a raw protocol client.
+type tclient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	// answerPings makes recv answer SatPingReq with SatPingResp{lsn}.
+	answerPings bool
+	lastLSN     []byte // last server lsn received in a SatOpBegin
+}
+
+func (env *testEnv) dial() *tclient {
+	env.t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(env.url, nil)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	c := &tclient{t: env.t, conn: conn, answerPings: true}
+	env.t.Cleanup(func() { _ = conn.Close() })
+	return c
+}
+
+func (c *tclient) send(m proto.Message) {
+	c.t.Helper()
+	f, err := satpb.Encode(m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(websocket.BinaryMessage, f)
+}
+
+func (c *tclient) sendRaw(mt int, data []byte) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(mt, data); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next returns the next message, or the read error.
+func (c *tclient) next() (proto.Message, error) {
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		mt, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		if mt != websocket.BinaryMessage {
+			return nil, fmt.Errorf("server sent message type %d", mt)
+		}
+		m, err := satpb.Decode(data)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := m.(*satpb.SatPingReq); ok && c.answerPings {
+			resp := &satpb.SatPingResp{}
+			if c.lastLSN != nil {
+				resp.Lsn = c.lastLSN
+			}
+			f, _ := satpb.Encode(resp)
+			if err := c.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if l, ok := m.(*satpb.SatOpLog); ok {
+			for _, op := range l.Ops {
+				if b := op.GetBegin(); b != nil {
+					c.lastLSN = b.Lsn
+				}
+			}
+		}
+		return m, nil
+	}
+}
+
+func (c *tclient) recv() proto.Message {
+	c.t.Helper()
+	m, err := c.next()
+	if err != nil {
+		c.t.Fatalf("receiving: %v", err)
+	}
+	return m
+}
+
+func recvAs[T proto.Message](c *tclient) T {
+	c.t.Helper()
+	m := c.recv()
+	v, ok := m.(T)
+	if !ok {
+		var zero T
+		c.t.Fatalf("got %T %v, want %T", m, m, zero)
+	}
+	return v
+}
+
+// expectError reads until a SatErrorResp with code, then expects the close.
+func (c *tclient) expectError(code satpb.SatErrorResp_ErrorCode) {
+	c.t.Helper()
+	for {
+		m, err := c.next()
+		if err != nil {
+			c.t.Fatalf("connection ended before SatErrorResp %s: %v", code, err)
+		}
+		if e, ok := m.(*satpb.SatErrorResp); ok {
+			if e.ErrorType != code {
+				c.t.Fatalf("got error %s, want %s", e.ErrorType, code)
+			}
+			break
+		}
+	}
+	c.expectClosed()
+}
+
+func (c *tclient) expectClosed() {
+	c.t.Helper()
+	for {
+		m, err := c.next()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) || strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "reset") {
+				return
+			}
+			c.t.Fatalf("expected close, got %v", err)
+		}
+		if _, ok := m.(*satpb.SatErrorResp); ok {
+			c.t.Fatalf("second SatErrorResp before close: %v", m)
+		}
+	}
+}
+
+func authReq(id, token string) *satpb.SatAuthReq {
+	return &satpb.SatAuthReq{Id: id, Token: token, Headers: []*satpb.SatAuthHeaderPair{
+		{Key: satpb.SatAuthHeader_PROTO_VERSION, Value: satpb.ProtocolVersion}}}
+}
+
+// auth authenticates and consumes the server's SatInStartReplicationReq.
+func (c *tclient) auth(id, user string) *satpb.SatInStartReplicationReq {
+	c.t.Helper()
+	c.send(authReq(id, user))
+	resp := recvAs[*satpb.SatAuthResp](c)
+	if resp.Id != "region-1.test" {
+		c.t.Fatalf("auth resp id %q", resp.Id)
+	}
+	return recvAs[*satpb.SatInStartReplicationReq](c)
+}
+
+// handshake authenticates, starts both streams like 0.4.3 does.
+func (c *tclient) handshake(id, user string, start *satpb.SatInStartReplicationReq) {
+	c.t.Helper()
+	c.auth(id, user)
+	c.send(&satpb.SatInStartReplicationResp{})
+	if start != nil {
+		c.send(start)
+		recvAs[*satpb.SatInStartReplicationResp](c)
+	}
+}
+
+var fromFirst = &satpb.SatInStartReplicationReq{Options: []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_FIRST_LSN}}
+
+var clientItems = &satpb.SatRelation{SchemaName: "public", TableName: "items", RelationId: 0,
+	Columns: []*satpb.SatRelationColumn{{Name: "id", Type: "TEXT"}, {Name: "content", Type: "TEXT"}, {Name: "content_b", Type: "TEXT"}}}
+
+func begin(lsn []byte, ms uint64) *satpb.SatTransOp {
+	return &satpb.SatTransOp{Op: &satpb.SatTransOp_Begin{Begin: &satpb.SatOpBegin{CommitTimestamp: ms, Lsn: lsn}}}
+}
+
+func commit() *satpb.SatTransOp {
+	return &satpb.SatTransOp{Op: &satpb.SatTransOp_Commit{Commit: &satpb.SatOpCommit{}}}
+}
+
+func insert(rel uint32, vals ...merge.Value) *satpb.SatTransOp {
+	return &satpb.SatTransOp{Op: &satpb.SatTransOp_Insert{Insert: &satpb.SatOpInsert{RelationId: rel, RowData: encodeRow(vals)}}}
+}
+
+func del(rel uint32, vals ...merge.Value) *satpb.SatTransOp {
+	return &satpb.SatTransOp{Op: &satpb.SatTransOp_Delete{Delete: &satpb.SatOpDelete{RelationId: rel, OldRowData: encodeRow(vals)}}}
+}
+
+func oplog(ops ...*satpb.SatTransOp) *satpb.SatOpLog { return &satpb.SatOpLog{Ops: ops} }
+
+func be32(n uint32) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
+
+func nowMs() uint64 { return uint64(time.Now().UnixMilli()) }
+
+// recvTx reads relations and SatOpLog messages until one whole transaction
+// has arrived, returning its begin and ops (relations are checked to come
+// first and recorded in rels).
+func (c *tclient) recvTx(rels map[uint32]*satpb.SatRelation) (*satpb.SatOpBegin, []*satpb.SatTransOp) {
+	c.t.Helper()
+	var b *satpb.SatOpBegin
+	var ops []*satpb.SatTransOp
+	for {
+		switch m := c.recv().(type) {
+		case *satpb.SatRelation:
+			if b != nil {
+				c.t.Fatalf("relation inside a transaction")
+			}
+			rels[m.RelationId] = m
+		case *satpb.SatOpLog:
+			for _, op := range m.Ops {
+				switch o := op.Op.(type) {
+				case *satpb.SatTransOp_Begin:
+					b = o.Begin
+				case *satpb.SatTransOp_Commit:
+					if string(o.Commit.Lsn) != string(b.Lsn) {
+						c.t.Fatalf("commit lsn %x != begin lsn %x", o.Commit.Lsn, b.Lsn)
+					}
+					return b, ops
+				default:
+					if b == nil {
+						c.t.Fatalf("op before begin")
+					}
+					if rels[relationID(op)] == nil {
+						c.t.Fatalf("op on unannounced relation %d", relationID(op))
+					}
+					ops = append(ops, op)
+				}
+			}
+		default:
+			c.t.Fatalf("unexpected %T %v", m, m)
+		}
+	}
+}
+
+func relationID(op *satpb.SatTransOp) uint32 {
+	switch o := op.Op.(type) {
+	case *satpb.SatTransOp_Insert:
+		return o.Insert.RelationId
+	case *satpb.SatTransOp_Update:
+		return o.Update.RelationId
+	case *satpb.SatTransOp_Delete:
+		return o.Delete.RelationId
+	}
+	return 0
+}
+
+// rowOf decodes an op's row by its relation into name → value.
+func rowOf(t *testing.T, rels map[uint32]*satpb.SatRelation, op *satpb.SatTransOp) (kind string, row map[string]merge.Value) {
+	t.Helper()
+	var data *satpb.SatOpRow
+	switch o := op.Op.(type) {
+	case *satpb.SatTransOp_Update:
+		if o.Update.OldRowData != nil {
+			t.Fatal("update carries old_row_data")
+		}
+		kind, data = "update", o.Update.RowData
+	case *satpb.SatTransOp_Delete:
+		kind, data = "delete", o.Delete.OldRowData
+	case *satpb.SatTransOp_Insert:
+		kind, data = "insert", o.Insert.RowData
+	}
+	rel := rels[relationID(op)]
+	vals, err := decodeRow(data, len(rel.Columns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row = map[string]merge.Value{}
+	for i, c := range rel.Columns {
+		row[c.Name] = vals[i]
+	}
+	return kind, row
+}

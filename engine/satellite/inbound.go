@@ -1,0 +1,278 @@
+package satellite
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+)
+
+// inRelation is a relation announced by the client: its own table and
+// column order (0.4.3 uses its SQLite names and declared types).
+type inRelation struct {
+	schema, table string
+	columns       []string
+}
+
+// pendingTx is a client transaction being received; it may span several
+// SatOpLog messages.
+type pendingTx struct {
+	lsn       []byte
+	commitMs  uint64
+	ctxOffset uint64
+	ops       []merge.Op
+	rejected  int
+}
+
+// ackItem is one client transaction waiting for its SatPingResp. Items are
+// acked strictly in arrival order.
+type ackItem struct {
+	lsn  []byte
+	done chan error // nil: already durable (a re-sent transaction)
+}
+
+func (s *session) handleRelation(m *satpb.SatRelation) error {
+	cols := make([]string, len(m.Columns))
+	for i, c := range m.Columns {
+		if c.Name == "" {
+			return perr(satpb.SatErrorResp_INVALID_REQUEST, "relation %s.%s: column %d has no name", m.SchemaName, m.TableName, i)
+		}
+		cols[i] = c.Name
+	}
+	if m.TableName == "" {
+		return perr(satpb.SatErrorResp_INVALID_REQUEST, "relation %d without a table name", m.RelationId)
+	}
+	s.relations[m.RelationId] = &inRelation{schema: m.SchemaName, table: m.TableName, columns: cols}
+	return nil
+}
+
+func (s *session) handleOpLog(m *satpb.SatOpLog) error {
+	if s.inState.Load() != inActive {
+		// Spec §3.4: ignored (and not acked) while the stream is not active.
+		return nil
+	}
+	for _, op := range m.Ops {
+		switch o := op.GetOp().(type) {
+		case *satpb.SatTransOp_Begin:
+			if s.tx != nil {
+				return perr(satpb.SatErrorResp_INVALID_REQUEST, "begin inside an open transaction")
+			}
+			if len(o.Begin.Lsn) == 0 {
+				return perr(satpb.SatErrorResp_INVALID_REQUEST, "begin without lsn")
+			}
+			// A write counts as concurrent with everything the client had
+			// not acknowledged when it reached us: its acks are what it
+			// provably applied.
+			s.tx = &pendingTx{lsn: slices.Clone(o.Begin.Lsn), commitMs: o.Begin.CommitTimestamp, ctxOffset: s.acked.Load()}
+		case *satpb.SatTransOp_Commit:
+			if s.tx == nil {
+				return perr(satpb.SatErrorResp_INVALID_REQUEST, "commit without begin")
+			}
+			tx := s.tx
+			s.tx = nil
+			if err := s.commitTx(tx); err != nil {
+				return err
+			}
+		case *satpb.SatTransOp_Insert:
+			if err := s.addOp(merge.OpInsert, o.Insert.RelationId, o.Insert.RowData); err != nil {
+				return err
+			}
+		case *satpb.SatTransOp_Update:
+			if err := s.addOp(merge.OpUpdate, o.Update.RelationId, o.Update.RowData); err != nil {
+				return err
+			}
+		case *satpb.SatTransOp_Delete:
+			if err := s.addOp(merge.OpDelete, o.Delete.RelationId, o.Delete.OldRowData); err != nil {
+				return err
+			}
+		default:
+			return perr(satpb.SatErrorResp_INVALID_REQUEST, "empty transaction op")
+		}
+	}
+	return nil
+}
+
+// addOp decodes one row operation into the open transaction. Malformed
+// data is a protocol error; a well-formed write the engine cannot take (a
+// table or key it does not know) is rejected alone, so the client's queue
+// keeps moving.
+func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) error {
+	if s.tx == nil {
+		return perr(satpb.SatErrorResp_INVALID_REQUEST, "row operation outside a transaction")
+	}
+	rel := s.relations[relID]
+	if rel == nil {
+		return perr(satpb.SatErrorResp_INVALID_REQUEST, "unknown relation %d", relID)
+	}
+	vals, err := decodeRow(row, len(rel.columns))
+	if err != nil {
+		return perr(satpb.SatErrorResp_INVALID_REQUEST, "relation %s: %w", rel.table, err)
+	}
+	t := s.srv.tableSet().resolve(rel.schema, rel.table)
+	if t == nil {
+		s.reject(rel.table, "table is not replicated to satellites")
+		return nil
+	}
+	cols := make(map[string]merge.Value, len(vals))
+	for i, name := range rel.columns {
+		if _, ok := t.Column(name); ok {
+			cols[name] = vals[i]
+		}
+	}
+	key := make([]merge.Value, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		v, ok := cols[k]
+		if !ok {
+			s.reject(t.QualifiedName(), fmt.Sprintf("primary key column %q missing from the client's relation", k))
+			return nil
+		}
+		if v.Null {
+			s.reject(t.QualifiedName(), fmt.Sprintf("primary key column %q is NULL", k))
+			return nil
+		}
+		key[i] = v
+	}
+	if len(key) == 0 {
+		s.reject(t.QualifiedName(), "table has no primary key")
+		return nil
+	}
+	op := merge.Op{Kind: kind, Table: t.QualifiedName(), Key: merge.EncodeKey(key)}
+	if kind == merge.OpDelete {
+		op.Old = cols
+	} else {
+		// 0.4.3 sends whole rows: every column is written.
+		op.Columns = cols
+	}
+	s.tx.ops = append(s.tx.ops, op)
+	return nil
+}
+
+func (s *session) reject(table, why string) {
+	if s.tx != nil {
+		s.tx.rejected++
+	}
+	s.rejected.Add(1)
+	s.srv.stats.rejectedOps.Add(1)
+	s.log.Warn("satellite write not applied", "client", s.clientID, "table", table, "reason", why)
+}
+
+// owned reports whether a row image belongs to user: no owner column, or an
+// owner that is NULL, empty or user (spec §3.7).
+func owned(row map[string]merge.Value, user string) bool {
+	v, ok := row[OwnerColumn]
+	return !ok || v.Null || v.Text == "" || v.Text == user
+}
+
+// commitTx hands a complete client transaction to the sink, or acks it
+// again if it is a re-send of one already taken.
+func (s *session) commitTx(tx *pendingTx) error {
+	if compareClientLSN(tx.lsn, s.enqueued) <= 0 {
+		s.dups.Add(1)
+		s.srv.stats.duplicates.Add(1)
+		return s.queueAck(&ackItem{lsn: tx.lsn})
+	}
+	ops, err := s.ownedOps(tx.ops)
+	if err != nil {
+		return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
+	}
+	ack := &ackItem{lsn: tx.lsn, done: make(chan error, 1)}
+	if err := s.queueAck(ack); err != nil {
+		return err
+	}
+	item := Item{
+		Source:   s.source,
+		Position: tx.lsn,
+		Tx: merge.Tx{
+			Origin:     s.source,
+			CommitTime: tx.commitMs * 1000,
+			Ops:        ops,
+		},
+		ContextOffset: tx.ctxOffset,
+		Done: func(_ uint64, err error) {
+			if err == nil {
+				s.txIn.Add(1)
+				s.srv.stats.txIn.Add(1)
+			}
+			ack.done <- err
+			s.inflight.Done()
+		},
+	}
+	s.inflight.Add(1)
+	if err := s.srv.opts.Sink.Enqueue(s.ctx, item); err != nil {
+		s.inflight.Done()
+		ack.done <- err
+		return perr(satpb.SatErrorResp_INTERNAL, "queueing client transaction: %w", err)
+	}
+	s.enqueued = tx.lsn
+	return nil
+}
+
+// ownedOps drops the writes to rows owned by another user, and writes that
+// would give a row to another user (DESIGN.md "Satellite side").
+func (s *session) ownedOps(ops []merge.Op) ([]merge.Op, error) {
+	kept := ops[:0]
+	for _, op := range ops {
+		if op.Columns != nil && !owned(op.Columns, s.userID) {
+			s.reject(op.Table, "row would belong to another user")
+			continue
+		}
+		cur, err := s.srv.opts.Log.Row(op.Table, op.Key)
+		if err != nil {
+			return nil, fmt.Errorf("reading row %s %q: %w", op.Table, op.Key, err)
+		}
+		if cur.Live() && !owned(cur.Image(), s.userID) {
+			s.reject(op.Table, "row belongs to another user")
+			continue
+		}
+		kept = append(kept, op)
+	}
+	return kept, nil
+}
+
+func (s *session) queueAck(a *ackItem) error {
+	select {
+	case s.acks <- a:
+		return nil
+	case <-s.ctx.Done():
+		return fmt.Errorf("queueing ack: %w", s.ctx.Err())
+	}
+}
+
+// acker sends SatPingResp{lsn} for client transactions in order, each once
+// it is durable, with the client's exact lsn bytes, and never one below the
+// last (0.4.3 exits on an ack below its last acked position).
+func (s *session) acker() {
+	defer s.wg.Done()
+	for {
+		var a *ackItem
+		select {
+		case a = <-s.acks:
+		case <-s.ctx.Done():
+			return
+		}
+		if a.done != nil {
+			select {
+			case err := <-a.done:
+				if err != nil {
+					s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: fmt.Errorf("storing client transaction: %w", err)})
+					return
+				}
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		s.mu.Lock()
+		below := compareClientLSN(a.lsn, s.lastAckLSN) < 0
+		if !below {
+			s.lastAckLSN = a.lsn
+		}
+		s.mu.Unlock()
+		if below {
+			continue
+		}
+		if err := s.send(s.ctx, &satpb.SatPingResp{Lsn: a.lsn}); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,116 @@
+// Package satellite serves the Satellite protocol (Electric.Satellite.v0_2)
+// to local-first SQLite clients over WebSocket, wire-compatible with the
+// published electric-sql@0.4.3 client. It owns the sessions: framing,
+// authentication, the two replication streams of each connection, the
+// ownership filter and the per-connection relation caches. It reads the
+// txlog and hands client transactions to the sequencer; it never writes the
+// log itself and knows nothing about Postgres.
+//
+// Positions. The server lsn sent to clients in SatOpBegin/SatOpCommit.lsn is
+// the txlog offset of the entry as 8 bytes big-endian; a client that sends it
+// back in SatInStartReplicationReq.lsn resumes with the entry after it. Client
+// lsns (SatOpBegin.lsn of client transactions) are opaque bytes compared as
+// big-endian unsigned integers; the last durable one is stored with the
+// client's transactions as the txlog position "satellite:<client id>".
+package satellite
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// Log is what sessions read from the txlog. *txlog.Log satisfies it through
+// TxlogSource.
+type Log interface {
+	Head() uint64
+	NewReader(after uint64) Reader
+	Row(table, key string) (*merge.Row, error)
+	Position(source string) ([]byte, error)
+}
+
+// Reader follows the log from an offset (txlog.Reader).
+type Reader interface {
+	Next(ctx context.Context) (*txlog.Entry, error)
+	Close()
+}
+
+// Auth validates a client's token and returns the user id it authenticates
+// (engine/auth.Authenticator satisfies it).
+type Auth interface {
+	Validate(token string) (userID string, err error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Log  Log
+	Sink Sink
+	Auth Auth
+	// Tables lists the tables streamed to clients and accepted from them,
+	// with the columns the clients have. A 0.4.3 client crashes on a table
+	// or a column its SQLite schema lacks, so this is an explicit set.
+	Tables func() []schema.Table
+	// ServerID is sent in SatAuthResp.id (ELECTRIC_REGIONAL_ID).
+	ServerID string
+	// MaxFrameBytes bounds one incoming WebSocket message (default 1 MiB).
+	MaxFrameBytes int
+	// PingInterval is the liveness period: a client silent for one period
+	// is pinged, and closed if still silent one period later (default 5 s).
+	PingInterval time.Duration
+	// WriteTimeout bounds the write of one frame to the socket (default
+	// 30 s); a client that does not read for that long is disconnected.
+	WriteTimeout time.Duration
+	// TakeoverWait is how long a connection with the id of a live session
+	// waits for that session to end before it is refused (default 1 s).
+	TakeoverWait time.Duration
+	// OutboundQueue is the number of frames buffered per connection before
+	// the log reader of that connection waits (default 32).
+	OutboundQueue int
+	Logger        *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxFrameBytes = 1 << 20
+	DefaultPingInterval  = 5 * time.Second
+	DefaultWriteTimeout  = 30 * time.Second
+	DefaultTakeoverWait  = time.Second
+	DefaultOutboundQueue = 32
+)
+
+func (o *Options) withDefaults() Options {
+	c := *o
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.TakeoverWait <= 0 {
+		c.TakeoverWait = DefaultTakeoverWait
+	}
+	if c.OutboundQueue <= 0 {
+		c.OutboundQueue = DefaultOutboundQueue
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// TxlogSource adapts a *txlog.Log to Log.
+func TxlogSource(l *txlog.Log) Log { return txlogSource{l} }
+
+type txlogSource struct{ l *txlog.Log }
+
+func (s txlogSource) Head() uint64                              { return s.l.Head() }
+func (s txlogSource) NewReader(after uint64) Reader             { return s.l.NewReader(after) }
+func (s txlogSource) Row(table, key string) (*merge.Row, error) { return s.l.Row(table, key) }
+func (s txlogSource) Position(source string) ([]byte, error)    { return s.l.Position(source) }

@@ -1,0 +1,256 @@
+package satellite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/gorilla/websocket"
+)
+
+// Server accepts Satellite connections on /ws.
+type Server struct {
+	opts     Options
+	upgrader websocket.Upgrader
+
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	clients  map[string]*clientSlot // authenticated sessions by client id
+	sessions map[*session]struct{}  // every open connection
+
+	tablesMu sync.Mutex
+	tables   *tableIndex
+
+	stats serverStats
+}
+
+type serverStats struct {
+	connections atomic.Uint64
+	txIn        atomic.Uint64
+	txOut       atomic.Uint64
+	duplicates  atomic.Uint64
+	rejectedOps atomic.Uint64
+}
+
+// clientSlot holds a client id for one session at a time; released is closed
+// once that session has ended and its transactions are durable or failed.
+type clientSlot struct {
+	sess     *session
+	released chan struct{}
+}
+
+// New checks the options and returns a server; Handler serves it.
+func New(opts Options) (*Server, error) {
+	if opts.Log == nil || opts.Sink == nil || opts.Auth == nil || opts.Tables == nil {
+		return nil, errors.New("creating satellite server: Log, Sink, Auth and Tables are required")
+	}
+	o := opts.withDefaults()
+	s := &Server{
+		opts:     o,
+		clients:  map[string]*clientSlot{},
+		sessions: map[*session]struct{}{},
+	}
+	// Node's ws client sends no Origin; browsers may come from anywhere (the
+	// original accepted any host). Authentication is the first message.
+	s.upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Handler serves the WebSocket endpoint /ws.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", s.serveWS)
+	return mux
+}
+
+// Run returns when ctx is done, after closing every session.
+func (s *Server) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.Close()
+	return nil
+}
+
+// Close ends every session and refuses new ones.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.base.Err() != nil {
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has answered the request with an HTTP error.
+		s.opts.Logger.Debug("satellite upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	sess := newSession(s, conn, r.RemoteAddr)
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	sess.run()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+var errDuplicateClient = errors.New("another live connection holds this client id")
+
+// claim registers sess under id, waiting up to TakeoverWait for a previous
+// session with that id to end (spec §3.2).
+func (s *Server) claim(ctx context.Context, id string, sess *session) error {
+	deadline := time.NewTimer(s.opts.TakeoverWait)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		slot := s.clients[id]
+		if slot == nil {
+			s.clients[id] = &clientSlot{sess: sess, released: make(chan struct{})}
+			s.mu.Unlock()
+			return nil
+		}
+		released := slot.released
+		s.mu.Unlock()
+		select {
+		case <-released:
+		case <-deadline.C:
+			return fmt.Errorf("claiming client id %q: %w", id, errDuplicateClient)
+		case <-ctx.Done():
+			return fmt.Errorf("claiming client id %q: %w", id, ctx.Err())
+		}
+	}
+}
+
+func (s *Server) release(id string, sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slot := s.clients[id]; slot != nil && slot.sess == sess {
+		delete(s.clients, id)
+		close(slot.released)
+	}
+}
+
+// tableIndex resolves table ids and client relation names to the tables
+// streamed to clients.
+type tableIndex struct {
+	src    []schema.Table
+	byID   map[string]*schema.Table
+	byName map[string]*schema.Table // unqualified name, when unique
+}
+
+// tableSet returns the index of Options.Tables(), rebuilt only when the
+// returned slice changes.
+func (s *Server) tableSet() *tableIndex {
+	ts := s.opts.Tables()
+	s.tablesMu.Lock()
+	defer s.tablesMu.Unlock()
+	if cur := s.tables; cur != nil && len(cur.src) == len(ts) &&
+		(len(ts) == 0 || &cur.src[0] == &ts[0]) {
+		return cur
+	}
+	idx := &tableIndex{src: ts, byID: map[string]*schema.Table{}, byName: map[string]*schema.Table{}}
+	dup := map[string]bool{}
+	for i := range ts {
+		t := &ts[i]
+		idx.byID[t.QualifiedName()] = t
+		if _, seen := idx.byName[t.Name]; seen {
+			dup[t.Name] = true
+		}
+		idx.byName[t.Name] = t
+	}
+	for n := range dup {
+		delete(idx.byName, n)
+	}
+	s.tables = idx
+	return idx
+}
+
+// resolve maps a client relation (0.4.3 always says schema "public") to a
+// table: the exact schema.name first, else the only table with that name.
+func (x *tableIndex) resolve(schemaName, name string) *schema.Table {
+	if t := x.byID[schemaName+"."+name]; t != nil {
+		return t
+	}
+	return x.byName[name]
+}
+
+// SessionInfo is a snapshot of one connection for the status API.
+type SessionInfo struct {
+	ClientID      string
+	UserID        string
+	RemoteAddr    string
+	ConnectedAt   time.Time
+	Authenticated bool
+	// InboundActive: the client streams its writes (it answered our
+	// SatInStartReplicationReq). InboundLSN is the last client lsn acked.
+	InboundActive bool
+	InboundLSN    []byte
+	// OutboundActive: the client receives the log. OutboundOffset is the
+	// last log offset processed for it, AckedOffset the last it acknowledged.
+	OutboundActive bool
+	OutboundOffset uint64
+	AckedOffset    uint64
+	TxIn           uint64 // client transactions made durable
+	TxOut          uint64 // transactions sent
+	Duplicates     uint64 // re-sent client transactions acked again, not applied
+	RejectedOps    uint64 // client ops not applied (ownership, unknown table, …)
+	Lag            uint64 // log head minus OutboundOffset while outbound is active
+}
+
+// Sessions returns a snapshot of every open connection, ordered by connect
+// time.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		list = append(list, sess)
+	}
+	s.mu.Unlock()
+	head := s.opts.Log.Head()
+	out := make([]SessionInfo, 0, len(list))
+	for _, sess := range list {
+		out = append(out, sess.info(head))
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return a.ConnectedAt.Compare(b.ConnectedAt) })
+	return out
+}
+
+// Status is the server-wide counters.
+type Status struct {
+	Sessions      int
+	Authenticated int
+	Connections   uint64 // accepted since start
+	TxIn          uint64
+	TxOut         uint64
+	Duplicates    uint64
+	RejectedOps   uint64
+}
+
+// Status returns the server-wide counters.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	st := Status{Sessions: len(s.sessions), Authenticated: len(s.clients)}
+	s.mu.Unlock()
+	st.Connections = s.stats.connections.Load()
+	st.TxIn = s.stats.txIn.Load()
+	st.TxOut = s.stats.txOut.Load()
+	st.Duplicates = s.stats.duplicates.Load()
+	st.RejectedOps = s.stats.rejectedOps.Load()
+	return st
+}
