@@ -8,14 +8,12 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 )
 
-// The binary formats below are hand-written (no reflection) because the
-// sequencer encodes every entry and row state it commits and every reader
-// decodes every entry it replays. Each encoding starts with a format byte so
+// The entry format below is hand-written (no reflection) because the
+// sequencer encodes every entry it commits and every reader
+// decodes every entry it replays. It starts with a format byte so
 // a later format can be told apart.
-const (
-	entryFormat byte = 1
-	rowFormat   byte = 1
-)
+// Row states use merge's own codec (merge.AppendRow / merge.UnmarshalRow).
+const entryFormat byte = 1
 
 var errShort = errors.New("truncated record")
 
@@ -71,28 +69,6 @@ func appendEntry(b []byte, e *Entry) []byte {
 		}
 	}
 	return b
-}
-
-// appendRow appends the binary encoding of r to b.
-func appendRow(b []byte, r *merge.Row) []byte {
-	b = append(b, rowFormat)
-	b = binary.AppendUvarint(b, uint64(len(r.Cells)))
-	for name, c := range r.Cells {
-		b = appendString(b, name)
-		b = appendValue(b, c.Value)
-		b = binary.AppendUvarint(b, c.Eff)
-		b = appendString(b, c.Origin)
-	}
-	b = binary.AppendUvarint(b, uint64(len(r.Tags)))
-	for _, t := range r.Tags {
-		b = appendString(b, t.Origin)
-		b = binary.AppendUvarint(b, t.Eff)
-	}
-	if r.Removed == nil {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	return appendClock(b, r.Removed)
 }
 
 // decoder reads the formats above. Strings are sliced out of one string copy
@@ -261,40 +237,4 @@ func decodeEntry(b []byte) (*Entry, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// decodeRow decodes a record written by appendRow.
-func decodeRow(b []byte) (*merge.Row, error) {
-	d := decoder{s: string(b)}
-	if f := d.byte(); d.err == nil && f != rowFormat {
-		return nil, fmt.Errorf("decode row: unknown format %d", f)
-	}
-	r := &merge.Row{}
-	n := d.count(4)
-	if d.err == nil {
-		r.Cells = make(map[string]merge.Cell, n)
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		name := d.string()
-		var c merge.Cell
-		c.Value = d.value()
-		c.Eff = d.uvarint()
-		c.Origin = d.string()
-		r.Cells[name] = c
-	}
-	n = d.count(2)
-	if n > 0 {
-		r.Tags = make([]merge.Tag, n)
-	}
-	for i := 0; i < n && d.err == nil; i++ {
-		r.Tags[i].Origin = d.string()
-		r.Tags[i].Eff = d.uvarint()
-	}
-	if d.bool() {
-		r.Removed = d.clock()
-	}
-	if err := d.finish("row"); err != nil {
-		return nil, err
-	}
-	return r, nil
 }

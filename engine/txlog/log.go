@@ -314,7 +314,7 @@ func (l *Log) Row(table, key string) (*merge.Row, error) {
 		}
 		l.rows.fill(k, v, gen)
 	}
-	r, err := decodeRow(v)
+	r, err := merge.UnmarshalRow(v)
 	if err != nil {
 		return nil, fmt.Errorf("read row %s %q: %w", table, key, err)
 	}
@@ -360,7 +360,7 @@ func (l *Log) Keys(table string) ([]string, error) {
 func (l *Log) Rows(table string, fn func(key string, r *merge.Row) error) error {
 	p := tablePrefix(table)
 	return l.scanPrefix(p, func(k, v []byte) error {
-		r, err := decodeRow(v)
+		r, err := merge.UnmarshalRow(v)
 		if err != nil {
 			return fmt.Errorf("read rows of %s: key %q: %w", table, k[len(p):], err)
 		}
@@ -470,7 +470,7 @@ func (l *Log) Commit(b *Batch) error {
 			rowVals[i] = cached{k: k}
 			continue
 		}
-		v := appendRow(nil, r.Row)
+		v := merge.AppendRow(nil, r.Row)
 		kb.set(k, v)
 		rowVals[i] = cached{k: k, v: v}
 	}

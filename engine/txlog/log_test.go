@@ -103,35 +103,15 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("entry round trip:\n got %+v\nwant %+v", got, e)
 		}
 	}
-	rows := []*merge.Row{
-		testRow("1"),
-		{Cells: map[string]merge.Cell{}},
-		{Cells: map[string]merge.Cell{"a": {Value: merge.Value{Text: ""}}}, Removed: merge.Clock{}},
-	}
-	for _, r := range rows {
-		got, err := decodeRow(appendRow(nil, r))
-		if err != nil {
-			t.Fatalf("decode %+v: %v", r, err)
-		}
-		if !reflect.DeepEqual(got, r) {
-			t.Errorf("row round trip:\n got %+v\nwant %+v", got, r)
-		}
-	}
 }
 
 // Every truncation and a few bit flips of a record must give an error or a
 // value, never a panic or a huge allocation.
 func TestCodecCorrupt(t *testing.T) {
 	eb := appendEntry(nil, testEntry(9, 4))
-	rb := appendRow(nil, testRow("x"))
 	for i := 0; i < len(eb); i++ {
 		if _, err := decodeEntry(eb[:i]); err == nil {
 			t.Errorf("entry truncated to %d bytes decoded without error", i)
-		}
-	}
-	for i := 0; i < len(rb); i++ {
-		if _, err := decodeRow(rb[:i]); err == nil {
-			t.Errorf("row truncated to %d bytes decoded without error", i)
 		}
 	}
 	for i := 0; i < len(eb); i++ {
