@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -532,17 +533,74 @@ func TestProgress(t *testing.T) {
 		if err == nil || err.Error() != "boom" {
 			t.Errorf("tty=%v: step error = %v, want boom", tty, err)
 		}
-		out := b.String()
+		raw := b.String()
+		out := regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]").ReplaceAllString(raw, "")
+		if tty && !strings.Contains(raw, "\x1b[32m✓\x1b[0m quick") {
+			t.Errorf("tty: the done mark is not green: %q", raw)
+		}
 		for _, want := range []string{"✓ quick: detail (0.", "! warned: heads up (", "✗ broken: failed ("} {
 			if !strings.Contains(out, want) {
 				t.Errorf("tty=%v: output lacks %q:\n%q", tty, want, out)
 			}
 		}
-		if tty != strings.Contains(out, "\r\x1b[K") {
+		if tty != strings.Contains(raw, "\r\x1b[K") {
 			t.Errorf("tty=%v: line rewriting present=%v:\n%q", tty, !tty, out)
 		}
 		if tty && !strings.ContainsAny(out, strings.Join(spinnerFrames, "")) {
 			t.Errorf("tty: no spinner frame in %q", out)
 		}
+	}
+}
+
+func TestLogsFollow(t *testing.T) {
+	t.Parallel()
+	dir := stateDir(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, engineLog)
+	if err := os.WriteFile(logPath, []byte("one\ntwo\nthree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last bytes.Buffer
+	if err := e.Logs(context.Background(), &last, []string{Engine}, 2, false); err != nil {
+		t.Fatal(err)
+	}
+	if last.String() != "two\nthree\n" {
+		t.Errorf("last 2 lines = %q", last.String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- e.Logs(ctx, out, nil, 1, true) }()
+	waitFor := func(want string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for out.String() != want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("engine | three\n")
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line written in two pieces comes out whole.
+	f.WriteString("fo")
+	time.Sleep(300 * time.Millisecond)
+	f.WriteString("ur\n")
+	f.Close()
+	want := "engine | three\nengine | four\n"
+	waitFor(want)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Errorf("followed output = %q, want %q", out.String(), want)
 	}
 }

@@ -202,7 +202,13 @@ func (e *Env) Logs(ctx context.Context, w io.Writer, names []string, lines int, 
 		}
 		found = true
 		t.off = int64(len(b))
-		text := strings.TrimSuffix(string(b), "\n")
+		text := string(b)
+		if follow {
+			// A line still being written is completed by the follow loop.
+			i := strings.LastIndexByte(text, '\n')
+			text, t.partial = text[:i+1], text[i+1:]
+		}
+		text = strings.TrimSuffix(text, "\n")
 		if text == "" {
 			continue
 		}

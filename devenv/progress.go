@@ -21,6 +21,10 @@ type warning struct{ msg string }
 
 func (w warning) Error() string { return w.msg }
 
+// markColours colour the marks on a terminal: green done, yellow warned,
+// red failed.
+var markColours = map[string]string{"✓": "\x1b[32m", "!": "\x1b[33m", "✗": "\x1b[31m"}
+
 var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
 // step runs fn under a progress line titled title. fn returns a detail shown
@@ -71,6 +75,9 @@ func (p *progress) line(mark, title, detail, took string) {
 	defer p.mu.Unlock()
 	if p.tty {
 		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+	if p.tty {
+		mark = markColours[mark] + mark + "\x1b[0m"
 	}
 	s := mark + " " + title
 	if detail != "" {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -52,6 +53,7 @@ type EngineInfo struct {
 // the engine unless NoEngine. Everything already up is reported and left
 // alone.
 func (e *Env) Up(ctx context.Context) (*Summary, error) {
+	start := time.Now()
 	if err := e.prog.step("preflight", func() (string, error) { return e.preflight(ctx) }); err != nil {
 		return nil, err
 	}
@@ -121,6 +123,7 @@ func (e *Env) Up(ctx context.Context) (*Summary, error) {
 		}
 		sum.Engine, sum.EngineNote = info, note
 	}
+	e.prog.line("✓", "up in "+elapsed(time.Since(start)), "", "")
 	return sum, nil
 }
 

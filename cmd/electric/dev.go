@@ -100,12 +100,10 @@ given once are remembered in the state directory.`,
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			start := time.Now()
 			sum, err := env.Up(ctx)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "up in %.1fs\n", time.Since(start).Seconds())
 			sum.Write(cmd.OutOrStdout())
 			return nil
 		},
