@@ -1,12 +1,76 @@
+# electric — `make help` lists the targets.
+
 GO ?= go
 BIN := bin/electric
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test
-build:
-	$(GO) build -o $(BIN) ./cmd/electric
+# Tests: whole repository, race detector, no cache. Raise the timeout on slow machines.
+TEST_TIMEOUT ?= 15m
+TEST_PKGS ?= ./...
 
-test:
-	$(GO) test -race -count=1 ./...
+# Benchmarks: one pass each by default (they print their figures and ratios);
+# e.g. make bench BENCH_PKGS=./engine/txlog BENCH=Append BENCHTIME=5s
+BENCH ?= .
+BENCHTIME ?= 1x
+BENCH_PKGS ?= ./...
+
+# `make shell` runs the engine in the foreground against the dev Postgres
+# started by `make start_dev_env`. Set in the environment or on the command line
+# to override (they are the engine's own variables, see README).
+CONNECTORS ?= db_a=postgresql://electric:password@127.0.0.1:54321/electric;db_b=postgresql://electric:password@127.0.0.1:54322/electric
+ELECTRIC_HOST ?= 127.0.0.1
+OFFSET_STORAGE_FILE ?= .electric/offset_storage_data.dev.dat
+
+.PHONY: help build test dev lint bench clean proto \
+	deps compile tests start_dev_env stop_dev_env shell apply_migration
+
+help: ## list the targets
+	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_]+):.*## /  \1\t/' | expand -t 18
+
+build: ## build bin/electric
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/electric
+
+test: ## run every test with the race detector (needs Postgres server binaries: initdb, pg_ctl)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_PKGS)
+
+dev: build ## start two local Postgres (db_a :54321, db_b :54322) and the engine
+	./$(BIN) dev up
+
+lint: ## gofmt check and go vet
+	@out="$$(find . -name '*.go' -not -path './.git/*' -not -path '*/node_modules/*' -not -path './.electric/*' | xargs gofmt -l)"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: ## run the benchmarks once each (BENCH, BENCHTIME, BENCH_PKGS to narrow)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) $(BENCH_PKGS)
+
+clean: ## remove build outputs (the dev environment's state stays: electric dev reset)
+	rm -rf bin
 
 proto: ## regenerate engine/satellite/satpb (needs protoc and protoc-gen-go, see satpb/gen.go)
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./engine/satellite/satpb
+
+# The seed's target names, for people who know them.
+
+deps: ## download the Go modules
+	$(GO) mod download
+
+compile: build ## = build
+
+tests: test ## = test
+
+start_dev_env: build ## start only the two dev Postgres (no engine)
+	./$(BIN) dev up --no-engine
+
+stop_dev_env: build ## stop everything the dev environment started
+	./$(BIN) dev down
+
+shell: build ## run the engine in the foreground against the dev Postgres (make start_dev_env first)
+	@mkdir -p $(dir $(OFFSET_STORAGE_FILE))
+	CONNECTORS='$(CONNECTORS)' ELECTRIC_HOST='$(ELECTRIC_HOST)' \
+	OFFSET_STORAGE_FILE='$(OFFSET_STORAGE_FILE)' ./$(BIN) serve
+
+apply_migration: build ## apply a migration through the running engine: make apply_migration name=1666288253_create_items
+	@if [ -z "$(name)" ]; then echo "usage: make apply_migration name=<migration name>"; exit 2; fi
+	./$(BIN) migrate apply '$(name)'
