@@ -69,7 +69,15 @@ func (e *Env) Up(ctx context.Context) (*Summary, error) {
 	}
 	if len(toInit) > 0 {
 		err := e.prog.step("initdb "+strings.Join(toInit, ", "), func() (string, error) {
-			return "", e.parallel(ctx, toInit, func(ctx context.Context, c *pgcluster.Cluster) error { return c.Init(ctx) })
+			return "", e.parallel(ctx, toInit, func(ctx context.Context, c *pgcluster.Cluster) error {
+				if err := c.Init(ctx); err != nil {
+					// A half-made cluster (initdb interrupted) would
+					// look initialized to the next up: start afresh.
+					os.RemoveAll(c.Dir)
+					return err
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err

@@ -49,18 +49,18 @@ type Cluster struct {
 	gid  int
 }
 
-// FindBinDir finds the directory holding initdb and pg_ctl: $PG_BIN, then the
-// Debian location of Postgres 15, then PATH.
+// FindBinDir finds the directory holding initdb and pg_ctl: $PG_BIN when set,
+// else the Debian location of Postgres 15, then PATH.
 func FindBinDir() (string, error) {
-	var candidates []string
+	// An explicit PG_BIN that is wrong is reported, not silently replaced.
 	if d := os.Getenv("PG_BIN"); d != "" {
-		candidates = append(candidates, d)
-	}
-	candidates = append(candidates, "/usr/lib/postgresql/15/bin")
-	for _, d := range candidates {
 		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
 			return d, nil
 		}
+		return "", fmt.Errorf("PG_BIN=%s holds no initdb and pg_ctl: %w", d, ErrNoServer)
+	}
+	if d := "/usr/lib/postgresql/15/bin"; isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
+		return d, nil
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
 		real, err := filepath.EvalSymlinks(p)

@@ -2,6 +2,7 @@ package pgcluster
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,14 @@ func TestCheckReachable(t *testing.T) {
 		}
 	} else if err != nil {
 		t.Fatalf("as uid %d the server runs as the caller: err = %v", os.Geteuid(), err)
+	}
+}
+
+func TestFindBinDirBadPGBin(t *testing.T) {
+	empty := t.TempDir()
+	t.Setenv("PG_BIN", empty)
+	_, err := FindBinDir()
+	if !errors.Is(err, ErrNoServer) || !strings.Contains(err.Error(), "PG_BIN="+empty) || !strings.Contains(err.Error(), "apt-get install -y postgresql") {
+		t.Fatalf("err = %v, want ErrNoServer naming PG_BIN and the package", err)
 	}
 }
