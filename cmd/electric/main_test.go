@@ -1,16 +1,26 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/electric-sql/electric-go/engine/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp golden files of testdata/*.txtar")
@@ -113,5 +123,122 @@ func cmdSetFrom(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv(args[0], m[1])
 	default:
 		ts.Setenv(args[0], m[0])
+	}
+}
+
+// serveWith runs `electric serve args…` in-process with runEngine as the engine
+// and a clean configuration environment plus env.
+func serveWith(t *testing.T, runEngine runEngineFunc, env map[string]string, args ...string) (chan error, *syncBuffer) {
+	t.Helper()
+	for _, v := range config.Variables() {
+		t.Setenv(v.Name, "")
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cmd := newServeCmdWith(runEngine)
+	stderr := &syncBuffer{}
+	cmd.SetErr(stderr)
+	cmd.SetOut(io.Discard)
+	cmd.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(context.Background()) }()
+	return done, stderr
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func wait[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// TestServeRunsEngineUntilSIGTERM: flags beat the environment on the way to
+// the engine, the insecure-auth warning is logged, and SIGTERM stops the
+// engine through its context with exit status 0.
+func TestServeRunsEngineUntilSIGTERM(t *testing.T) {
+	started := make(chan config.Config, 1)
+	done, stderr := serveWith(t, func(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+		log.Debug("engine running")
+		started <- cfg
+		<-ctx.Done()
+		return ctx.Err()
+	}, map[string]string{"WEBSOCKET_PORT": "6000", "STATUS_PORT": "6001", "VAXINE_HOST": "vaxine"},
+		"--websocket-port", "7000", "--log-level", "debug")
+
+	cfg := wait(t, started, "the engine to start")
+	if cfg.WebsocketPort != 7000 || cfg.StatusPort != 6001 || cfg.LogLevel != slog.LevelDebug {
+		t.Errorf("engine got websocket %d status %d level %v; want 7000 (flag), 6001 (env), DEBUG (flag)", cfg.WebsocketPort, cfg.StatusPort, cfg.LogLevel)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, done, "serve to return after SIGTERM"); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	log := stderr.String()
+	for _, want := range []string{
+		`level=WARN msg="VAXINE_HOST is set but unused`,
+		`level=WARN msg="INSECURE AUTHENTICATION: every Satellite token is accepted as its user id`,
+		`msg="starting electric"`, "auth=insecure", "websocket_port=7000",
+		`level=DEBUG msg="engine running"`,
+		`msg=stopped`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestServeReportsEngineFailure(t *testing.T) {
+	done, stderr := serveWith(t, func(context.Context, config.Config, *slog.Logger) error {
+		return errors.New("connecting to db_a: refused")
+	}, map[string]string{
+		"SATELLITE_AUTH_SIGNING_KEY": "00000000000000000000000000000000",
+		"SATELLITE_AUTH_SIGNING_ISS": "my.electric.server",
+		"LOG_LEVEL":                  "warn",
+	})
+	err := wait(t, done, "serve to return")
+	if err == nil || err.Error() != "serve: connecting to db_a: refused" {
+		t.Fatalf("serve = %v, want the engine's error", err)
+	}
+	if log := stderr.String(); strings.Contains(log, "INSECURE") || strings.Contains(log, "starting electric") {
+		t.Errorf("JWT mode at level warn logged the insecure warning or info lines:\n%s", log)
+	}
+}
+
+func TestServeInvalidConfigDoesNotStartEngine(t *testing.T) {
+	done, stderr := serveWith(t, func(context.Context, config.Config, *slog.Logger) error {
+		t.Error("engine started with an invalid configuration")
+		return nil
+	}, map[string]string{"STATUS_PORT": "x"}, "--satellite-auth-signing-iss", "iss")
+	var ee exitError
+	if err := wait(t, done, "serve to return"); !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("serve = %v, want exit status 2", err)
+	}
+	if n := strings.Count(stderr.String(), "electric: invalid configuration: "); n != 2 {
+		t.Errorf("want 2 problem lines, got:\n%s", stderr)
 	}
 }

@@ -17,7 +17,14 @@ import (
 	"github.com/electric-sql/electric-go/engine/config"
 )
 
-func newServeCmd() *cobra.Command {
+// runEngineFunc is what serve starts once the configuration is valid.
+type runEngineFunc func(ctx context.Context, cfg config.Config, log *slog.Logger) error
+
+func newServeCmd() *cobra.Command { return newServeCmdWith(engine.Run) }
+
+// newServeCmdWith is serve with the engine as a parameter, so the CLI wiring
+// (flags, environment, signals, exit statuses) is tested apart from the engine.
+func newServeCmdWith(runEngine runEngineFunc) *cobra.Command {
 	var printConfig bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -35,7 +42,7 @@ problem per line, with exit status 2.`,
   electric serve --log-level debug --websocket-port 6133`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServe(cmd, printConfig)
+			return runServe(cmd, printConfig, runEngine)
 		},
 	}
 	for _, v := range config.Variables() {
@@ -72,7 +79,7 @@ func serveLookup(cmd *cobra.Command) func(string) (string, bool) {
 	}
 }
 
-func runServe(cmd *cobra.Command, printConfig bool) error {
+func runServe(cmd *cobra.Command, printConfig bool, runEngine runEngineFunc) error {
 	stderr := cmd.ErrOrStderr()
 	cfg, errs := config.Load(serveLookup(cmd))
 	if len(errs) > 0 {
@@ -124,7 +131,7 @@ func runServe(cmd *cobra.Command, printConfig bool) error {
 		<-ctx.Done()
 		stop()
 	}()
-	err = engine.Run(ctx, cfg, log)
+	err = runEngine(ctx, cfg, log)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		log.Info("stopped")
 		return nil
