@@ -23,6 +23,10 @@ syncs local-first SQLite apps ("Satellites") over a protobuf WebSocket API.
 Start here:
   electric dev up          two local Postgres (db_a :54321, db_b :54322) and the engine
   electric dashboard       live view of connectors, the log and Satellite sessions`,
+		Example: `  electric dev up
+  electric migrate new "add items"
+  electric token gen alice --ttl 1h
+  electric serve --print-config`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
