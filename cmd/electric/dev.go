@@ -34,7 +34,9 @@ state directory (default .electric/dev, or $ELECTRIC_DEV_DIR, or --dir).`,
   electric dev logs engine -f  # follow the engine's log
   electric dev down            # stop everything
   electric dev reset           # stop and delete the state directory`,
+		// Runnable, so that a mistyped subcommand is an error, not help.
 		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	defDir := devenv.DefaultDir
 	if d := os.Getenv("ELECTRIC_DEV_DIR"); d != "" {
