@@ -49,6 +49,7 @@ func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 		origin: tx.Origin,
 		eff:    eff,
 		index:  make(map[rowID]int, len(tx.Ops)),
+		slab:   make([]touched, 0, len(tx.Ops)),
 	}
 	// The context a delete removes: what the origin had seen, its own earlier
 	// writes included. The transaction's own tag is handled apart (see del).
@@ -104,8 +105,9 @@ func effective(tx Tx, originLast uint64) (uint64, error) {
 type rowID struct{ table, key string }
 
 type touched struct {
-	id  rowID
-	row *Row
+	id    rowID
+	row   *Row // &state
+	state Row
 	// skip: loaded by a truncate that left it alone (it was dead); no
 	// Change unless a later op of the transaction touches it.
 	skip bool
@@ -118,6 +120,17 @@ type merger struct {
 	ctx    Clock
 	rows   []*touched
 	index  map[rowID]int
+	slab   []touched // preallocated touched rows, one per op
+}
+
+// newTouched takes a touched row from the slab (one allocation per
+// transaction instead of one per row; truncates may need more).
+func (m *merger) newTouched() *touched {
+	if len(m.slab) == cap(m.slab) {
+		return &touched{}
+	}
+	m.slab = m.slab[:len(m.slab)+1]
+	return &m.slab[len(m.slab)-1]
 }
 
 func (m *merger) apply(op *Op) error {
@@ -158,15 +171,15 @@ func (m *merger) row(table, key string) (*touched, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load row %s %q: %w", table, key, err)
 	}
-	if r == nil {
-		r = &Row{}
-	} else {
-		r = r.Clone()
+	t := m.newTouched()
+	t.id = id
+	t.row = &t.state
+	if r != nil {
+		r.cloneInto(t.row)
 	}
-	if r.Cells == nil {
-		r.Cells = make(map[string]Cell)
+	if t.row.Cells == nil {
+		t.row.Cells = make(map[string]Cell)
 	}
-	t := &touched{id: id, row: r}
 	m.index[id] = len(m.rows)
 	m.rows = append(m.rows, t)
 	return t, nil
@@ -330,6 +343,11 @@ func (r *Row) Clone() *Row {
 		return nil
 	}
 	c := &Row{}
+	r.cloneInto(c)
+	return c
+}
+
+func (r *Row) cloneInto(c *Row) {
 	if r.Cells != nil {
 		c.Cells = make(map[string]Cell, len(r.Cells))
 		for k, v := range r.Cells {
@@ -345,5 +363,4 @@ func (r *Row) Clone() *Row {
 			c.Removed[k] = v
 		}
 	}
-	return c
 }
