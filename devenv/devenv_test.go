@@ -495,6 +495,9 @@ func TestPreflightUnreachableDir(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "the postgres user cannot enter "+locked) {
 			t.Fatalf("as root: err = %v, want one naming %s", err, locked)
 		}
+		if _, err := os.Stat(filepath.Join(locked, "dev")); !os.IsNotExist(err) {
+			t.Errorf("the failed preflight left the state directory it created: %v", err)
+		}
 	} else if err != nil {
 		// Otherwise the server runs as the caller, who owns the directory.
 		t.Fatalf("as uid %d: err = %v, want none", os.Geteuid(), err)

@@ -172,14 +172,18 @@ func (e *Env) preflight(ctx context.Context) (string, error) {
 			}
 		}
 	}
-	created := false
-	if _, err := os.Stat(e.dir); errors.Is(err, os.ErrNotExist) {
-		created = true
+	// The topmost directory this creates, removed again if the check fails.
+	top := ""
+	for d := e.dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		top = d
 	}
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		return "", fmt.Errorf("creating the state directory %s: %w", e.dir, err)
 	}
-	if created {
+	if top != "" {
 		// Whatever the umask, the postgres user must be able to enter it.
 		if err := os.Chmod(e.dir, 0o755); err != nil {
 			return "", fmt.Errorf("opening up the state directory %s: %w", e.dir, err)
@@ -187,6 +191,9 @@ func (e *Env) preflight(ctx context.Context) (string, error) {
 	}
 	for _, n := range e.clusterNames() {
 		if err := e.clusters[n].CheckReachable(); err != nil {
+			if top != "" {
+				os.RemoveAll(top)
+			}
 			return "", fmt.Errorf("state directory %s: %w", e.dir, err)
 		}
 	}
