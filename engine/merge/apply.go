@@ -22,20 +22,31 @@ var ErrInvalidTx = errors.New("invalid transaction")
 //
 //   - eff = max(CommitTime, 1 + every value of Context, 1 + originLast). The
 //     origin's own earlier writes count as seen by the transaction.
-//   - insert/update: every written column becomes a cell at (eff, Origin)
-//     unless the row holds a cell with a higher (eff, origin); the row gets
-//     the tag (Origin, eff) unless an applied delete had already seen it.
-//   - Op.Old fills only columns the row does not have from a write; such
-//     cells carry Eff 0 and never beat a written cell (see cellBeats).
+//   - insert/update: every written column becomes the cell (value, eff,
+//     Origin) unless the row holds a cell with a greater (eff, origin)
+//     (origins compared as strings; within one transaction the later op
+//     wins); the row gets the tag (Origin, eff) unless an applied delete
+//     had already seen it.
+//   - Op.Old fills only columns the row does not know from a write; such
+//     cells carry Eff 0, never beat a written cell, and among themselves
+//     the greater (origin, value) wins, so arrival order does not matter.
 //   - delete: removes every tag its context covers (the context includes the
 //     transaction itself, so insert-then-delete in one transaction removes
 //     the row) and joins its context into Row.Removed, so a tag it had seen
 //     that arrives later is dead on arrival too.
-//   - truncate: a delete, with the transaction's context, of every row of
-//     the table that the store or this transaction knows.
+//   - truncate: a delete, with the transaction's context, of every live row
+//     of the table that the store or this transaction holds. Dead rows are
+//     left alone and give no Change.
 //
-// Several ops on one row apply in order. Cells are kept after a delete: a
-// concurrent update that resurrects the row brings back the whole image.
+// Several ops on one row apply in order; Result.Changes has one Change per
+// row in first-touch order. Cells are kept after a delete: a concurrent
+// update that resurrects the row brings back the whole image, and
+// State.Image() of a dead row is its last image.
+//
+// With these rules the same transactions give the same rows in every order
+// that keeps each origin's transactions in sequence, except that a TRUNCATE
+// only knows the rows that arrived before it: with TRUNCATE the promise
+// holds for causal orders, which is what one engine receives.
 func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 	if tx.Origin == "" {
 		return Result{}, fmt.Errorf("apply: %w: empty origin", ErrInvalidTx)
