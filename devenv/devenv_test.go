@@ -607,3 +607,23 @@ func TestLogsFollow(t *testing.T) {
 		t.Errorf("followed output = %q, want %q", out.String(), want)
 	}
 }
+
+func TestForeignDataDirKept(t *testing.T) {
+	t.Parallel()
+	dir := stateDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, DBA), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(dir, DBA, "notes.txt")
+	if err := os.WriteFile(keep, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, testOptions(t, dir, &syncBuffer{}))
+	_, err := e.Up(context.Background())
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, DBA)+" holds files but no cluster") {
+		t.Fatalf("up over a foreign data dir: err = %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("up touched a foreign file: %v", err)
+	}
+}

@@ -70,6 +70,9 @@ func (e *Env) Up(ctx context.Context) (*Summary, error) {
 	if len(toInit) > 0 {
 		err := e.prog.step("initdb "+strings.Join(toInit, ", "), func() (string, error) {
 			return "", e.parallel(ctx, toInit, func(ctx context.Context, c *pgcluster.Cluster) error {
+				if ents, _ := os.ReadDir(c.Dir); len(ents) > 0 {
+					return fmt.Errorf("%s holds files but no cluster: move it away, or run 'electric dev reset'", c.Dir)
+				}
 				if err := c.Init(ctx); err != nil {
 					// A half-made cluster (initdb interrupted) would
 					// look initialized to the next up: start afresh.
