@@ -1,0 +1,312 @@
+package pgsource
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+)
+
+// relation is what the decoder knows about one relation id of the stream.
+type relation struct {
+	id       uint32
+	table    string   // "schema.name"
+	cols     []string // in the order of the tuples
+	keyIdx   []int    // positions in cols of the primary key, in key order
+	electric bool     // in the electric schema: never replicated
+	skip     bool     // not replicated (no primary key, ...): changes are ignored
+}
+
+// resolver turns a Relation message into what the decoder needs. It may
+// consult (and refresh) the schema, and it logs why a table is skipped.
+type resolver interface {
+	resolve(ctx context.Context, m *pglogrepl.RelationMessage) (*relation, error)
+}
+
+// warner reports a problem with one change that does not stop the stream.
+type warner interface {
+	warnChange(table, msg string)
+}
+
+// sourceTx is one decoded source transaction, before the echo and electric
+// rules decide what becomes of it.
+type sourceTx struct {
+	xid        uint32
+	endLSN     pglogrepl.LSN
+	commitTime time.Time
+	origin     string        // replication origin name, "" for local writes
+	originLSN  pglogrepl.LSN // the origin's commit LSN
+	ops        []merge.Op
+	electric   bool // touched an electric.* table
+	rows       int  // row changes seen, replicated or not
+}
+
+// decoder assembles pgoutput v1 messages into transactions. It is not safe
+// for concurrent use; one decoder lives as long as one replication
+// connection, since relation ids are only valid within a stream.
+type decoder struct {
+	res  resolver
+	warn warner
+	rels map[uint32]*relation
+	cur  *sourceTx
+}
+
+func newDecoder(res resolver, warn warner) *decoder {
+	return &decoder{res: res, warn: warn, rels: map[uint32]*relation{}}
+}
+
+// inTx reports whether a transaction is open (between Begin and Commit).
+func (d *decoder) inTx() bool { return d.cur != nil }
+
+// handle decodes one pgoutput message; it returns the transaction when the
+// message was its Commit.
+func (d *decoder) handle(ctx context.Context, data []byte) (*sourceTx, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("decoding pgoutput message: empty message")
+	}
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding pgoutput message %q: %w", data[0], err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		if d.cur != nil {
+			return nil, fmt.Errorf("decoding pgoutput: Begin of xid %d inside xid %d", m.Xid, d.cur.xid)
+		}
+		d.cur = &sourceTx{xid: m.Xid, commitTime: m.CommitTime}
+		return nil, nil
+	case *pglogrepl.CommitMessage:
+		if d.cur == nil {
+			return nil, fmt.Errorf("decoding pgoutput: Commit without Begin")
+		}
+		tx := d.cur
+		d.cur = nil
+		tx.endLSN = m.TransactionEndLSN
+		tx.commitTime = m.CommitTime
+		return tx, nil
+	case *pglogrepl.OriginMessage:
+		if d.cur == nil {
+			return nil, fmt.Errorf("decoding pgoutput: Origin outside a transaction")
+		}
+		d.cur.origin = m.Name
+		d.cur.originLSN = m.CommitLSN
+		return nil, nil
+	case *pglogrepl.RelationMessage:
+		rel, err := d.res.resolve(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		d.rels[m.RelationID] = rel
+		return nil, nil
+	case *pglogrepl.TypeMessage:
+		// Values stay in text form: the type's name is not needed.
+		return nil, nil
+	case *pglogrepl.LogicalDecodingMessage:
+		// Only sent when asked for (messages 'true'); nothing to replicate.
+		return nil, nil
+	case *pglogrepl.InsertMessage:
+		rel, err := d.change(m.RelationID)
+		if err != nil || rel == nil {
+			return nil, err
+		}
+		vals, err := tupleCells(rel, m.Tuple, false)
+		if err != nil {
+			return nil, err
+		}
+		key, ok := keyOf(rel, vals)
+		if !ok {
+			d.warn.warnChange(rel.table, "insert without primary key values: change ignored")
+			return nil, nil
+		}
+		d.cur.ops = append(d.cur.ops, merge.Op{Kind: merge.OpInsert, Table: rel.table, Key: key, Columns: rowOf(rel, vals)})
+		return nil, nil
+	case *pglogrepl.UpdateMessage:
+		rel, err := d.change(m.RelationID)
+		if err != nil || rel == nil {
+			return nil, err
+		}
+		return nil, d.update(rel, m)
+	case *pglogrepl.DeleteMessage:
+		rel, err := d.change(m.RelationID)
+		if err != nil || rel == nil {
+			return nil, err
+		}
+		old, err := tupleCells(rel, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		if err != nil {
+			return nil, err
+		}
+		key, ok := keyOf(rel, old)
+		if !ok {
+			d.warn.warnChange(rel.table, "delete without the old key (replica identity nothing?): change ignored")
+			return nil, nil
+		}
+		d.cur.ops = append(d.cur.ops, merge.Op{Kind: merge.OpDelete, Table: rel.table, Key: key, Old: rowOf(rel, old)})
+		return nil, nil
+	case *pglogrepl.TruncateMessage:
+		if d.cur == nil {
+			return nil, fmt.Errorf("decoding pgoutput: Truncate outside a transaction")
+		}
+		for _, id := range m.RelationIDs {
+			rel, err := d.change(id)
+			if err != nil {
+				return nil, err
+			}
+			if rel != nil {
+				d.cur.ops = append(d.cur.ops, merge.Op{Kind: merge.OpTruncate, Table: rel.table})
+			}
+		}
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("decoding pgoutput: unexpected message %q", data[0])
+	}
+}
+
+// change checks a row change's context and returns its relation, or nil when
+// the change is to be ignored (electric schema or a skipped table).
+func (d *decoder) change(id uint32) (*relation, error) {
+	if d.cur == nil {
+		return nil, fmt.Errorf("decoding pgoutput: change to relation %d outside a transaction", id)
+	}
+	rel, ok := d.rels[id]
+	if !ok {
+		return nil, fmt.Errorf("decoding pgoutput: change to relation %d without a Relation message", id)
+	}
+	d.cur.rows++
+	if rel.electric {
+		d.cur.electric = true
+		return nil, nil
+	}
+	if rel.skip {
+		return nil, nil
+	}
+	return rel, nil
+}
+
+// cell is one decoded tuple value.
+type cell struct {
+	v       merge.Value
+	known   bool // false: unchanged TOAST, or a column a key-only tuple lacks
+	toasted bool // the 'u' marker: the value did not change
+}
+
+func tupleCells(rel *relation, td *pglogrepl.TupleData, keyOnly bool) ([]cell, error) {
+	if td == nil {
+		return nil, nil
+	}
+	if len(td.Columns) != len(rel.cols) {
+		return nil, fmt.Errorf("decoding pgoutput: tuple of %s has %d columns, its Relation message %d", rel.table, len(td.Columns), len(rel.cols))
+	}
+	out := make([]cell, len(td.Columns))
+	for i, c := range td.Columns {
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeText:
+			out[i] = cell{v: merge.Value{Text: string(c.Data)}, known: true}
+		case pglogrepl.TupleDataTypeNull:
+			out[i] = cell{v: merge.Value{Null: true}, known: true}
+		case pglogrepl.TupleDataTypeToast:
+			out[i] = cell{toasted: true}
+		default:
+			return nil, fmt.Errorf("decoding pgoutput: column %s.%s has unexpected tuple data type %q", rel.table, rel.cols[i], c.DataType)
+		}
+	}
+	if keyOnly {
+		// A key tuple sends the other columns as NULL: they are unknown.
+		for i := range out {
+			out[i].known = false
+		}
+		for _, k := range rel.keyIdx {
+			out[k].known = td.Columns[k].DataType != pglogrepl.TupleDataTypeToast
+		}
+	}
+	return out, nil
+}
+
+// keyOf encodes the primary key of a tuple; false when a key value is unknown.
+func keyOf(rel *relation, vals []cell) (string, bool) {
+	if vals == nil {
+		return "", false
+	}
+	kv := make([]merge.Value, len(rel.keyIdx))
+	for i, k := range rel.keyIdx {
+		if !vals[k].known {
+			return "", false
+		}
+		kv[i] = vals[k].v
+	}
+	return merge.EncodeKey(kv), true
+}
+
+// rowOf maps the known values of a tuple by column name.
+func rowOf(rel *relation, vals []cell) map[string]merge.Value {
+	if vals == nil {
+		return nil
+	}
+	m := make(map[string]merge.Value, len(vals))
+	for i, c := range vals {
+		if c.known {
+			m[rel.cols[i]] = c.v
+		}
+	}
+	return m
+}
+
+func (d *decoder) update(rel *relation, m *pglogrepl.UpdateMessage) error {
+	newVals, err := tupleCells(rel, m.NewTuple, false)
+	if err != nil {
+		return err
+	}
+	if newVals == nil {
+		return fmt.Errorf("decoding pgoutput: update of %s without a new tuple", rel.table)
+	}
+	var oldVals []cell
+	switch m.OldTupleType {
+	case pglogrepl.UpdateMessageTupleTypeOld:
+		oldVals, err = tupleCells(rel, m.OldTuple, false)
+	case pglogrepl.UpdateMessageTupleTypeKey:
+		oldVals, err = tupleCells(rel, m.OldTuple, true)
+	}
+	if err != nil {
+		return err
+	}
+	// An unchanged TOAST value in the new tuple is the old value when the old
+	// tuple carries it (REPLICA IDENTITY FULL flattens it into the WAL).
+	full := make([]cell, len(newVals))
+	copy(full, newVals)
+	for i := range full {
+		if full[i].toasted && oldVals != nil && oldVals[i].known {
+			full[i] = cell{v: oldVals[i].v, known: true}
+		}
+	}
+	newKey, ok := keyOf(rel, full)
+	if !ok {
+		d.warn.warnChange(rel.table, "update without the new key values: change ignored")
+		return nil
+	}
+	oldKey := newKey
+	if k, ok := keyOf(rel, oldVals); ok {
+		oldKey = k
+	}
+	oldRow := rowOf(rel, oldVals)
+	if oldKey != newKey {
+		// A key change is a different row: delete the old, insert the new.
+		d.cur.ops = append(d.cur.ops,
+			merge.Op{Kind: merge.OpDelete, Table: rel.table, Key: oldKey, Old: oldRow},
+			merge.Op{Kind: merge.OpInsert, Table: rel.table, Key: newKey, Columns: rowOf(rel, full)})
+		return nil
+	}
+	cols := make(map[string]merge.Value)
+	for i, c := range newVals {
+		if !c.known {
+			continue // unchanged TOAST: not written
+		}
+		if oldVals != nil && oldVals[i].known && oldVals[i].v == c.v {
+			continue
+		}
+		cols[rel.cols[i]] = c.v
+	}
+	d.cur.ops = append(d.cur.ops, merge.Op{Kind: merge.OpUpdate, Table: rel.table, Key: newKey, Columns: cols, Old: oldRow})
+	return nil
+}
