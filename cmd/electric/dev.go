@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -64,7 +65,7 @@ func isTerminal(f *os.File) bool {
 
 func newDevUpCmd(f *devFlags) *cobra.Command {
 	var (
-		noEngine                     bool
+		noEngine, asJSON             bool
 		portA, portB, ws, status, pg int
 		timeout                      time.Duration
 	)
@@ -79,7 +80,8 @@ given once are remembered in the state directory.`,
 		Example: `  electric dev up
   electric dev up --no-engine                      # only Postgres
   electric dev up --db-a-port 6001 --db-b-port 6002 --status-port 6050
-  eval "$(electric dev up 2>/dev/null | grep ^CONNECTORS=)"  # CONNECTORS in your shell`,
+  eval "export $(electric dev up 2>/dev/null | grep ^CONNECTORS=)"  # CONNECTORS in your shell
+  electric dev up --json | jq -r .connectors`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := f.options()
@@ -106,12 +108,18 @@ given once are remembered in the state directory.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(sum)
+			}
 			sum.Write(cmd.OutOrStdout())
 			return nil
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&noEngine, "no-engine", false, "start only Postgres")
+	fl.BoolVar(&asJSON, "json", false, "print the connection strings as JSON (progress still goes to stderr)")
 	fl.IntVar(&portA, "db-a-port", devenv.DefaultDBAPort, "port of db_a")
 	fl.IntVar(&portB, "db-b-port", devenv.DefaultDBBPort, "port of db_b")
 	fl.IntVar(&ws, "ws-port", devenv.DefaultWebsocketPort, "engine Satellite WebSocket port (WEBSOCKET_PORT)")
