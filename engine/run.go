@@ -1,10 +1,11 @@
 // Package engine wires the replication engine's parts (sources, merge, txlog,
-// publisher, Satellite sessions, status API) together from a Config.
+// publisher, Satellite sessions, status API) together from a Config. It owns
+// the lifecycle of those parts and the cross-cutting flows between them
+// (migrations, backfill, readiness); each part's logic lives in its package.
 package engine
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/electric-sql/electric-go/engine/config"
@@ -12,5 +13,9 @@ import (
 
 // Run runs the engine until ctx is done or a part fails.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	return errors.New("the replication engine is not built yet")
+	e, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return e.Run(ctx)
 }

@@ -1,0 +1,325 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/auth"
+	"github.com/electric-sql/electric-go/engine/config"
+	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/pgsource"
+	"github.com/electric-sql/electric-go/engine/publisher"
+	"github.com/electric-sql/electric-go/engine/satellite"
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/sequencer"
+	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/migrations"
+)
+
+// Engine is one running replication engine.
+type Engine struct {
+	cfg    config.Config
+	log    *slog.Logger
+	events *status.Events
+
+	txlog *txlog.Log
+	seq   *sequencer.Sequencer
+	pub   *publisher.Server
+	sat   *satellite.Server
+	stat  *status.Server
+
+	conns  []*conn // in configuration order
+	byName map[string]*conn
+
+	listeners []net.Listener // publisher, websocket, status: bound in New
+	started   time.Time
+}
+
+// conn is everything the engine runs for one Postgres connector.
+type conn struct {
+	cfg    config.Connector
+	source *pgsource.Source
+	sub    *connector.Connector
+
+	mu        sync.Mutex
+	migrating bool
+	lastState status.ConnectorState
+}
+
+// New opens the engine's state and binds its ports; Run starts it. Binding
+// here makes a port in use an immediate, clear error.
+func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	e = &Engine{cfg: cfg, log: log, byName: map[string]*conn{}, events: status.NewEvents(status.DefaultEventRing, nil)}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	e.txlog, err = txlog.Open(cfg.DataDir(), txlog.Options{Logger: log.With("part", "txlog")})
+	if err != nil {
+		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
+	}
+	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("part", "sequencer")})
+
+	pubLn, err := listen("publisher (POSTGRES_REPLICATION_PORT)", cfg.ReplicationPort)
+	if err != nil {
+		return nil, err
+	}
+	e.listeners = append(e.listeners, pubLn)
+	for _, c := range cfg.Connectors {
+		c := c
+		cn := &conn{cfg: c}
+		cn.source, err = pgsource.New(pgsource.Options{
+			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
+			Logger: log.With("part", "pgsource", "connector", c.Name),
+			Sink:   sourceSink{e.seq}, Store: e.txlog,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+		}
+		cn.sub, err = connector.New(connector.Options{
+			Name: c.Name, URI: c.URI, ElectricHost: cfg.ElectricHost,
+			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
+			Logger:          log.With("part", "connector", "connector", c.Name),
+			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+		}
+		e.conns = append(e.conns, cn)
+		e.byName[c.Name] = cn
+	}
+	e.pub, err = publisher.New(publisher.Options{
+		Listener: pubLn, Logger: log.With("part", "publisher"),
+		Feed:       func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
+		Connectors: e.view,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	authn, err := auth.New(auth.Options{SigningKey: cfg.SigningKey, Issuer: cfg.SigningIssuer})
+	if err != nil {
+		return nil, err
+	}
+	e.sat, err = satellite.New(satellite.Options{
+		Log: satellite.TxlogSource(e.txlog), Sink: satelliteSink{e.seq}, Auth: authn,
+		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
+		Logger: log.With("part", "satellite"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	wsLn, err := listen("websocket (WEBSOCKET_PORT)", cfg.WebsocketPort)
+	if err != nil {
+		return nil, err
+	}
+	e.listeners = append(e.listeners, wsLn)
+
+	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Logger: log.With("part", "status")})
+	if err != nil {
+		return nil, err
+	}
+	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
+	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
+	statLn, err := listen("status (STATUS_PORT)", cfg.StatusPort)
+	if err != nil {
+		return nil, err
+	}
+	e.listeners = append(e.listeners, statLn)
+	return e, nil
+}
+
+func listen(what string, port int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("listening for the %s on port %d: %w", what, port, err)
+	}
+	return ln, nil
+}
+
+// Addr returns the bound address of the publisher, websocket and status
+// listeners (useful when ports are 0 in tests).
+func (e *Engine) Addrs() (publisher, websocket, statusAddr net.Addr) {
+	return e.listeners[0].Addr(), e.listeners[1].Addr(), e.listeners[2].Addr()
+}
+
+func (e *Engine) close() {
+	for _, l := range e.listeners {
+		l.Close()
+	}
+	if e.txlog != nil {
+		e.txlog.Close()
+	}
+}
+
+// Run runs every part until ctx is done or one fails.
+func (e *Engine) Run(ctx context.Context) error {
+	e.started = time.Now()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("engine part failed", "part", name, "err", err)
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	if e.cfg.SigningKey == "" {
+		e.log.Warn("INSECURE AUTHENTICATION: Satellite tokens are taken as user ids; set SATELLITE_AUTH_SIGNING_KEY and SATELLITE_AUTH_SIGNING_ISS in production")
+	}
+	e.log.Info("engine starting", "state", e.cfg.DataDir(), "log_head", e.txlog.Head(), "connectors", len(e.conns))
+	run("sequencer", e.seq.Run)
+	run("publisher", e.pub.Run)
+	for _, c := range e.conns {
+		run("pgsource "+c.cfg.Name, c.source.Run)
+		run("connector "+c.cfg.Name, c.sub.Run)
+	}
+	run("satellite", e.sat.Run)
+	run("websocket", func(ctx context.Context) error { return serveHTTP(ctx, e.listeners[1], e.sat.Handler()) })
+	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.listeners[2]) })
+	run("watch", e.watch)
+
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	e.sat.Close()
+	wg.Wait()
+	e.close()
+	if errors.Is(cause, context.Canceled) {
+		e.log.Info("engine stopped")
+		return nil
+	}
+	return cause
+}
+
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// view is the publisher's window on a connector's schema.
+func (e *Engine) view(name string) (*publisher.View, bool) {
+	c, ok := e.byName[name]
+	if !ok {
+		return nil, false
+	}
+	v := c.sub.View()
+	if v == nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// satelliteTables are the tables streamed to Satellites: SATELLITE_TABLES,
+// or every replicated table, as the first connector with a known schema has
+// them.
+func (e *Engine) satelliteTables() []schema.Table {
+	for _, c := range e.conns {
+		v := c.sub.View()
+		if v == nil || !v.Ready {
+			continue
+		}
+		if len(e.cfg.SatelliteTables) == 0 {
+			return v.Tables
+		}
+		want := map[string]bool{}
+		for _, t := range e.cfg.SatelliteTables {
+			want[t] = true
+		}
+		var out []schema.Table
+		for _, t := range v.Tables {
+			if want[t.QualifiedName()] {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// state is the connector's lifecycle state as the status API shows it.
+func (c *conn) state() status.ConnectorState {
+	c.mu.Lock()
+	migrating := c.migrating
+	c.mu.Unlock()
+	switch {
+	case migrating:
+		return status.StateMigration
+	case c.source.Ready() && c.sub.Status().State == "ready":
+		return status.StateReady
+	case c.source.Status().LastError != "" || c.sub.Status().State == "error":
+		return status.StateError
+	default:
+		return status.StateInit
+	}
+}
+
+// watch publishes connector state changes as events.
+func (e *Engine) watch(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, c := range e.conns {
+			s := c.state()
+			c.mu.Lock()
+			changed := s != c.lastState
+			c.lastState = s
+			c.mu.Unlock()
+			if changed {
+				msg := "state " + string(s)
+				if s == status.StateError {
+					if le := c.source.Status().LastError; le != "" {
+						msg += ": " + le
+					} else if le := c.sub.Status().LastError; le != "" {
+						msg += ": " + le
+					}
+				}
+				e.events.Publish(status.Event{Kind: status.KindConnector, Connector: c.cfg.Name, Message: msg})
+				e.log.Info("connector state", "connector", c.cfg.Name, "state", s)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// sourceSink and satelliteSink hand their items to the sequencer: the item
+// types mirror sequencer.Item field for field, so a conversion suffices.
+type sourceSink struct{ seq *sequencer.Sequencer }
+
+func (s sourceSink) Enqueue(ctx context.Context, it pgsource.Item) error {
+	return s.seq.Enqueue(ctx, sequencer.Item(it))
+}
+
+type satelliteSink struct{ seq *sequencer.Sequencer }
+
+func (s satelliteSink) Enqueue(ctx context.Context, it satellite.Item) error {
+	return s.seq.Enqueue(ctx, sequencer.Item(it))
+}

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"encoding/hex"
+
+	"github.com/electric-sql/electric-go/engine/satellite"
+	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// provider adapts the engine's parts to the status API's snapshots.
+type provider struct{ e *Engine }
+
+func (p provider) Status(context.Context) (status.Status, error) {
+	s := status.Status{Connectors: map[string]status.ConnectorState{}, LogHealthy: p.e.seq.Status().Running}
+	for _, c := range p.e.conns {
+		s.Connectors[c.cfg.Name] = c.state()
+	}
+	return s, nil
+}
+
+func (p provider) Connectors(context.Context) ([]status.Connector, error) {
+	head := p.e.txlog.Head()
+	pubs := map[string]int{}
+	ps := p.e.pub.Status()
+	for i, c := range ps.Connectors {
+		pubs[c.Connector] = i
+	}
+	out := make([]status.Connector, 0, len(p.e.conns))
+	for _, c := range p.e.conns {
+		src := c.source.Status()
+		sc := status.Connector{
+			Name: c.cfg.Name, State: c.state(), Error: src.LastError,
+			Slot: src.Slot, ConfirmedLSN: status.LSN(src.ConfirmedLSN), FlushedLSN: status.LSN(src.ReceivedLSN),
+			WALRetainedBytes: src.WALRetainedBytes, SourceLagBytes: src.LagBytes, SourceLagSeconds: src.LagSeconds,
+			Transactions: src.Txs, TxPerSecond: src.TxPerSec,
+		}
+		if sc.Error == "" {
+			sc.Error = c.sub.Status().LastError
+		}
+		if !src.LastTxTime.IsZero() {
+			t := src.LastTxTime
+			sc.LastTxTime = &t
+		}
+		sc.Subscriber.State = "waiting"
+		if i, ok := pubs[c.cfg.Name]; ok {
+			pc := ps.Connectors[i]
+			if pc.Streaming {
+				sc.Subscriber.State = "streaming"
+			} else {
+				sc.Subscriber.State = "stopped"
+			}
+			sc.Subscriber.AppliedOffset = pc.AppliedOffset
+			sc.Subscriber.AppliedLSN = status.LSN(txlog.LSN(pc.AppliedOffset))
+			if head > pc.AppliedOffset {
+				sc.Subscriber.LagEntries = head - pc.AppliedOffset
+			}
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func (p provider) Log(context.Context) (status.Log, error) {
+	st := p.e.txlog.Stats()
+	return status.Log{Head: st.Head, SizeBytes: st.SizeBytes, EntriesPerSecond: st.EntriesPerSec, Healthy: p.e.seq.Status().Running}, nil
+}
+
+func (p provider) Sessions(context.Context) ([]status.Session, error) {
+	ss := p.e.sat.Sessions()
+	out := make([]status.Session, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, sessionStatus(s))
+	}
+	return out, nil
+}
+
+func sessionStatus(s satellite.SessionInfo) status.Session {
+	st := "authenticating"
+	switch {
+	case s.InboundActive || s.OutboundActive:
+		st = "replicating"
+	case s.Authenticated:
+		st = "connected"
+	}
+	out := status.Session{
+		ClientID: s.ClientID, User: s.UserID, RemoteAddr: s.RemoteAddr, ConnectedSince: s.ConnectedAt, State: st,
+		InboundLSN: hex.EncodeToString(s.InboundLSN), OutboundOffset: s.OutboundOffset,
+		TxIn: s.TxIn, TxOut: s.TxOut, LagEntries: s.Lag,
+	}
+	if s.OutboundActive {
+		out.OutboundLSN = hex.EncodeToString(satellite.ServerLSN(s.OutboundOffset))
+	}
+	return out
+}
