@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
@@ -31,9 +32,9 @@ type Item struct {
 	// ContextOffset > 0: the source had applied the log up to this offset;
 	// the merge context is Tx.Context joined with the log Clock of that entry.
 	ContextOffset uint64
-	// Done is called once, from the sequencer's goroutine, when the item is
-	// durable (offset of its entry, 0 if none was written) or has failed. It
-	// must not block.
+	// Done is called once, from a sequencer goroutine, when the item is
+	// durable (offset of its entry, 0 if none was written) or has failed.
+	// Items are done in queue order. It must not block.
 	Done func(offset uint64, err error)
 }
 
@@ -43,37 +44,52 @@ type Options struct {
 	// MaxBatch is the most items merged into one group commit (default 512).
 	MaxBatch int
 	// MaxBatchRows caps the row operations of one group commit (default
-	// 64k), bounding its memory and latency.
+	// 16k), bounding its memory and latency.
 	MaxBatchRows int
-	// QueueSize bounds the items waiting for Run; Enqueue blocks beyond it
-	// (default 1024).
-	QueueSize int
+	// MaxQueuedRows bounds the row operations waiting for Run (an item
+	// without ops counts as one); Enqueue blocks beyond it (default 32k). An
+	// item larger than the bound is taken when the queue is empty.
+	MaxQueuedRows int
 	// ClockCache is how many recent entry clocks are kept for
 	// ContextOffset lookups (default 4096); older ones are read from the log.
 	ClockCache int
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.
+//
+// Run's goroutine merges; a second goroutine commits. While one group is
+// being written and fsynced, the next one is merged against the row states
+// of the groups not yet committed (an overlay over the log), so the disk
+// wait and the commit's encoding overlap with merging.
 type Sequencer struct {
-	log   *txlog.Log
-	lg    *slog.Logger
-	opts  Options
-	queue chan Item
+	log  *txlog.Log
+	lg   *slog.Logger
+	opts Options
 
-	// stopMu makes "not stopped, then send" atomic against Run's drain on
-	// stop, so that no item is left in the queue without a Done call.
-	stopMu  sync.RWMutex
-	stopped bool
-	stopCh  chan struct{}
-	started bool
+	qmu        sync.Mutex
+	queue      []Item
+	queuedRows int
+	stopped    bool
+	ready      chan struct{} // capacity 1: items were queued
+	space      chan struct{} // closed and replaced when items are taken
+	stopCh     chan struct{}
+
 	runMu   sync.Mutex
+	started bool
 
-	// Run goroutine state.
+	// Merging state, owned by Run's goroutine. Speculative: it includes
+	// groups not yet committed (a failed commit stops the sequencer).
+	next       uint64            // offset of the next entry
 	originLast map[string]uint64 // highest Eff of each origin's entries
-	clock      merge.Clock       // Clock of the head entry
+	clock      merge.Clock       // Clock of the last merged entry
 	clocks     []clockAt         // ring of recent entry clocks, by offset
-	statusMu   sync.Mutex
-	status     Status
+	ov         overlay
+	groups     []pendingGroup // groups merged, maybe not committed, oldest first
+
+	committed atomic.Uint64 // seq of the last committed group
+
+	statusMu sync.Mutex
+	status   Status
 }
 
 type clockAt struct {
@@ -81,11 +97,17 @@ type clockAt struct {
 	clock  merge.Clock
 }
 
+type pendingGroup struct {
+	seq  uint64
+	rows []rowID
+}
+
 // Status is a snapshot for the status API.
 type Status struct {
 	Running       bool
 	Head          uint64
-	Queued        int
+	Queued        int    // items waiting
+	QueuedRows    int    // their row operations
 	Items         uint64 // items done (entries, positions and failures)
 	Entries       uint64 // entries appended
 	Rows          uint64 // row changes appended
@@ -105,10 +127,10 @@ func New(log *txlog.Log, opts Options) *Sequencer {
 		opts.MaxBatch = 512
 	}
 	if opts.MaxBatchRows <= 0 {
-		opts.MaxBatchRows = 64 << 10
+		opts.MaxBatchRows = 16 << 10
 	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1024
+	if opts.MaxQueuedRows <= 0 {
+		opts.MaxQueuedRows = 32 << 10
 	}
 	if opts.ClockCache <= 0 {
 		opts.ClockCache = 4096
@@ -117,26 +139,43 @@ func New(log *txlog.Log, opts Options) *Sequencer {
 		log:    log,
 		lg:     opts.Logger,
 		opts:   opts,
-		queue:  make(chan Item, opts.QueueSize),
+		ready:  make(chan struct{}, 1),
+		space:  make(chan struct{}),
 		stopCh: make(chan struct{}),
 		clocks: make([]clockAt, opts.ClockCache),
 	}
 }
 
+func weight(it *Item) int { return max(1, len(it.Tx.Ops)) }
+
 // Enqueue queues an item, blocking while the queue is full.
 func (s *Sequencer) Enqueue(ctx context.Context, it Item) error {
-	s.stopMu.RLock()
-	defer s.stopMu.RUnlock()
-	if s.stopped {
-		return ErrStopped
-	}
-	select {
-	case s.queue <- it:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.stopCh:
-		return ErrStopped
+	w := weight(&it)
+	for {
+		s.qmu.Lock()
+		if s.stopped {
+			s.qmu.Unlock()
+			return ErrStopped
+		}
+		if s.queuedRows == 0 || s.queuedRows+w <= s.opts.MaxQueuedRows {
+			s.queue = append(s.queue, it)
+			s.queuedRows += w
+			s.qmu.Unlock()
+			select {
+			case s.ready <- struct{}{}:
+			default:
+			}
+			return nil
+		}
+		space := s.space
+		s.qmu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopCh:
+			return ErrStopped
+		}
 	}
 }
 
@@ -163,7 +202,7 @@ func (s *Sequencer) Submit(ctx context.Context, it Item) (uint64, error) {
 		return r.off, r.err
 	case <-ctx.Done():
 		// The item may still be committed; the caller must not assume
-		// either way (its position tells on restart).
+		// either way (its stored position tells after a restart).
 		return 0, ctx.Err()
 	}
 }
@@ -173,13 +212,60 @@ func (s *Sequencer) Status() Status {
 	s.statusMu.Lock()
 	st := s.status
 	s.statusMu.Unlock()
-	st.Queued = len(s.queue)
+	s.qmu.Lock()
+	st.Queued, st.QueuedRows = len(s.queue), s.queuedRows
+	s.qmu.Unlock()
 	st.Head = s.log.Head()
 	return st
 }
 
+// take removes up to a group's worth of items from the queue, appending them
+// to items.
+func (s *Sequencer) take(items []Item) []Item {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	rows, n := 0, 0
+	for n < len(s.queue) && n < s.opts.MaxBatch && (n == 0 || rows+weight(&s.queue[n]) <= s.opts.MaxBatchRows) {
+		rows += weight(&s.queue[n])
+		n++
+	}
+	items = append(items, s.queue[:n]...)
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = nil // let the backing array go
+	}
+	s.queuedRows -= rows
+	if n > 0 {
+		close(s.space)
+		s.space = make(chan struct{})
+	}
+	if len(s.queue) > 0 {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	return items
+}
+
+// group is one merged group on its way to the committer.
+type group struct {
+	seq            uint64
+	batch          *txlog.Batch
+	outs           []outcome
+	rows, failures uint64
+}
+
+type outcome struct {
+	done   func(uint64, error)
+	offset uint64
+	err    error
+}
+
 // Run processes items until ctx is done or the log fails. Items still
-// queued when it returns are failed with its error.
+// queued when it returns are failed with its error; items already merged are
+// committed (or failed) first.
 func (s *Sequencer) Run(ctx context.Context) (err error) {
 	s.runMu.Lock()
 	if s.started {
@@ -195,35 +281,101 @@ func (s *Sequencer) Run(ctx context.Context) (err error) {
 	}
 	s.setRunning(true)
 	defer s.setRunning(false)
-	s.lg.Info("sequencer started", "head", s.log.Head(), "origins", len(s.originLast))
+	s.lg.Info("sequencer started", "head", s.next-1, "origins", len(s.originLast))
 
-	items := make([]Item, 0, s.opts.MaxBatch)
+	// One group waits while one commits: enough to overlap, and it bounds
+	// the memory of merged but uncommitted groups.
+	toCommit := make(chan *group, 1)
+	failed := make(chan struct{})
+	var commitErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		commitErr = s.committer(toCommit, failed)
+	}()
+	defer func() {
+		close(toCommit)
+		wg.Wait()
+		if commitErr != nil {
+			err = commitErr
+		}
+	}()
+
+	var seq uint64
+	var items []Item
 	for {
-		items = items[:0]
 		if err := ctx.Err(); err != nil {
 			return err // stop before taking more work
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case it := <-s.queue:
-			items = append(items, it)
+		case <-failed:
+			return nil // commitErr is returned by the deferred func
+		case <-s.ready:
 		}
-		rows := len(items[0].Tx.Ops)
-	fill:
-		for len(items) < s.opts.MaxBatch && rows < s.opts.MaxBatchRows {
-			select {
-			case it := <-s.queue:
-				items = append(items, it)
-				rows += len(it.Tx.Ops)
-			default:
-				break fill
-			}
+		items = s.take(items[:0])
+		if len(items) == 0 {
+			continue
 		}
-		if err := s.process(items); err != nil {
-			return err
+		s.forgetCommitted()
+		seq++
+		g := s.merge(seq, items)
+		clear(items) // drop references to items now owned by g
+		select {
+		case toCommit <- g:
+		case <-failed:
+			s.finish(g, fmt.Errorf("sequencer: %w (an earlier commit failed)", ErrStopped))
+			return nil
 		}
-		clear(items) // drop references to done items
+	}
+}
+
+// committer commits groups in order and then reports their items done. After
+// a failed commit it fails every later group without writing it.
+func (s *Sequencer) committer(in <-chan *group, failed chan struct{}) error {
+	var ferr error
+	for g := range in {
+		if ferr != nil {
+			s.finish(g, ferr)
+			continue
+		}
+		start := time.Now()
+		if err := s.log.Commit(g.batch); err != nil {
+			ferr = fmt.Errorf("sequencer: commit: %w", err)
+			s.lg.Error("sequencer: commit failed; stopping", "err", err)
+			close(failed)
+			s.finish(g, ferr)
+			continue
+		}
+		dur := time.Since(start)
+		s.committed.Store(g.seq)
+		s.statusMu.Lock()
+		s.status.Items += uint64(len(g.outs))
+		s.status.Entries += uint64(len(g.batch.Entries))
+		s.status.Rows += g.rows
+		s.status.Failed += g.failures
+		s.status.Commits++
+		s.status.LastBatch = len(g.outs)
+		s.status.LastCommitDur = dur
+		s.statusMu.Unlock()
+		s.finish(g, nil)
+	}
+	return ferr
+}
+
+// finish calls every Done of g: with err if the group failed as a whole.
+func (s *Sequencer) finish(g *group, err error) {
+	for _, o := range g.outs {
+		if o.done == nil {
+			continue
+		}
+		if err != nil {
+			o.done(0, err)
+		} else {
+			o.done(o.offset, o.err)
+		}
 	}
 }
 
@@ -232,18 +384,15 @@ func (s *Sequencer) stop(cause error) {
 	if cause == nil {
 		cause = ErrStopped
 	}
-	close(s.stopCh) // wakes Enqueue calls blocked on a full queue
-	s.stopMu.Lock()
+	s.qmu.Lock()
 	s.stopped = true
-	s.stopMu.Unlock()
-	for {
-		select {
-		case it := <-s.queue:
-			if it.Done != nil {
-				it.Done(0, fmt.Errorf("sequencer stopped: %w", cause))
-			}
-		default:
-			return
+	close(s.stopCh) // wakes Enqueue calls blocked on a full queue
+	left := s.queue
+	s.queue, s.queuedRows = nil, 0
+	s.qmu.Unlock()
+	for _, it := range left {
+		if it.Done != nil {
+			it.Done(0, fmt.Errorf("sequencer stopped: %w", cause))
 		}
 	}
 }
@@ -258,8 +407,11 @@ func (s *Sequencer) setRunning(v bool) {
 // entry's Clock: it holds, per origin, the highest Eff of that origin's
 // entries, which is exactly what merge needs, so nothing else is persisted.
 func (s *Sequencer) init() error {
+	head := s.log.Head()
+	s.next = head + 1
 	s.clock = merge.Clock{}
-	if head := s.log.Head(); head > 0 {
+	s.ov = overlay{log: s.log, rows: map[rowID]ovRow{}}
+	if head > 0 {
 		e, err := s.log.Entry(head)
 		if err != nil {
 			return fmt.Errorf("sequencer: read head entry: %w", err)
@@ -280,7 +432,7 @@ func (s *Sequencer) remember(offset uint64, c merge.Clock) {
 	s.clocks[offset%uint64(len(s.clocks))] = clockAt{offset: offset, clock: c}
 }
 
-// clockOf returns the Clock of the committed entry at offset.
+// clockOf returns the Clock of the entry at offset.
 func (s *Sequencer) clockOf(offset uint64) (merge.Clock, error) {
 	if c := s.clocks[offset%uint64(len(s.clocks))]; c.offset == offset && c.clock != nil {
 		return c.clock, nil
@@ -293,18 +445,41 @@ func (s *Sequencer) clockOf(offset uint64) (merge.Clock, error) {
 	return e.Clock, nil
 }
 
+// forgetCommitted drops from the overlay the row states of committed groups
+// (the log serves them now), unless a later group changed them again.
+func (s *Sequencer) forgetCommitted() {
+	done := s.committed.Load()
+	n := 0
+	for n < len(s.groups) && s.groups[n].seq <= done {
+		g := s.groups[n]
+		for _, id := range g.rows {
+			if r, ok := s.ov.rows[id]; ok && r.seq == g.seq {
+				delete(s.ov.rows, id)
+			}
+		}
+		n++
+	}
+	clear(s.groups[:n])
+	s.groups = s.groups[n:]
+}
+
 type rowID struct{ table, key string }
 
-// overlay is the merge.Store of one group: row states changed by earlier
-// items of the group, over the log's committed states.
+type ovRow struct {
+	row *merge.Row
+	seq uint64 // group that wrote it
+}
+
+// overlay is the merge.Store the sequencer merges against: the row states of
+// groups not yet committed over the log's committed states.
 type overlay struct {
 	log  *txlog.Log
-	rows map[rowID]*merge.Row
+	rows map[rowID]ovRow
 }
 
 func (o *overlay) Row(table, key string) (*merge.Row, error) {
 	if r, ok := o.rows[rowID{table, key}]; ok {
-		return r, nil
+		return r.row, nil
 	}
 	return o.log.Row(table, key)
 }
@@ -333,105 +508,51 @@ func (o *overlay) Keys(table string) ([]string, error) {
 	return keys, nil
 }
 
-type outcome struct {
-	done   func(uint64, error)
-	offset uint64
-	err    error
-}
-
-// process merges a group of items and commits them at once.
-func (s *Sequencer) process(items []Item) error {
-	head := s.log.Head()
-	next := head + 1
-	ov := &overlay{log: s.log, rows: make(map[rowID]*merge.Row)}
-	b := &txlog.Batch{}
-	outs := make([]outcome, len(items))
-	// Speculative state, adopted only if the commit succeeds.
-	clock := s.clock
-	originLast := map[string]uint64{}
-	last := func(o string) uint64 {
-		if e, ok := originLast[o]; ok {
-			return e
-		}
-		return s.originLast[o]
-	}
-	var failed, nrows uint64
-
+// merge merges a group of items into one batch.
+func (s *Sequencer) merge(seq uint64, items []Item) *group {
+	g := &group{seq: seq, batch: &txlog.Batch{}, outs: make([]outcome, len(items))}
+	changed := map[rowID]*merge.Row{}
+	var order []rowID
 	for i := range items {
 		it := &items[i]
-		outs[i].done = it.Done
+		g.outs[i].done = it.Done
 		if len(it.Tx.Ops) > 0 {
-			e, err := s.merge(ov, it, next, head, clock, last(it.Tx.Origin))
+			e, err := s.mergeItem(seq, it, changed, &order)
 			if err != nil {
-				outs[i].err = err
-				failed++
+				g.outs[i].err = err
+				g.failures++
 				s.lg.Warn("sequencer: item failed", "source", it.Source, "origin", it.Tx.Origin, "err", err)
 				continue // nothing of it is stored, its position included
 			}
 			if e != nil {
-				b.Append(e)
-				clock = e.Clock
-				originLast[e.Origin] = e.Eff
-				outs[i].offset = e.Offset
-				nrows += uint64(len(e.Changes))
-				next++
+				g.batch.Append(e)
+				g.outs[i].offset = e.Offset
+				g.rows += uint64(len(e.Changes))
 			}
 		}
 		if it.Source != "" && it.Position != nil {
-			b.SetPosition(it.Source, it.Position)
+			g.batch.SetPosition(it.Source, it.Position)
 		}
 	}
-	for id, r := range ov.rows {
-		b.SetRow(id.table, id.key, r)
+	g.batch.Rows = make([]txlog.RowState, 0, len(order))
+	for _, id := range order {
+		g.batch.Rows = append(g.batch.Rows, txlog.RowState{Table: id.table, Key: id.key, Row: changed[id]})
 	}
-
-	start := time.Now()
-	if err := s.log.Commit(b); err != nil {
-		err = fmt.Errorf("sequencer: commit %d items: %w", len(items), err)
-		for _, o := range outs {
-			if o.done != nil {
-				o.done(0, err)
-			}
-		}
-		s.lg.Error("sequencer: commit failed; stopping", "err", err)
-		return err
-	}
-	dur := time.Since(start)
-	s.clock = clock
-	for o, e := range originLast {
-		s.originLast[o] = e
-	}
-	for _, e := range b.Entries {
-		s.remember(e.Offset, e.Clock)
-	}
-	s.statusMu.Lock()
-	s.status.Items += uint64(len(items))
-	s.status.Entries += uint64(len(b.Entries))
-	s.status.Rows += nrows
-	s.status.Failed += failed
-	s.status.Commits++
-	s.status.LastBatch = len(items)
-	s.status.LastCommitDur = dur
-	s.statusMu.Unlock()
-	for _, o := range outs {
-		if o.done != nil {
-			o.done(o.offset, o.err)
-		}
-	}
-	return nil
+	s.groups = append(s.groups, pendingGroup{seq: seq, rows: order})
+	return g
 }
 
-// merge merges one item into ov and returns its entry at offset next, or nil
+// mergeItem merges one item into the overlay and returns its entry, or nil
 // if the transaction changed no row.
-func (s *Sequencer) merge(ov *overlay, it *Item, next, head uint64, clock merge.Clock, originLast uint64) (*txlog.Entry, error) {
+func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, error) {
 	tx := it.Tx
 	if it.ContextOffset > 0 {
-		if it.ContextOffset > head {
-			return nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", it.Tx.Origin, it.ContextOffset, head)
+		if it.ContextOffset >= s.next {
+			return nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
 		}
 		lc, err := s.clockOf(it.ContextOffset)
 		if err != nil {
-			return nil, fmt.Errorf("merge %s: read context clock: %w", it.Tx.Origin, err)
+			return nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
 		}
 		ctx := make(merge.Clock, len(lc)+len(tx.Context))
 		for o, e := range lc {
@@ -442,25 +563,30 @@ func (s *Sequencer) merge(ov *overlay, it *Item, next, head uint64, clock merge.
 		}
 		tx.Context = ctx
 	}
-	res, err := merge.Apply(ov, originLast, tx)
+	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
 	if err != nil {
-		return nil, fmt.Errorf("merge %s: %w", it.Tx.Origin, err)
+		return nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
 	for _, c := range res.Changes {
-		ov.rows[rowID{c.Table, c.Key}] = c.State
+		id := rowID{c.Table, c.Key}
+		if _, ok := changed[id]; !ok {
+			*order = append(*order, id)
+		}
+		changed[id] = c.State
+		s.ov.rows[id] = ovRow{row: c.State, seq: seq}
 	}
 	if len(res.Changes) == 0 {
 		return nil, nil
 	}
 	e := &txlog.Entry{
-		Offset:     next,
+		Offset:     s.next,
 		Origin:     tx.Origin,
 		Eff:        res.Eff,
 		CommitTime: tx.CommitTime,
-		Clock:      make(merge.Clock, len(clock)+1),
+		Clock:      make(merge.Clock, len(s.clock)+1),
 		Changes:    make([]txlog.RowChange, len(res.Changes)),
 	}
-	for o, eff := range clock {
+	for o, eff := range s.clock {
 		e.Clock[o] = eff
 	}
 	e.Clock[tx.Origin] = max(e.Clock[tx.Origin], res.Eff)
@@ -474,5 +600,9 @@ func (s *Sequencer) merge(ov *overlay, it *Item, next, head uint64, clock merge.
 			rc.Row = c.State.Image() // the last image, so sinks can name the row
 		}
 	}
+	s.next++
+	s.clock = e.Clock
+	s.originLast[tx.Origin] = res.Eff
+	s.remember(e.Offset, e.Clock)
 	return e, nil
 }

@@ -302,7 +302,7 @@ func TestRestartKeepsOriginClock(t *testing.T) {
 
 func TestBackPressureAndStop(t *testing.T) {
 	l := openLog(t, t.TempDir())
-	s := New(l, Options{QueueSize: 1})
+	s := New(l, Options{MaxQueuedRows: 1})
 	var got error
 	first := item("a", 1, insert("1"))
 	first.Done = func(_ uint64, err error) { got = err }
@@ -378,5 +378,67 @@ func TestConcurrentSubmit(t *testing.T) {
 		if p, _ := l.Position(fmt.Sprintf("o%d", i)); string(p) != fmt.Sprint(each-1) {
 			t.Errorf("position of o%d = %q", i, p)
 		}
+	}
+}
+
+// One item per group, queued faster than commits: each group is merged while
+// earlier ones may still be committing, and must see their row states.
+func TestPipelinedGroupsSeeEachOther(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	s := start(t, l, Options{MaxBatch: 1})
+	const n = 200
+	var wg sync.WaitGroup
+	wg.Add(n + 1)
+	submitAsync := func(it Item) {
+		it.Done = func(_ uint64, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		}
+		if err := s.Enqueue(context.Background(), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submitAsync(item("a", 1, insert("1")))
+	for i := 0; i < n; i++ {
+		submitAsync(item("a", uint64(i+2), update("1", fmt.Sprintf("c%d", i), "v")))
+	}
+	wg.Wait()
+	for off := uint64(2); off <= n+1; off++ {
+		if img := entry(t, l, off).Changes[0].Row; len(img) != int(off) {
+			t.Fatalf("entry %d image has %d columns, want %d (an earlier group's state was missed)", off, len(img), off)
+		}
+	}
+	if st := s.Status(); st.Commits < 2 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// A failed commit stops the sequencer: the items get the error, Run returns
+// it and new items are refused.
+func TestCommitFailureStops(t *testing.T) {
+	l, err := txlog.Open(t.TempDir(), txlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(l, Options{})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	submit(t, s, item("a", 1, insert("1")))
+	l.Close()
+	if _, err := s.Submit(context.Background(), item("a", 2, update("1", "x", "y"))); err == nil {
+		t.Fatal("submit to a closed log succeeded")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, txlog.ErrClosed) {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop after a failed commit")
+	}
+	if err := s.Enqueue(context.Background(), item("a", 3, insert("3"))); !errors.Is(err, ErrStopped) {
+		t.Errorf("enqueue after failure: %v", err)
 	}
 }

@@ -144,6 +144,9 @@ func checkDir(dir string) error {
 }
 
 func openWith(dir string, st kvStore, opts Options) (*Log, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	meta, err := st.get(metaKey)
 	if err != nil {
 		return nil, fmt.Errorf("open txlog in %s: read format: %w", dir, err)

@@ -67,16 +67,19 @@ func (l pebbleLogger) Fatalf(format string, args ...interface{}) {
 
 func openPebble(dir string, log *slog.Logger) (*pebbleStore, error) {
 	opts := &pebble.Options{
-		// A 1,000-row entry plus its row states is ~0.5 MB: a larger
+		// A 1,000-row entry plus its row states is ~0.7 MB: a larger
 		// memtable keeps flushes (and L0 files the reads must check) rare.
-		MemTableSize:                64 << 20,
+		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		LBaseMaxBytes:               256 << 20,
-		Cache:                       pebble.NewCache(64 << 20),
-		Logger:                      pebbleLogger{log},
-		MaxConcurrentCompactions:    func() int { return 2 },
+		// Pebble reserves the memtables' memory inside the block cache:
+		// the cache must be well above the memtables or it holds nothing
+		// and every lookup of a new row reads its bloom filter from disk.
+		Cache:                    pebble.NewCache(160 << 20),
+		Logger:                   pebbleLogger{log},
+		MaxConcurrentCompactions: func() int { return 2 },
 	}
 	defer opts.Cache.Unref()
 	opts.Levels = make([]pebble.LevelOptions, 7)
