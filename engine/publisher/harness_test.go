@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/electric-sql/electric-go/engine/connector"
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
@@ -201,6 +203,29 @@ func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connect
 	return c
 }
 
+// connect opens a connection the caller closes: polling loops must not pile
+// up connections until the test ends.
+func connect(t testing.TB, pg *pgtest.Cluster) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.URI())
+	if err != nil {
+		t.Fatalf("connecting: %v", err)
+	}
+	return conn
+}
+
+// queryRow scans one row, closing its connection.
+func queryRow(t testing.TB, pg *pgtest.Cluster, sql string, dest ...any) {
+	t.Helper()
+	conn := connect(t, pg)
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), sql).Scan(dest...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 // waitFor polls cond for up to 30 s.
 func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -220,23 +245,21 @@ func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 // dump returns the rows of a table as "col=val,…" lines ordered by id.
 func dump(t testing.TB, pg *pgtest.Cluster, table string) string {
 	t.Helper()
-	conn := pg.Connect()
-	rows, err := conn.Query(context.Background(), fmt.Sprintf("SELECT * FROM %s ORDER BY 1", table))
+	conn := connect(t, pg)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), fmt.Sprintf("SELECT * FROM %s ORDER BY 1", table), pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		t.Fatalf("dumping %s: %v", table, err)
 	}
 	defer rows.Close()
 	var lines []string
 	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
+		vals := rows.RawValues() // text format under the simple protocol
 		var parts []string
 		for i, f := range rows.FieldDescriptions() {
 			v := "NULL"
 			if vals[i] != nil {
-				v = fmt.Sprint(vals[i])
+				v = string(vals[i])
 			}
 			parts = append(parts, f.Name+"="+v)
 		}
