@@ -18,62 +18,35 @@ import (
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
 
-// memLog is an in-memory log with the txlog reader semantics: entries with
-// Offset > after, then follow the head live.
-type memLog struct {
-	mu      sync.Mutex
-	entries []*txlog.Entry
-	changed chan struct{}
+// testLog appends entries to a real txlog.
+type testLog struct {
+	t   testing.TB
+	mu  sync.Mutex
+	log *txlog.Log
 }
 
-func newMemLog() *memLog { return &memLog{changed: make(chan struct{})} }
-
-func (l *memLog) append(origin string, changes ...txlog.RowChange) uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	off := uint64(len(l.entries) + 1)
-	l.entries = append(l.entries, &txlog.Entry{
-		Offset: off, Origin: origin, Eff: uint64(time.Now().UnixMicro()),
-		CommitTime: uint64(time.Now().UnixMicro()), Changes: changes,
-	})
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return off
-}
-
-func (l *memLog) head() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.entries))
-}
-
-func (l *memLog) NewReader(after uint64) publisher.Reader { return &memReader{l: l, next: after + 1} }
-
-type memReader struct {
-	l    *memLog
-	next uint64
-}
-
-func (r *memReader) Next(ctx context.Context) (*txlog.Entry, error) {
-	for {
-		r.l.mu.Lock()
-		if int(r.next) <= len(r.l.entries) {
-			e := r.l.entries[r.next-1]
-			r.l.mu.Unlock()
-			r.next++
-			return e, nil
-		}
-		ch := r.l.changed
-		r.l.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-ch:
-		}
+func newTestLog(t testing.TB) *testLog {
+	l, err := txlog.Open(t.TempDir(), txlog.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &testLog{t: t, log: l}
 }
 
-func (r *memReader) Close() {}
+func (l *testLog) append(origin string, changes ...txlog.RowChange) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := uint64(time.Now().UnixMicro())
+	e := &txlog.Entry{Offset: l.log.Head() + 1, Origin: origin, Eff: now, CommitTime: now, Changes: changes}
+	b := &txlog.Batch{}
+	b.Append(e)
+	if err := l.log.Commit(b); err != nil {
+		l.t.Fatalf("appending to the log: %v", err)
+	}
+	return e.Offset
+}
+
+func (l *testLog) NewReader(after uint64) publisher.Reader { return l.log.NewReader(after) }
 
 // row builds a merged row image from "col=value" pairs; "col=NULL" is NULL.
 func row(pairs ...string) map[string]merge.Value {
@@ -124,7 +97,7 @@ func testLogger(t testing.TB) *slog.Logger {
 type env struct {
 	t     testing.TB
 	ctx   context.Context
-	log   *memLog
+	log   *testLog
 	srv   *publisher.Server
 	mu    sync.Mutex
 	conns map[string]*connector.Connector
@@ -135,7 +108,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, log: newMemLog(), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}}
+	e := &env{t: t, ctx: ctx, log: newTestLog(t), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}}
 	srv, err := publisher.New(publisher.Options{
 		Addr:              "127.0.0.1:0",
 		Logger:            testLogger(t),
@@ -154,6 +127,9 @@ func newEnv(t testing.TB) *env {
 		e.wg.Wait()
 		if err := <-done; err != nil {
 			t.Errorf("publisher: %v", err)
+		}
+		if err := e.log.log.Close(); err != nil {
+			t.Errorf("closing the log: %v", err)
 		}
 	})
 	return e
