@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -257,4 +258,128 @@ func (b *syncBuffer) contains(s string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.Contains(string(b.buf), s)
+}
+
+// waitAll waits until sql returns exactly want on every Postgres.
+func (c *cluster) waitAll(sql string, want ...string) {
+	c.t.Helper()
+	for _, n := range c.names {
+		c.waitRows(n, sql, want...)
+	}
+}
+
+// setSubscription enables or disables the engine's subscription on one
+// Postgres, as the seed's scenarios did (the subscription is named after the
+// connector).
+func (c *cluster) setSubscription(name string, enabled bool) {
+	c.t.Helper()
+	verb := "DISABLE"
+	if enabled {
+		verb = "ENABLE"
+	}
+	c.exec(name, fmt.Sprintf("ALTER SUBSCRIPTION %s %s", pgx.Identifier{name}.Sanitize(), verb))
+	if !enabled {
+		// DISABLE returns before the apply worker exits: wait for it to go,
+		// so nothing the test writes next is applied before it re-enables.
+		c.eventually(30*time.Second, func() bool {
+			return len(c.query(name, "SELECT 1 FROM pg_stat_subscription WHERE subname = '"+name+"' AND pid IS NOT NULL")) == 0
+		}, func() string { return "apply worker of " + name + " still running after DISABLE" })
+	}
+}
+
+// logHead is the engine's txlog head, read from the status API.
+func (c *cluster) logHead() uint64 {
+	c.t.Helper()
+	resp, err := http.Get(c.statusURL() + "/api/log")
+	if err != nil {
+		c.t.Fatalf("GET /api/log: %v", err)
+	}
+	defer resp.Body.Close()
+	var l struct {
+		Head uint64 `json:"head"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		c.t.Fatalf("GET /api/log: %v", err)
+	}
+	return l.Head
+}
+
+// waitLogHead waits until the log holds at least n entries.
+func (c *cluster) waitLogHead(n uint64) {
+	c.t.Helper()
+	var h uint64
+	c.eventually(30*time.Second, func() bool { h = c.logHead(); return h >= n },
+		func() string { return fmt.Sprintf("log head %d, want >= %d", h, n) })
+}
+
+// checkNoApplyErrors fails the test when a subscription's apply worker
+// reported an error, in pg_stat_subscription_stats or in the server log.
+func (c *cluster) checkNoApplyErrors() {
+	c.t.Helper()
+	for _, n := range c.names {
+		for _, r := range c.query(n, "SELECT subname, apply_error_count, sync_error_count FROM pg_stat_subscription_stats") {
+			if !strings.HasSuffix(r, "|0|0") {
+				c.t.Errorf("%s: subscription errors (subname|apply|sync): %s", n, r)
+			}
+		}
+		b, err := os.ReadFile(c.pgs[n].LogFile)
+		if err != nil {
+			c.t.Errorf("%s: reading the server log: %v", n, err)
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "logical replication") && (strings.Contains(line, "ERROR") || strings.Contains(line, "FATAL")) {
+				c.t.Errorf("%s: apply error in the server log: %s", n, line)
+			}
+		}
+	}
+}
+
+// dump is an ordered text dump of a table on one Postgres, one line per row.
+func (c *cluster) dump(name, table string) []string {
+	c.t.Helper()
+	return c.query(name, "SELECT t::text FROM "+table+" t ORDER BY 1")
+}
+
+// assertSame fails with the differing rows when table differs between the
+// Postgres.
+func (c *cluster) assertSame(table string) {
+	c.t.Helper()
+	first := c.dump(c.names[0], table)
+	for _, n := range c.names[1:] {
+		if d := diffRows(first, c.dump(n, table)); d != "" {
+			c.t.Errorf("%s differs between %s and %s:\n%s", table, c.names[0], n, d)
+		}
+	}
+}
+
+// diffRows lists the rows only in a (-) and only in b (+); "" when equal.
+func diffRows(a, b []string) string {
+	in := map[string]int{}
+	for _, r := range a {
+		in[r]++
+	}
+	for _, r := range b {
+		in[r]--
+	}
+	var out []string
+	for r, n := range in {
+		switch {
+		case n > 0:
+			out = append(out, "- "+r)
+		case n < 0:
+			out = append(out, "+ "+r)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 50 {
+		out = append(out[:50], fmt.Sprintf("... and %d more", len(out)-50))
+	}
+	return strings.Join(out, "\n")
+}
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
 }
