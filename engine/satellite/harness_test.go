@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +154,18 @@ type testEnv struct {
 	url  string
 	mu   sync.Mutex
 	tabs []schema.Table
+
+	closers   []func() // run in reverse order by close
+	closeOnce sync.Once
+}
+
+// close stops the server, the sink and the log (idempotent).
+func (env *testEnv) close() {
+	env.closeOnce.Do(func() {
+		for i := len(env.closers) - 1; i >= 0; i-- {
+			env.closers[i]()
+		}
+	})
 }
 
 func newEnv(t *testing.T, mod func(*Options)) *testEnv {
@@ -178,6 +192,9 @@ func newEnvDir(t *testing.T, dir string, mod func(*Options)) *testEnv {
 			return env.tabs
 		},
 	}
+	if os.Getenv("SATELLITE_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -188,14 +205,14 @@ func newEnvDir(t *testing.T, dir string, mod func(*Options)) *testEnv {
 	env.srv = srv
 	env.http = httptest.NewServer(srv.Handler())
 	env.url = "ws" + strings.TrimPrefix(env.http.URL, "http") + "/ws"
-	t.Cleanup(func() {
-		env.http.CloseClientConnections()
-		srv.Close()
-		env.http.Close()
-		cancel()
-		<-done
-		_ = l.Close()
-	})
+	env.closers = append(env.closers,
+		func() { _ = l.Close() },
+		func() { cancel(); <-done },
+		func() { env.http.Close() },
+		srv.Close,
+		env.http.CloseClientConnections,
+	)
+	t.Cleanup(env.close)
 	return env
 }
 
@@ -258,6 +275,13 @@ type tclient struct {
 	// answerPings makes recv answer SatPingReq with SatPingResp{lsn}.
 	answerPings bool
 	lastLSN     []byte // last server lsn received in a SatOpBegin
+	restarting  bool   // got SatInStopReplicationReq, a start request follows
+	restarts    int    // stream restarts answered
+}
+
+func (c *tclient) reply(m proto.Message) {
+	f, _ := satpb.Encode(m)
+	_ = c.conn.WriteMessage(websocket.BinaryMessage, f)
 }
 
 func (env *testEnv) dial() *tclient {
@@ -301,6 +325,17 @@ func (c *tclient) next() (proto.Message, error) {
 		m, err := satpb.Decode(data)
 		if err != nil {
 			return nil, err
+		}
+		if _, ok := m.(*satpb.SatInStopReplicationReq); ok && c.answerPings {
+			c.restarting = true
+			c.reply(&satpb.SatInStopReplicationResp{})
+			continue
+		}
+		if _, ok := m.(*satpb.SatInStartReplicationReq); ok && c.restarting {
+			c.restarting = false
+			c.restarts++
+			c.reply(&satpb.SatInStartReplicationResp{})
+			continue
 		}
 		if _, ok := m.(*satpb.SatPingReq); ok && c.answerPings {
 			resp := &satpb.SatPingResp{}

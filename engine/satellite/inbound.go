@@ -1,6 +1,8 @@
 package satellite
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -22,6 +24,7 @@ type pendingTx struct {
 	commitMs  uint64
 	ctxOffset uint64
 	ops       []merge.Op
+	nops      int // row operations received, rejected ones included
 	rejected  int
 }
 
@@ -101,6 +104,7 @@ func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) er
 	if s.tx == nil {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "row operation outside a transaction")
 	}
+	s.tx.nops++
 	rel := s.relations[relID]
 	if rel == nil {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "unknown relation %d", relID)
@@ -172,6 +176,15 @@ func (s *session) commitTx(tx *pendingTx) error {
 		s.srv.stats.duplicates.Add(1)
 		return s.queueAck(&ackItem{lsn: tx.lsn})
 	}
+	if s.gap(tx) {
+		// Not taken and not acked: after the restart the client re-sends
+		// from its oldest unacked transaction, the missing ones included.
+		return s.kick(fmt.Sprintf("client transaction %x does not follow %x", tx.lsn, s.enqueued))
+	}
+	select {
+	case s.received <- struct{}{}:
+	default:
+	}
 	ops, err := s.ownedOps(tx.ops)
 	if err != nil {
 		return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
@@ -206,6 +219,36 @@ func (s *session) commitTx(tx *pendingTx) error {
 	}
 	s.enqueued = tx.lsn
 	return nil
+}
+
+// gap reports whether transactions are missing between the last one taken
+// and tx. The 0.4.3 client's lsn is the 4-byte rowid of the transaction's
+// last oplog row and each op is one row, so a transaction of n ops that
+// follows lsn P has lsn P+n. 0.4.3 loses a transaction when two are queued
+// within one push period, then acks of later ones would delete it from its
+// oplog for good. A gap seen again right after a restart is accepted: the
+// rows are gone from the client.
+func (s *session) gap(tx *pendingTx) bool {
+	if len(tx.lsn) != 4 || len(s.enqueued) != 4 || tx.nops == 0 {
+		return false
+	}
+	l := uint64(binary.BigEndian.Uint32(tx.lsn))
+	p := uint64(binary.BigEndian.Uint32(s.enqueued))
+	if l < uint64(tx.nops) || l-uint64(tx.nops) <= p {
+		return false
+	}
+	if s.kicking.Load() {
+		// Already restarting: drop it, it comes again.
+		return true
+	}
+	if s.gapAfter != nil && bytes.Equal(s.gapAfter, s.enqueued) {
+		s.log.Warn("client transactions missing, accepting what follows", "client", s.clientID,
+			"after", fmt.Sprintf("%x", s.enqueued), "next", fmt.Sprintf("%x", tx.lsn))
+		s.gapAfter = nil
+		return false
+	}
+	s.gapAfter = s.enqueued
+	return true
 }
 
 // ownedOps drops the writes to rows owned by another user, and writes that

@@ -67,6 +67,12 @@ type Options struct {
 	// TakeoverWait is how long a connection with the id of a live session
 	// waits for that session to end before it is refused (default 1 s).
 	TakeoverWait time.Duration
+	// ResendAfter: when a client has been quiet this long after sending
+	// transactions, the server restarts the client's stream once, which
+	// makes 0.4.3 re-send what it has not had acked (default 3 s; negative
+	// disables). 0.4.3 drops a transaction when two are queued within one
+	// push period, and would otherwise send it only after a reconnect.
+	ResendAfter time.Duration
 	// OutboundQueue is the number of frames buffered per connection before
 	// the log reader of that connection waits (default 32).
 	OutboundQueue int
@@ -80,6 +86,7 @@ const (
 	DefaultWriteTimeout  = 30 * time.Second
 	DefaultTakeoverWait  = time.Second
 	DefaultOutboundQueue = 32
+	DefaultResendAfter   = 3 * time.Second
 )
 
 func (o *Options) withDefaults() Options {
@@ -95,6 +102,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.TakeoverWait <= 0 {
 		c.TakeoverWait = DefaultTakeoverWait
+	}
+	if c.ResendAfter == 0 {
+		c.ResendAfter = DefaultResendAfter
 	}
 	if c.OutboundQueue <= 0 {
 		c.OutboundQueue = DefaultOutboundQueue

@@ -210,6 +210,7 @@ type SessionInfo struct {
 	TxOut          uint64 // transactions sent
 	Duplicates     uint64 // re-sent client transactions acked again, not applied
 	RejectedOps    uint64 // client ops not applied (ownership, unknown table, …)
+	Resyncs        uint64 // restarts of the client's stream to make it re-send
 	Lag            uint64 // log head minus OutboundOffset while outbound is active
 }
 

@@ -38,7 +38,8 @@ const (
 
 type outFrame struct {
 	data  []byte
-	final bool // close the socket after writing it
+	next  []byte // a second frame sent in the same TCP segment
+	final bool   // close the socket after writing it
 }
 
 // protocolError ends a session with a SatErrorResp of its code.
@@ -89,6 +90,7 @@ type session struct {
 	relations map[uint32]*inRelation
 	tx        *pendingTx
 	enqueued  []byte // highest client lsn handed to the sink (or durable at start)
+	gapAfter  []byte // lsn after which a gap made us restart the stream
 	acks      chan *ackItem
 	inflight  sync.WaitGroup
 
@@ -100,6 +102,8 @@ type session struct {
 	nextRelID uint32
 
 	inState   atomic.Int32
+	kicking   atomic.Bool   // a stop+start of the client's stream is under way
+	received  chan struct{} // a client transaction arrived (for the stall check)
 	outActive atomic.Bool
 	processed atomic.Uint64 // last log offset processed for the client
 	delivered atomic.Uint64 // last log offset actually sent to the client
@@ -108,6 +112,7 @@ type session struct {
 	txOut     atomic.Uint64
 	dups      atomic.Uint64
 	rejected  atomic.Uint64
+	resyncs   atomic.Uint64
 
 	mu         sync.Mutex
 	lastAckLSN []byte // last client lsn acked on this connection
@@ -123,6 +128,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		out:        make(chan outFrame, srv.opts.OutboundQueue),
 		writerDone: make(chan struct{}),
 		solicit:    make(chan struct{}, 1),
+		received:   make(chan struct{}, 1),
 		relations:  map[uint32]*inRelation{},
 		relSent:    map[string]*sentRelation{},
 		acks:       make(chan *ackItem, 1024),
@@ -228,7 +234,7 @@ func (s *session) writer() {
 		select {
 		case f := <-s.out:
 			_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-			if err := s.conn.WriteMessage(websocket.BinaryMessage, f.data); err != nil {
+			if err := s.writeFrame(f); err != nil {
 				s.log.Debug("satellite write failed", "err", err)
 				s.hardClose()
 				return
@@ -254,6 +260,22 @@ func (s *session) writer() {
 	}
 }
 
+func (s *session) writeFrame(f outFrame) error {
+	if f.next == nil {
+		return s.conn.WriteMessage(websocket.BinaryMessage, f.data)
+	}
+	// The 0.4.3 client must handle both frames in one socket read: between
+	// a SatInStopReplicationReq and the next SatInStartReplicationReq a
+	// local write would crash it.
+	nc := s.conn.NetConn()
+	cork(nc, true)
+	defer cork(nc, false)
+	if err := s.conn.WriteMessage(websocket.BinaryMessage, f.data); err != nil {
+		return err
+	}
+	return s.conn.WriteMessage(websocket.BinaryMessage, f.next)
+}
+
 var errSessionClosed = errors.New("session closed")
 
 // send queues a frame, waiting while the queue is full (back-pressure).
@@ -266,8 +288,12 @@ func (s *session) send(ctx context.Context, m proto.Message) error {
 }
 
 func (s *session) sendFrame(ctx context.Context, frame []byte) error {
+	return s.queue(ctx, outFrame{data: frame})
+}
+
+func (s *session) queue(ctx context.Context, f outFrame) error {
 	select {
-	case s.out <- outFrame{data: frame}:
+	case s.out <- f:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sending frame: %w", ctx.Err())
@@ -327,12 +353,20 @@ func (s *session) handle(msg proto.Message) error {
 	case *satpb.SatInStopReplicationReq:
 		return s.stopOutboundReq()
 	case *satpb.SatInStartReplicationResp:
+		if s.kicking.Load() {
+			s.kicking.Store(false)
+			return nil
+		}
 		if st := s.inState.Load(); st == inRequested || st == inActive {
 			s.inState.Store(inActive)
 			return nil
 		}
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "start replication response without a request")
 	case *satpb.SatInStopReplicationResp:
+		if s.kicking.Load() {
+			// First half of a restart: the stream stays active.
+			return nil
+		}
 		s.inState.Store(inPaused)
 		s.tx = nil
 		return nil
@@ -463,10 +497,32 @@ func (s *session) pinger() {
 	ping := func() bool {
 		return s.send(s.ctx, &satpb.SatPingReq{}) == nil
 	}
+	var resend *time.Timer
+	var resendC <-chan time.Time
+	defer func() {
+		if resend != nil {
+			resend.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.received:
+			if s.srv.opts.ResendAfter < 0 {
+				continue
+			}
+			if resend == nil {
+				resend = time.NewTimer(s.srv.opts.ResendAfter)
+			} else {
+				resend.Reset(s.srv.opts.ResendAfter)
+			}
+			resendC = resend.C
+		case <-resendC:
+			resendC = nil
+			if err := s.kick("the client is quiet after sending transactions"); err != nil {
+				return
+			}
 		case now := <-tick.C:
 			last := time.Unix(0, s.lastRecv.Load())
 			if !s.authed.Load() {
@@ -514,6 +570,30 @@ func (s *session) pinger() {
 	}
 }
 
+// kick restarts the client's stream: SatInStopReplicationReq then
+// SatInStartReplicationReq, in one segment. 0.4.3 then re-sends every
+// transaction not yet acked, starting with the oldest; those already taken
+// are recognised by their lsn and acked again.
+func (s *session) kick(why string) error {
+	if s.inState.Load() != inActive || !s.kicking.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.resyncs.Add(1)
+	s.log.Debug("restarting the client's stream", "client", s.clientID, "reason", why)
+	stop, err := satpb.Encode(&satpb.SatInStopReplicationReq{})
+	if err != nil {
+		return err
+	}
+	start, err := satpb.Encode(&satpb.SatInStartReplicationReq{
+		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
+		SyncBatchSize: 1,
+	})
+	if err != nil {
+		return err
+	}
+	return s.queue(s.ctx, outFrame{data: stop, next: start})
+}
+
 func (s *session) info(head uint64) SessionInfo {
 	i := SessionInfo{
 		RemoteAddr:     s.remote,
@@ -527,6 +607,7 @@ func (s *session) info(head uint64) SessionInfo {
 		TxOut:          s.txOut.Load(),
 		Duplicates:     s.dups.Load(),
 		RejectedOps:    s.rejected.Load(),
+		Resyncs:        s.resyncs.Load(),
 	}
 	if i.Authenticated {
 		i.ClientID, i.UserID = s.clientID, s.userID
