@@ -64,7 +64,7 @@ type boltBatch struct {
 	ops []boltOp
 }
 
-func (s *boltStore) newBatch() kvBatch { return &boltBatch{s: s} }
+func (s *boltStore) newBatch(int) kvBatch { return &boltBatch{s: s} }
 
 func (b *boltBatch) set(k, v []byte) {
 	b.ops = append(b.ops, boltOp{k: bytes.Clone(k), v: bytes.Clone(v)})

@@ -54,10 +54,11 @@ var (
 // Options tune a Log. The zero value is usable.
 type Options struct {
 	Logger *slog.Logger
-	// RowCacheBytes bounds the cache of encoded row states (default 64 MiB).
+	// RowCacheBytes bounds the cache of encoded row states (default 32 MiB).
 	RowCacheBytes int
 	// TailCacheBytes bounds the decoded recent entries kept in memory for
-	// readers at the head (default 32 MiB of encoded size).
+	// readers at the head (default 8 MiB of encoded size, about three
+	// times that decoded).
 	TailCacheBytes int
 }
 
@@ -85,6 +86,12 @@ type Log struct {
 	tailMax  int
 
 	rows rowCache
+
+	// Encoding buffers reused by Commit (serialized by commitMu): the
+	// store copies what it is given.
+	entryBuf    []byte
+	batchHint   int // size of the last batch, to size the next one
+	rowSizeHint int // average encoded row state of the last batch
 
 	statsMu   sync.Mutex
 	samples   []rateSample
@@ -161,7 +168,7 @@ func openWith(dir string, st kvStore, opts Options) (*Log, error) {
 		if any {
 			return nil, fmt.Errorf("open txlog in %s: %w (a store without the txlog format marker)", dir, ErrForeignDir)
 		}
-		b := st.newBatch()
+		b := st.newBatch(64)
 		b.set(metaKey, metaValue)
 		if err := b.commit(); err != nil {
 			return nil, fmt.Errorf("open txlog in %s: write format: %w", dir, err)
@@ -181,10 +188,10 @@ func openWith(dir string, st kvStore, opts Options) (*Log, error) {
 		head = binary.BigEndian.Uint64(last[1:])
 	}
 	if opts.RowCacheBytes <= 0 {
-		opts.RowCacheBytes = 64 << 20
+		opts.RowCacheBytes = 32 << 20
 	}
 	if opts.TailCacheBytes <= 0 {
-		opts.TailCacheBytes = 32 << 20
+		opts.TailCacheBytes = 8 << 20
 	}
 	l := &Log{
 		dir:     dir,
@@ -452,33 +459,50 @@ func (l *Log) Commit(b *Batch) error {
 		return nil
 	}
 
-	kb := l.store.newBatch()
-	var buf []byte
+	kb := l.store.newBatch(l.batchHint)
 	sizes := make([]int, len(b.Entries))
 	var nrows uint64
+	total := 0
 	for i, e := range b.Entries {
-		buf = appendEntry(buf[:0], e)
-		sizes[i] = len(buf)
-		kb.set(entryKey(e.Offset), buf)
+		l.entryBuf = appendEntry(l.entryBuf[:0], e)
+		sizes[i] = len(l.entryBuf)
+		total += len(l.entryBuf) + 20
+		kb.set(entryKey(e.Offset), l.entryBuf)
 		nrows += uint64(len(e.Changes))
 	}
+	// Row states are encoded into one arena: far fewer allocations than
+	// growing one buffer per row. The row cache gets exact-size copies so
+	// that it does not pin whole arenas.
 	type cached struct {
 		k, v []byte
 	}
 	rowVals := make([]cached, len(b.Rows))
+	arena := make([]byte, 0, (l.rowSizeHint+16)*len(b.Rows))
 	for i, r := range b.Rows {
 		k := rowKey(r.Table, r.Key)
 		if r.Row == nil {
 			kb.delete(k)
 			rowVals[i] = cached{k: k}
+			total += len(k) + 20
 			continue
 		}
-		v := merge.AppendRow(nil, r.Row)
+		start := len(arena)
+		arena = merge.AppendRow(arena, r.Row)
+		v := arena[start:len(arena):len(arena)]
 		kb.set(k, v)
 		rowVals[i] = cached{k: k, v: v}
+		total += len(k) + len(v) + 20
 	}
 	for src, pos := range b.Positions {
 		kb.set(positionKey(src), pos)
+		total += len(src) + len(pos) + 20
+	}
+	l.batchHint = total
+	if len(b.Rows) > 0 {
+		l.rowSizeHint = len(arena) / len(b.Rows)
+	}
+	if cap(l.entryBuf) > 16<<20 {
+		l.entryBuf = nil // do not pin one huge entry's buffer
 	}
 	if err := kb.commit(); err != nil {
 		// Pebble's commit error leaves the WAL in an unknown state; the
@@ -490,7 +514,7 @@ func (l *Log) Commit(b *Batch) error {
 		if rv.v == nil {
 			l.rows.drop(rv.k)
 		} else {
-			l.rows.put(rv.k, rv.v)
+			l.rows.put(rv.k, bytes.Clone(rv.v))
 		}
 	}
 	if len(b.Entries) == 0 {

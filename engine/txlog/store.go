@@ -16,7 +16,8 @@ import (
 type kvStore interface {
 	// get returns a copy of the value, or nil when the key is absent.
 	get(key []byte) ([]byte, error)
-	newBatch() kvBatch
+	// newBatch starts a batch expected to hold about size bytes.
+	newBatch(size int) kvBatch
 	// scan calls fn for keys in [lower, upper) in order until fn returns
 	// errStopScan (not an error) or another error. k and v are only valid
 	// during the call.
@@ -121,7 +122,9 @@ func (s *pebbleStore) get(key []byte) ([]byte, error) {
 
 type pebbleBatch struct{ b *pebble.Batch }
 
-func (s *pebbleStore) newBatch() kvBatch { return pebbleBatch{s.db.NewBatch()} }
+func (s *pebbleStore) newBatch(size int) kvBatch {
+	return pebbleBatch{s.db.NewBatchWithSize(size)}
+}
 
 func (b pebbleBatch) set(k, v []byte) { _ = b.b.Set(k, v, nil) }
 func (b pebbleBatch) delete(k []byte) { _ = b.b.Delete(k, nil) }
