@@ -396,6 +396,30 @@ func TestRefusalsAndErrors(t *testing.T) {
 		t.Fatalf("garbage message answered with %#v", m)
 	}
 
+	// The subscription streams already: a second stream is refused.
+	waitFor(t, "the subscription streaming", func() (bool, string) {
+		for _, s := range e.srv.Status().Sessions {
+			if s.Connector == "a" && s.State == "streaming" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", e.srv.Status())
+	})
+	err = pglogrepl.StartReplication(ctx, conn, "a", 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}})
+	if !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+		t.Fatalf("second stream: %v", err)
+	}
+	pg.Exec(`ALTER SUBSCRIPTION a DISABLE`)
+	waitFor(t, "the subscription stopped", func() (bool, string) {
+		for _, c := range e.srv.Status().Connectors {
+			if c.Connector == "a" {
+				return !c.Streaming, fmt.Sprintf("%+v", c)
+			}
+		}
+		return false, "no status"
+	})
+
 	// Streaming: copy-both, keepalives, CopyDone back to query mode.
 	if err := pglogrepl.StartReplication(ctx, conn, "a", 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}}); err != nil {

@@ -109,8 +109,11 @@ func (se *session) startup() error {
 
 func (se *session) accept(m *pgproto3.StartupMessage) error {
 	p := m.Parameters
+	// Under the server lock: Status reads these from other goroutines.
+	se.srv.mu.Lock()
 	se.connector = p["application_name"]
 	se.database = p["database"]
+	se.srv.mu.Unlock()
 	se.log = se.log.With("connector", se.connector)
 	if p["replication"] != "database" {
 		se.fatal("08004", "Electric accepts only logical replication connections (replication=database): this port is the replication publisher, connect to Postgres for queries")

@@ -57,14 +57,24 @@ type ctlMsg struct {
 func (st *stream) run(ctx context.Context) error {
 	se := st.se
 	st.sent = st.after
-	se.srv.setState(se, "waiting")
-	defer se.srv.setState(se, "query")
+	// One stream per connector, as Postgres allows one walsender per slot:
+	// two subscribers under one name would apply every entry twice.
+	busy := false
 	se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
+		if p.Streaming {
+			busy = true
+			return
+		}
 		p.Streaming = true
 		p.StartOffset = st.after
 		p.SentOffset = st.after
 	})
+	if busy {
+		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
+	}
 	defer se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
+	se.srv.setState(se, "waiting")
+	defer se.srv.setState(se, "query")
 	se.log.Info("replication started", "after_offset", st.after)
 
 	se.send(&pgproto3.CopyBothResponse{})
