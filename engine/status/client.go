@@ -44,10 +44,9 @@ type Client struct {
 // overall Timeout if Events is used (pass deadlines through ctx instead).
 func NewClient(baseURL string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, fmt.Errorf("parsing status url %q: %w", baseURL, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		// url.Parse's own messages ("first path segment in URL cannot
+		// contain colon") do not tell the user what to type.
 		return nil, fmt.Errorf("parsing status url %q: want http://host:port", baseURL)
 	}
 	if hc == nil {
@@ -139,13 +138,19 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 	return r.Sessions, nil
 }
 
-// Events streams GET /api/events, starting after event ID after (0: the
-// whole ring), calling fn for each event until ctx is done (ctx.Err()), fn
-// fails (its error), or the stream breaks (ErrStreamEnded or the I/O error).
-func (c *Client) Events(ctx context.Context, after uint64, fn func(Event) error) error {
+// EventStream is an open GET /api/events response.
+type EventStream struct {
+	ctx  context.Context
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// OpenEvents opens the event stream, starting after event ID after (0: the
+// whole ring of recent events). It returns once the engine has answered.
+func (c *Client) OpenEvents(ctx context.Context, after uint64) (*EventStream, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.JoinPath("/api/events").String(), nil)
 	if err != nil {
-		return fmt.Errorf("requesting /api/events: %w", err)
+		return nil, fmt.Errorf("requesting /api/events: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if after > 0 {
@@ -153,17 +158,24 @@ func (c *Client) Events(ctx context.Context, after uint64, fn func(Event) error)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("requesting /api/events: %w", err)
+		return nil, fmt.Errorf("requesting /api/events: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("requesting /api/events: %s", resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("requesting /api/events: %s", resp.Status)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	return &EventStream{ctx: ctx, body: resp.Body, sc: sc}, nil
+}
+
+// Next blocks until the next event. It fails with the context's error when
+// ctx is done, ErrStreamEnded when the engine closed the stream, or the I/O
+// error; the caller should then reopen after the last event it saw.
+func (s *EventStream) Next() (Event, error) {
 	var data strings.Builder
-	for sc.Scan() {
-		line := sc.Text()
+	for s.sc.Scan() {
+		line := s.sc.Text()
 		switch {
 		case line == "":
 			if data.Len() == 0 {
@@ -171,12 +183,9 @@ func (c *Client) Events(ctx context.Context, after uint64, fn func(Event) error)
 			}
 			var ev Event
 			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
-				return fmt.Errorf("decoding event: %w", err)
+				return Event{}, fmt.Errorf("decoding event: %w", err)
 			}
-			data.Reset()
-			if err := fn(ev); err != nil {
-				return err
-			}
+			return ev, nil
 		case strings.HasPrefix(line, ":"):
 			// heartbeat comment
 		case strings.HasPrefix(line, "data:"):
@@ -186,11 +195,33 @@ func (c *Client) Events(ctx context.Context, after uint64, fn func(Event) error)
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := s.ctx.Err(); err != nil {
+		return Event{}, err
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading /api/events: %w", err)
+	if err := s.sc.Err(); err != nil {
+		return Event{}, fmt.Errorf("reading /api/events: %w", err)
 	}
-	return ErrStreamEnded
+	return Event{}, ErrStreamEnded
+}
+
+// Close ends the stream.
+func (s *EventStream) Close() error { return s.body.Close() }
+
+// Events streams events after ID after, calling fn for each, until ctx is
+// done (ctx.Err()), fn fails (its error), or the stream breaks (see Next).
+func (c *Client) Events(ctx context.Context, after uint64, fn func(Event) error) error {
+	s, err := c.OpenEvents(ctx, after)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			return err
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
 }
