@@ -240,7 +240,7 @@ func BenchmarkRowRead(b *testing.B) {
 		b.Run("hit-uncached/"+c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				k := rowKey("public.items", strconv.Itoa(i%100_000))
-				l.rows.drop(k)
+				l.rows.update([]cachedRow{{k: k}}) // evict
 				if r, err := l.Row("public.items", strconv.Itoa(i%100_000)); r == nil || err != nil {
 					b.Fatal(r, err)
 				}

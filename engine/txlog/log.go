@@ -473,16 +473,13 @@ func (l *Log) Commit(b *Batch) error {
 	// Row states are encoded into one arena: far fewer allocations than
 	// growing one buffer per row. The row cache gets exact-size copies so
 	// that it does not pin whole arenas.
-	type cached struct {
-		k, v []byte
-	}
-	rowVals := make([]cached, len(b.Rows))
+	rowVals := make([]cachedRow, len(b.Rows))
 	arena := make([]byte, 0, (l.rowSizeHint+16)*len(b.Rows))
 	for i, r := range b.Rows {
 		k := rowKey(r.Table, r.Key)
 		if r.Row == nil {
 			kb.delete(k)
-			rowVals[i] = cached{k: k}
+			rowVals[i] = cachedRow{k: k}
 			total += len(k) + 20
 			continue
 		}
@@ -490,7 +487,7 @@ func (l *Log) Commit(b *Batch) error {
 		arena = merge.AppendRow(arena, r.Row)
 		v := arena[start:len(arena):len(arena)]
 		kb.set(k, v)
-		rowVals[i] = cached{k: k, v: v}
+		rowVals[i] = cachedRow{k: k, v: v}
 		total += len(k) + len(v) + 20
 	}
 	for src, pos := range b.Positions {
@@ -510,13 +507,7 @@ func (l *Log) Commit(b *Batch) error {
 		return fmt.Errorf("commit %d entries after %d: %w", len(b.Entries), head, err)
 	}
 
-	for _, rv := range rowVals {
-		if rv.v == nil {
-			l.rows.drop(rv.k)
-		} else {
-			l.rows.put(rv.k, bytes.Clone(rv.v))
-		}
-	}
+	l.rows.update(rowVals)
 	if len(b.Entries) == 0 {
 		return nil
 	}
@@ -599,8 +590,10 @@ func (l *Log) Stats() Stats {
 
 // rowCache keeps encoded row states by store key. It holds encoded bytes,
 // not *merge.Row, so that no caller can alter the cache through a row it was
-// given. Eviction is random (Go map order), which is good enough for the
-// sequencer's pattern of touching recent rows again.
+// given. Rows enter it when they are read (the sequencer reads the rows it
+// merges) and commits keep cached rows current; a commit does not add rows,
+// so an ingest of new rows does not churn it. Eviction is random (Go map
+// order).
 type rowCache struct {
 	mu   sync.Mutex
 	m    map[string][]byte
@@ -609,6 +602,10 @@ type rowCache struct {
 	// gen counts writes, so that a value read from the store before a
 	// commit is not cached over the committed one (see fill).
 	gen uint64
+}
+
+type cachedRow struct {
+	k, v []byte // v nil: deleted
 }
 
 func (c *rowCache) get(k []byte) (v []byte, gen uint64, ok bool) {
@@ -630,11 +627,26 @@ func (c *rowCache) fill(k, v []byte, gen uint64) {
 	c.putLocked(k, v)
 }
 
-func (c *rowCache) put(k, v []byte) {
+// update applies a commit's row states to the rows already cached.
+func (c *rowCache) update(rows []cachedRow) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	c.putLocked(k, v)
+	if len(c.m) == 0 {
+		return
+	}
+	for _, r := range rows {
+		old, ok := c.m[string(r.k)]
+		if !ok {
+			continue
+		}
+		if r.v == nil {
+			c.used -= len(r.k) + len(old)
+			delete(c.m, string(r.k))
+			continue
+		}
+		c.putLocked(r.k, bytes.Clone(r.v))
+	}
 }
 
 func (c *rowCache) putLocked(k, v []byte) {
@@ -649,16 +661,6 @@ func (c *rowCache) putLocked(k, v []byte) {
 			c.used -= len(ek) + len(ev)
 			break
 		}
-	}
-}
-
-func (c *rowCache) drop(k []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	if old, ok := c.m[string(k)]; ok {
-		c.used -= len(k) + len(old)
-		delete(c.m, string(k))
 	}
 }
 

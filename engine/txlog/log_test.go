@@ -514,3 +514,46 @@ func TestCorruptDir(t *testing.T) {
 		t.Errorf("error does not say what failed: %v", err)
 	}
 }
+
+// Rows cached by a read follow later commits (overwrite, delete, re-create).
+func TestRowCacheFollowsCommits(t *testing.T) {
+	l := openTest(t, t.TempDir(), Options{})
+	commitRow := func(r *merge.Row) {
+		t.Helper()
+		b := &Batch{}
+		b.SetRow("t", "k", r)
+		if err := l.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() string {
+		t.Helper()
+		r, err := l.Row("t", "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			return "<nil>"
+		}
+		return r.Cells["id"].Value.Text
+	}
+	commitRow(testRow("1"))
+	for i, step := range []struct {
+		row  *merge.Row
+		want string
+	}{
+		{testRow("2"), "2"},
+		{nil, "<nil>"},
+		{testRow("3"), "3"},
+		{testRow("4"), "4"},
+	} {
+		read() // cache the current state
+		commitRow(step.row)
+		if got := read(); got != step.want {
+			t.Errorf("step %d: read %s, want %s", i, got, step.want)
+		}
+	}
+	if s := l.Stats(); s.RowCacheBytes <= 0 {
+		t.Errorf("nothing cached: %+v", s)
+	}
+}
