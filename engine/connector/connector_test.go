@@ -1,0 +1,254 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/electric-sql/electric-go/engine/publisher"
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/internal/pgtest"
+)
+
+func TestFunctionName(t *testing.T) {
+	a := FunctionName(&schema.Table{Schema: "a_b", Name: "c"})
+	b := FunctionName(&schema.Table{Schema: "a", Name: "b_c"})
+	if a == b {
+		t.Fatalf("names collide: %s", a)
+	}
+	if a != FunctionName(&schema.Table{Schema: "a_b", Name: "c"}) {
+		t.Fatal("name not deterministic")
+	}
+	long := &schema.Table{Schema: "public", Name: strings.Repeat("é", 40)}
+	n := FunctionName(long)
+	if len(n) > 63 || !strings.HasPrefix(n, "upsert_public_é") {
+		t.Fatalf("long name %q (%d bytes)", n, len(n))
+	}
+	if !strings.HasPrefix(n, "upsert_public_") || strings.ContainsRune(n, '\uFFFD') {
+		t.Fatalf("long name cut inside a character: %q", n)
+	}
+}
+
+func TestFunctionBody(t *testing.T) {
+	tb := &schema.Table{Schema: "s", Name: "t", PrimaryKey: []string{"a", "b"},
+		Columns: []schema.Column{{Name: "a"}, {Name: "b"}, {Name: `we"ird`}}}
+	want := `
+BEGIN
+  INSERT INTO "s"."t" ("a", "b", "we""ird") VALUES (NEW."a", NEW."b", NEW."we""ird")
+  ON CONFLICT ("a", "b") DO UPDATE SET "we""ird" = EXCLUDED."we""ird";
+  RETURN NULL;
+END
+`
+	if got := functionBody(tb); got != want {
+		t.Fatalf("body:\n%s\nwant:\n%s", got, want)
+	}
+	keyOnly := &schema.Table{Schema: "s", Name: "k", PrimaryKey: []string{"a"}, Columns: []schema.Column{{Name: "a"}}}
+	if got := functionBody(keyOnly); !strings.Contains(got, `ON CONFLICT ("a") DO NOTHING;`) {
+		t.Fatalf("key-only body: %s", got)
+	}
+	bad := &schema.Table{Schema: "s", Name: "x", PrimaryKey: []string{"a"}, Columns: []schema.Column{{Name: "a"}, {Name: "$electric_upsert$"}}}
+	if _, err := triggerSQL(bad); err == nil {
+		t.Fatal("a body containing the dollar tag was accepted")
+	}
+}
+
+func TestConninfo(t *testing.T) {
+	c, err := New(Options{Name: "it's", URI: "postgres://x", ElectricHost: "elec tric", PublisherPort: 5433})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.conninfo("db")
+	want := `host='elec tric' port=5433 dbname=db application_name='it\'s'`
+	if got != want {
+		t.Fatalf("conninfo %s, want %s", got, want)
+	}
+	for _, o := range []Options{
+		{URI: "u", ElectricHost: "h", PublisherPort: 1},
+		{Name: "a", ElectricHost: "h", PublisherPort: 1},
+		{Name: "a", URI: "u", PublisherPort: 1},
+		{Name: "a", URI: "u", ElectricHost: "h", PublisherPort: 70000},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
+		}
+	}
+}
+
+// emptyFeed is a log with no entries.
+type emptyFeed struct{}
+
+func (emptyFeed) Next(ctx context.Context) (*txlog.Entry, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (emptyFeed) Close() {}
+
+// registry is the engine's connector map, swapped between runs.
+type registry struct {
+	mu    sync.Mutex
+	conns map[string]*Connector
+}
+
+func (r *registry) set(c *Connector) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns[c.Name()] = c
+}
+
+// startPublisher serves the connectors of reg on ln.
+func startPublisher(t *testing.T, ln net.Listener, reg *registry) {
+	t.Helper()
+	srv, err := publisher.New(publisher.Options{
+		Listener: ln,
+		Feed:     func(uint64) publisher.Reader { return emptyFeed{} },
+		Connectors: func(name string) (*publisher.View, bool) {
+			reg.mu.Lock()
+			c, ok := reg.conns[name]
+			reg.mu.Unlock()
+			if !ok {
+				return nil, false
+			}
+			return c.View(), true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last: %s)", what, last)
+}
+
+func count(t *testing.T, pg *pgtest.Cluster, sql string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// run starts c and returns a function that stops it.
+func run(c *Connector) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// TestSetupIsIdempotentAndRetries: the connector waits (retrying) until
+// the publisher is up, installs one trigger per replicated table, and a
+// second run over the same database changes nothing but a moved port.
+func TestSetupIsIdempotentAndRetries(t *testing.T) {
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, g int GENERATED ALWAYS AS (id * 2) STORED);
+CREATE TABLE nopk (a int);
+CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	opts := Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: port, PollInterval: 100 * time.Millisecond}
+	c1, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := &registry{conns: map[string]*Connector{"a": c1}}
+	// The listener accepts nothing yet: REFRESH cannot reach a publisher.
+	ln.Close()
+	stop := run(c1)
+	waitFor(t, "a refresh error", func() (bool, string) {
+		st := c1.Status()
+		return st.State == "error" && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
+	})
+	ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startPublisher(t, ln, conns)
+	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	st1 := c1.Status()
+	if st1.Tables != 2 || st1.Subscribed != 2 || st1.SubscriptionOID == 0 {
+		t.Fatalf("status %+v", st1)
+	}
+	v := c1.View()
+	for _, tb := range v.Tables {
+		if _, ok := tb.Column("g"); ok {
+			t.Fatalf("generated column listed: %+v", tb)
+		}
+	}
+	if !v.Refreshed || !v.Subscribed["public.items"] || !v.Subscribed["public.pair"] || v.Subscribed["public.nopk"] {
+		t.Fatalf("view %+v", v)
+	}
+	const triggers = `SELECT count(*) FROM pg_trigger WHERE tgname = 'electric_upsert' AND tgenabled = 'R'`
+	const functions = `SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'electric' AND p.proname LIKE 'upsert_%'`
+	if n := count(t, pg, triggers); n != 2 {
+		t.Fatalf("%d replica triggers, want 2", n)
+	}
+	stop()
+
+	// Again, as after an engine restart.
+	c2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns.set(c2)
+	stop = run(c2)
+	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	if st := c2.Status(); st.SubscriptionOID != st1.SubscriptionOID || st.Subscribed != 2 {
+		t.Fatalf("second run: %+v, first %+v", st, st1)
+	}
+	if n := count(t, pg, triggers); n != 2 {
+		t.Fatalf("%d replica triggers after a restart, want 2", n)
+	}
+	if n := count(t, pg, functions); n != 2 {
+		t.Fatalf("%d trigger functions after a restart, want 2", n)
+	}
+	if n := count(t, pg, `SELECT count(*) FROM pg_subscription`); n != 1 {
+		t.Fatalf("%d subscriptions", n)
+	}
+
+	// A column change replaces the function, whose body names the column.
+	pg.Exec(`ALTER TABLE public.items ADD COLUMN w text`)
+	waitFor(t, "trigger function updated", func() (bool, string) {
+		return count(t, pg, `SELECT count(*) FROM pg_proc WHERE proname LIKE 'upsert_public_items_%' AND prosrc LIKE '%EXCLUDED."w"%'`) == 1, ""
+	})
+	// A trigger someone disabled is re-enabled on the next setup.
+	stop()
+	pg.Exec(`ALTER TABLE public.items DISABLE TRIGGER electric_upsert`)
+	c3, _ := New(opts)
+	conns.set(c3)
+	stop = run(c3)
+	defer stop()
+	waitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
+}
