@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
@@ -59,7 +60,8 @@ func TestEntriesApplyPerConnectorSchema(t *testing.T) {
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, extra text)`)
 	pg.Exec(`CREATE SCHEMA "odd ""schema"""; CREATE TABLE "odd ""schema"""."We ird" (id text PRIMARY KEY, "Val ue" numeric(10,2), g int GENERATED ALWAYS AS (1) STORED);
-CREATE TABLE nopk (a int)`)
+CREATE TABLE nopk (a int);
+CREATE TABLE pair (a int, b text, c text, PRIMARY KEY (a, b))`)
 	e.startConnector("a", pg)
 
 	// A table the subscriber lacks is skipped; a column it lacks is
@@ -78,6 +80,15 @@ CREATE TABLE nopk (a int)`)
 	// Deletes apply by key; an update replaces the row.
 	last := e.log.append("b", del("public.items", "id=1", "v=one", "extra=x"), upsert("public.items", "id=2", "v=TWO", "extra=y"))
 	waitDump(t, pg, "items", "id=2,v=TWO,extra=y\nid=3,v=three,extra=NULL")
+
+	// A composite key; a delete whose image is empty is addressed by the
+	// change's key.
+	pairKey := func(a, b string) string { return merge.EncodeKey([]merge.Value{{Text: a}, {Text: b}}) }
+	e.log.append("b",
+		txlog.RowChange{Table: "public.pair", Key: pairKey("1", "x"), Row: row("a=1", "b=x", "c=keep")},
+		txlog.RowChange{Table: "public.pair", Key: pairKey("1", "y"), Row: row("a=1", "b=y", "c=drop")})
+	last = e.log.append("b", txlog.RowChange{Table: "public.pair", Key: pairKey("1", "y"), Deleted: true})
+	waitDump(t, pg, "pair", "a=1,b=x,c=keep")
 	waitFor(t, "origin at the last entry", func() (bool, string) {
 		got := originLSN(t, pg, "a")
 		return got == txlog.LSN(last), fmt.Sprintf("origin %X, want %X", got, txlog.LSN(last))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
@@ -24,6 +25,7 @@ type relState struct {
 	namespace string
 	name      string
 	cols      []relColumn
+	pk        []string // primary key columns in key order (the order of merge.EncodeKey)
 	hasKey    bool
 	sent      bool // Relation message sent on this stream
 }
@@ -227,7 +229,7 @@ func (st *stream) refreshView() bool {
 		if !v.Subscribed[q] {
 			continue
 		}
-		rs := &relState{oid: t.OID, namespace: t.Schema, name: t.Name, hasKey: len(t.PrimaryKey) > 0}
+		rs := &relState{oid: t.OID, namespace: t.Schema, name: t.Name, pk: t.PrimaryKey, hasKey: len(t.PrimaryKey) > 0}
 		for _, c := range t.Columns {
 			rs.cols = append(rs.cols, relColumn{Name: c.Name, Key: t.IsKey(c.Name), TypeOID: c.TypeOID, TypeMod: c.TypeMod})
 		}
@@ -270,8 +272,10 @@ func (st *stream) encode(e *txlog.Entry) bool {
 		if !ok || !rs.hasKey {
 			continue
 		}
-		if ch.Deleted && !hasKeyValues(rs, ch) {
-			se.log.Error("delete without key values in the row image: not sent", "table", ch.Table, "offset", e.Offset)
+		row, ok := rowWithKey(rs, ch)
+		if !ok {
+			se.log.Error("change whose key matches neither the row image nor the table's primary key: not sent",
+				"table", ch.Table, "offset", e.Offset)
 			continue
 		}
 		if !began {
@@ -288,9 +292,9 @@ func (st *stream) encode(e *txlog.Entry) bool {
 		}
 		lsn := nextLSN()
 		if ch.Deleted {
-			st.msg = appendDelete(st.msg[:0], rs.oid, rs.cols, ch.Row)
+			st.msg = appendDelete(st.msg[:0], rs.oid, rs.cols, row)
 		} else {
-			st.msg = appendInsert(st.msg[:0], rs.oid, rs.cols, ch.Row)
+			st.msg = appendInsert(st.msg[:0], rs.oid, rs.cols, row)
 		}
 		st.sendXLog(lsn, lsn, now)
 	}
@@ -302,16 +306,34 @@ func (st *stream) encode(e *txlog.Entry) bool {
 	return true
 }
 
-func hasKeyValues(rs *relState, ch *txlog.RowChange) bool {
-	for _, c := range rs.cols {
-		if !c.Key {
-			continue
-		}
-		if v, ok := ch.Row[c.Name]; !ok || v.Null {
-			return false
+// rowWithKey returns the row image to send, with the key columns taken from
+// the change's key when the image lacks them (a delete's image may be empty).
+func rowWithKey(rs *relState, ch *txlog.RowChange) (map[string]merge.Value, bool) {
+	complete := true
+	for _, k := range rs.pk {
+		if v, ok := ch.Row[k]; !ok || v.Null {
+			complete = false
+			break
 		}
 	}
-	return true
+	if complete {
+		return ch.Row, true
+	}
+	vals, err := merge.DecodeKey(ch.Key)
+	if err != nil || len(vals) != len(rs.pk) {
+		return nil, false
+	}
+	row := make(map[string]merge.Value, len(ch.Row)+len(vals))
+	for k, v := range ch.Row {
+		row[k] = v
+	}
+	for i, k := range rs.pk {
+		if vals[i].Null {
+			return nil, false
+		}
+		row[k] = vals[i]
+	}
+	return row, true
 }
 
 // xidOf derives a transaction id from the offset; 0 is InvalidTransactionId.
