@@ -66,11 +66,11 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 			e.close()
 		}
 	}()
-	e.txlog, err = txlog.Open(cfg.DataDir(), txlog.Options{Logger: log.With("part", "txlog")})
+	e.txlog, err = txlog.Open(cfg.DataDir(), txlog.Options{Logger: log.With("component", "txlog")})
 	if err != nil {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
-	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("part", "sequencer")})
+	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
 
 	pubLn, err := listen("publisher (POSTGRES_REPLICATION_PORT)", cfg.ReplicationPort)
 	if err != nil {
@@ -82,7 +82,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		cn := &conn{cfg: c}
 		cn.source, err = pgsource.New(pgsource.Options{
 			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
-			Logger: log.With("part", "pgsource", "connector", c.Name),
+			Logger: log.With("component", "pgsource", "connector", c.Name),
 			Sink:   sourceSink{e.seq}, Store: e.txlog,
 		})
 		if err != nil {
@@ -91,7 +91,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		cn.sub, err = connector.New(connector.Options{
 			Name: c.Name, URI: c.URI, ElectricHost: cfg.ElectricHost,
 			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
-			Logger:          log.With("part", "connector", "connector", c.Name),
+			Logger:          log, // the connector names itself
 			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
 		})
 		if err != nil {
@@ -101,7 +101,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		e.byName[c.Name] = cn
 	}
 	e.pub, err = publisher.New(publisher.Options{
-		Listener: pubLn, Logger: log.With("part", "publisher"),
+		Listener: pubLn, Logger: log, // the publisher names itself
 		Feed:       func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
 		Connectors: e.view,
 	})
@@ -116,7 +116,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	e.sat, err = satellite.New(satellite.Options{
 		Log: satellite.TxlogSource(e.txlog), Sink: satelliteSink{e.seq}, Auth: authn,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
-		Logger: log.With("part", "satellite"),
+		Logger: log.With("component", "satellite"),
 	})
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	}
 	e.listeners = append(e.listeners, wsLn)
 
-	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Logger: log.With("part", "status")})
+	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Logger: log.With("component", "status")})
 	if err != nil {
 		return nil, err
 	}

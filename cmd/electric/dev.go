@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/electric-sql/electric-go/devenv"
+	"github.com/electric-sql/electric-go/tui"
 )
 
 // devFlags are the options shared by every dev subcommand.
@@ -65,7 +66,7 @@ func isTerminal(f *os.File) bool {
 
 func newDevUpCmd(f *devFlags) *cobra.Command {
 	var (
-		noEngine, asJSON             bool
+		noEngine, asJSON, dashboard  bool
 		portA, portB, ws, status, pg int
 		timeout                      time.Duration
 	)
@@ -81,7 +82,8 @@ given once are remembered in the state directory.`,
   electric dev up --no-engine                      # only Postgres
   electric dev up --db-a-port 6001 --db-b-port 6002 --status-port 6050
   eval "export $(electric dev up 2>/dev/null | grep ^CONNECTORS=)"  # CONNECTORS in your shell
-  electric dev up --json | jq -r .connectors`,
+  electric dev up --json | jq -r .connectors
+  electric dev up --dashboard                      # then the live dashboard`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := f.options()
@@ -114,11 +116,18 @@ given once are remembered in the state directory.`,
 				return enc.Encode(sum)
 			}
 			sum.Write(cmd.OutOrStdout())
+			if dashboard {
+				if sum.Engine == nil {
+					return fmt.Errorf("no dashboard: the engine is not running (%s)", sum.EngineNote)
+				}
+				return tui.Run(ctx, sum.Engine.StatusURL)
+			}
 			return nil
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&noEngine, "no-engine", false, "start only Postgres")
+	fl.BoolVar(&dashboard, "dashboard", false, "end in the live dashboard (electric dashboard)")
 	fl.BoolVar(&asJSON, "json", false, "print the connection strings as JSON (progress still goes to stderr)")
 	fl.IntVar(&portA, "db-a-port", devenv.DefaultDBAPort, "port of db_a")
 	fl.IntVar(&portB, "db-b-port", devenv.DefaultDBBPort, "port of db_b")
