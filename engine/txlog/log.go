@@ -86,6 +86,7 @@ type Log struct {
 	tailMax  int
 
 	rows rowCache
+	keys *keyFilter
 
 	// Encoding buffers reused by Commit (serialized by commitMu): the
 	// store copies what it is given.
@@ -193,7 +194,19 @@ func openWith(dir string, st kvStore, opts Options) (*Log, error) {
 	if opts.TailCacheBytes <= 0 {
 		opts.TailCacheBytes = 8 << 20
 	}
+	keys := newKeyFilter()
+	start := time.Now()
+	nkeys := 0
+	err = st.scan([]byte{prefixRow}, []byte{prefixRow + 1}, func(k, _ []byte) error {
+		keys.add(k)
+		nkeys++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open txlog in %s: load row keys: %w", dir, err)
+	}
 	l := &Log{
+		keys:    keys,
 		dir:     dir,
 		log:     opts.Logger,
 		store:   st,
@@ -202,7 +215,7 @@ func openWith(dir string, st kvStore, opts Options) (*Log, error) {
 		tailMax: opts.TailCacheBytes,
 		rows:    rowCache{max: opts.RowCacheBytes, m: map[string][]byte{}},
 	}
-	l.log.Info("txlog opened", "dir", dir, "head", head)
+	l.log.Info("txlog opened", "dir", dir, "head", head, "rows", nkeys, "rows_loaded_in", time.Since(start).Round(time.Millisecond))
 	return l, nil
 }
 
@@ -312,6 +325,12 @@ func (l *Log) tailEntry(offset uint64) *Entry {
 // returned row is the caller's own copy.
 func (l *Log) Row(table, key string) (*merge.Row, error) {
 	k := rowKey(table, key)
+	if !l.keys.mayContain(k) {
+		if l.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, nil
+	}
 	v, gen, ok := l.rows.get(k)
 	if !ok {
 		var err error
@@ -329,6 +348,12 @@ func (l *Log) Row(table, key string) (*merge.Row, error) {
 		return nil, fmt.Errorf("read row %s %q: %w", table, key, err)
 	}
 	return r, nil
+}
+
+func (l *Log) isClosed() bool {
+	l.storeMu.RLock()
+	defer l.storeMu.RUnlock()
+	return l.storeClosed
 }
 
 // get reads from the store unless the log is closed.
@@ -483,6 +508,9 @@ func (l *Log) Commit(b *Batch) error {
 			total += len(k) + 20
 			continue
 		}
+		// Known to the filter before it is in the store, so a
+		// concurrent Row never misses it.
+		l.keys.add(k)
 		start := len(arena)
 		arena = merge.AppendRow(arena, r.Row)
 		v := arena[start:len(arena):len(arena)]
@@ -548,12 +576,13 @@ func (l *Log) Commit(b *Batch) error {
 
 // Stats is a snapshot for the status API.
 type Stats struct {
-	Head          uint64
-	SizeBytes     int64   // on disk
-	EntriesPerSec float64 // over the last ~10 s
-	RowsPerSec    float64 // row changes over the last ~10 s
-	Readers       int     // open readers
-	RowCacheBytes int
+	Head           uint64
+	SizeBytes      int64   // on disk
+	EntriesPerSec  float64 // over the last ~10 s
+	RowsPerSec     float64 // row changes over the last ~10 s
+	Readers        int     // open readers
+	RowCacheBytes  int
+	KeyFilterBytes int // memory of the in-memory filter of row keys
 }
 
 const rateWindow = 10 * time.Second
@@ -585,6 +614,7 @@ func (l *Log) Stats() Stats {
 	}
 	l.statsMu.Unlock()
 	s.RowCacheBytes = l.rows.size()
+	s.KeyFilterBytes = l.keys.sizeBytes()
 	return s
 }
 
