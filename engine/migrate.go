@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/migrations"
@@ -78,35 +82,54 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		c.migrating = false
 		c.mu.Unlock()
 	}()
+	// A client that gives up must not leave a migration half way (paused
+	// replication, no backfill): finish it whatever the request does.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	defer cancel()
 	log := e.log.With("connector", origin, "vsn", mig.Name)
 	event := func(msg string) {
 		e.events.Publish(status.Event{Kind: status.KindMigration, Connector: origin, Message: msg})
 	}
 	log.Info("migration: prepare to migrate to vsn")
 	event("migrating to " + mig.Name)
+	before := c.sub.View()
 
 	conn, err := connect(ctx, c.cfg.URI)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	sub := schema.QuoteIdent(origin)
 	log.Info("about to stop postgresql replication and subscriptions")
-	if _, err := conn.Exec(ctx, "ALTER SUBSCRIPTION "+sub+" DISABLE"); err != nil {
-		return fmt.Errorf("pausing subscription %s: %w", origin, err)
-	}
-	// Resume whatever happens: a failed migration must not leave the
-	// connector without replication.
+	resumed := false
 	defer func() {
-		if _, rerr := conn.Exec(context.Background(), "ALTER SUBSCRIPTION "+sub+" ENABLE"); rerr != nil {
+		// A failed migration must not leave the connector without
+		// replication.
+		if resumed {
+			return
+		}
+		if rerr := setSubscription(context.Background(), conn, origin, true); rerr != nil {
 			log.Error("resuming the subscription after the migration", "err", rerr)
 			if err == nil {
-				err = fmt.Errorf("resuming subscription %s: %w", origin, rerr)
+				err = rerr
 			}
 		}
 	}()
+	if err := pauseSubscription(ctx, conn, origin); err != nil {
+		return err
+	}
 	log.Info("about to apply migration")
-	if err := migrations.Apply(ctx, conn, mig); err != nil {
+	err = migrations.ApplyThen(ctx, conn, mig, func(ctx context.Context, tx pgx.Tx) error {
+		// Every replicated table needs full old rows to tell which columns
+		// an update changed (DESIGN.md "Conflict semantics"). The
+		// subscription is enabled in the same transaction: the connector
+		// never sees the new schema with replication paused (it could not
+		// refresh the subscription then).
+		if err := replicaIdentityFull(ctx, tx); err != nil {
+			return err
+		}
+		return setSubscription(ctx, tx, origin, true)
+	})
+	if err != nil {
 		log.Error("failed to migrate to version", "err", err)
 		if errors.Is(err, migrations.ErrBadStatements) {
 			log.Error("bad migration", "err", err)
@@ -114,33 +137,83 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		event("migration " + mig.Name + " failed: " + err.Error())
 		return err
 	}
-	// Every replicated table needs full old rows to tell which columns an
-	// update changed (DESIGN.md "Conflict semantics").
-	if err := replicaIdentityFull(ctx, conn); err != nil {
-		return err
-	}
-	// Wait until the connector has seen the new schema (it refreshes the
-	// subscription, installs triggers and backfills) before resuming.
-	want, err := schema.Introspect(ctx, conn)
+	resumed = true
+	// The connector picks up the new schema (triggers, subscription
+	// refresh); then the tables and columns it gained get the rows the
+	// log holds for them.
+	want, err := replicatedSchema(ctx, conn)
 	if err != nil {
 		return err
 	}
-	if err := waitForSchema(ctx, c, want); err != nil {
+	after, err := waitForSchema(ctx, c, want)
+	if err != nil {
 		return err
+	}
+	if gained := gainedTables(before, after); len(gained) > 0 {
+		if err := e.backfillTables(ctx, c, gained); err != nil {
+			log.Error("backfill after the migration failed", "err", err)
+			return fmt.Errorf("migration %s applied, but backfilling %v failed: %w", mig.Name, gained, err)
+		}
 	}
 	log.Info("successfully migrated to version")
 	event("migrated to " + mig.Name)
 	return nil
 }
 
-func replicaIdentityFull(ctx context.Context, conn *pgx.Conn) error {
-	tables, err := schema.Introspect(ctx, conn)
+// execer runs SQL on a connection or in a transaction.
+type execer interface {
+	schema.Querier
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func setSubscription(ctx context.Context, q execer, name string, enabled bool) error {
+	verb := "DISABLE"
+	if enabled {
+		verb = "ENABLE"
+	}
+	if _, err := q.Exec(ctx, "ALTER SUBSCRIPTION "+schema.QuoteIdent(name)+" "+verb); err != nil {
+		return fmt.Errorf("%s subscription %s: %w", strings.ToLower(verb), name, err)
+	}
+	return nil
+}
+
+// pauseSubscription disables the subscription and waits until its apply
+// worker has exited: DISABLE only asks the worker to stop, and what it
+// applies afterwards would race the caller. What the worker had received but
+// not applied is sent again when the subscription is enabled: it restarts
+// from its replication origin's position.
+func pauseSubscription(ctx context.Context, conn *pgx.Conn, name string) error {
+	if err := setSubscription(ctx, conn, name, false); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, name).Scan(&n); err != nil {
+			return fmt.Errorf("waiting for the apply worker of %s to stop: %w", name, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the apply worker of subscription %s did not stop within 30s of DISABLE", name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func replicaIdentityFull(ctx context.Context, q execer) error {
+	tables, err := schema.Introspect(ctx, q)
 	if err != nil {
 		return err
 	}
 	for _, t := range tables {
 		if len(t.PrimaryKey) > 0 && t.ReplicaIdentity != 'f' {
-			if _, err := conn.Exec(ctx, "ALTER TABLE "+t.Quoted()+" REPLICA IDENTITY FULL"); err != nil {
+			if _, err := q.Exec(ctx, "ALTER TABLE "+t.Quoted()+" REPLICA IDENTITY FULL"); err != nil {
 				return fmt.Errorf("setting replica identity full on %s: %w", t.QualifiedName(), err)
 			}
 		}
@@ -149,19 +222,19 @@ func replicaIdentityFull(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // waitForSchema waits until the connector's view lists every keyed table of
-// want with the same columns.
-func waitForSchema(ctx context.Context, c *conn, want []schema.Table) error {
+// want, subscribed, with the same columns, and returns that view.
+func waitForSchema(ctx context.Context, c *conn, want []schema.Table) (*publisher.View, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if v := c.sub.View(); v != nil && v.Refreshed && viewCovers(v.Tables, v.Subscribed, want) {
-			return nil
+			return v, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("connector %s did not pick up the new schema within 60s", c.cfg.Name)
+			return nil, fmt.Errorf("connector %s did not pick up the new schema within 60s", c.cfg.Name)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -177,11 +250,97 @@ func viewCovers(have []schema.Table, subscribed map[string]bool, want []schema.T
 			continue
 		}
 		h, ok := idx[w.QualifiedName()]
-		if !ok || !subscribed[w.QualifiedName()] || len(h.Columns) != len(w.Columns) {
+		if !ok || !subscribed[w.QualifiedName()] || !sameColumnNames(h, &w) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameColumnNames compares the column sets by name.
+func sameColumnNames(have, want *schema.Table) bool {
+	return len(have.Columns) == len(want.Columns) && reflect.DeepEqual(columnNames(have), columnNames(want))
+}
+
+// replicatedSchema is the schema as the connector sees it: keyed tables,
+// without generated columns (a subscriber refuses values for them).
+func replicatedSchema(ctx context.Context, conn *pgx.Conn) ([]schema.Table, error) {
+	all, err := schema.Introspect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, `SELECT attrelid::oid, attname::text FROM pg_catalog.pg_attribute
+WHERE attnum > 0 AND NOT attisdropped AND attgenerated <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("reading generated columns: %w", err)
+	}
+	generated := map[uint32]map[string]bool{}
+	for rows.Next() {
+		var oid uint32
+		var name string
+		if err := rows.Scan(&oid, &name); err != nil {
+			return nil, fmt.Errorf("reading generated columns: %w", err)
+		}
+		if generated[oid] == nil {
+			generated[oid] = map[string]bool{}
+		}
+		generated[oid][name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading generated columns: %w", err)
+	}
+	var out []schema.Table
+	for _, t := range all {
+		if len(t.PrimaryKey) == 0 {
+			continue
+		}
+		if g := generated[t.OID]; g != nil {
+			var cols []schema.Column
+			for _, col := range t.Columns {
+				if !g[col.Name] {
+					cols = append(cols, col)
+				}
+			}
+			t.Columns = cols
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// gainedTables are the subscribed tables of after that before did not have
+// subscribed, or had with other columns: the log entries written before they
+// were subscribed did not reach them.
+func gainedTables(before, after *publisher.View) []string {
+	old := map[string]*schema.Table{}
+	if before != nil {
+		for i := range before.Tables {
+			if q := before.Tables[i].QualifiedName(); before.Subscribed[q] {
+				old[q] = &before.Tables[i]
+			}
+		}
+	}
+	var out []string
+	for i := range after.Tables {
+		t := &after.Tables[i]
+		q := t.QualifiedName()
+		if !after.Subscribed[q] {
+			continue
+		}
+		if o, ok := old[q]; !ok || !reflect.DeepEqual(columnNames(o), columnNames(t)) {
+			out = append(out, q)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func columnNames(t *schema.Table) []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
 }
 
 // BackfillOrigin is the replication origin of the engine's backfill writes:
@@ -194,6 +353,15 @@ const BackfillOrigin = "electric_backfill"
 // the merged rows are copied in.
 func (e *Engine) backfill(connector string, tables []string) {
 	c := e.byName[connector]
+	c.mu.Lock()
+	migrating := c.migrating
+	c.mu.Unlock()
+	if migrating {
+		// The migration backfills what it changed once the connector has
+		// picked it up, and only then reports success.
+		e.log.Debug("backfill left to the running migration", "connector", connector, "tables", tables)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := e.backfillTables(ctx, c, tables); err != nil {
@@ -203,7 +371,16 @@ func (e *Engine) backfill(connector string, tables []string) {
 	}
 }
 
-func (e *Engine) backfillTables(ctx context.Context, c *conn, tables []string) error {
+// backfillTables copies the merged rows of tables into the connector's
+// Postgres with its subscription paused. While paused, the rows read from the
+// log are at least as new as anything that Postgres applied; once resumed,
+// the subscription re-applies every later entry with the connector's new
+// columns, each carrying the row's merged image, so every row ends at its
+// merged state. With the subscription running, an entry applied between our
+// read and our write would be overwritten by an older image, and entries
+// already sent without a new column would blank it through the upsert
+// trigger after the backfill.
+func (e *Engine) backfillTables(ctx context.Context, c *conn, tables []string) (err error) {
 	v := c.sub.View()
 	if v == nil {
 		return errors.New("connector schema unknown")
@@ -217,6 +394,25 @@ func (e *Engine) backfillTables(ctx context.Context, c *conn, tables []string) e
 		return err
 	}
 	defer conn.Close(context.Background())
+	var enabled bool
+	if err := conn.QueryRow(ctx, `SELECT subenabled FROM pg_catalog.pg_subscription WHERE subname = $1
+  AND subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`, c.cfg.Name).Scan(&enabled); err != nil {
+		return fmt.Errorf("reading subscription %s: %w", c.cfg.Name, err)
+	}
+	if enabled {
+		// Re-enable only what we paused: someone may have disabled it.
+		defer func() {
+			if rerr := setSubscription(context.Background(), conn, c.cfg.Name, true); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
+		if err := pauseSubscription(ctx, conn, c.cfg.Name); err != nil {
+			return err
+		}
+	}
+	// Transactions of this session carry the backfill origin: ingest drops
+	// them, so the copied rows are not merged again as this connector's
+	// writes (they would win over later writes of others).
 	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)`, BackfillOrigin); err != nil {
 		return fmt.Errorf("creating the backfill origin: %w", err)
 	}

@@ -239,6 +239,14 @@ func AppliedList(ctx context.Context, q Querier) ([]Applied, error) {
 // transaction: either both happen or neither. The file runs through the
 // simple query protocol, so it may hold several statements.
 func Apply(ctx context.Context, conn *pgx.Conn, m Migration) error {
+	return ApplyThen(ctx, conn, m, nil)
+}
+
+// ApplyThen is Apply with more work in the same transaction: then runs after
+// the migration is recorded, before the commit, and its error rolls all back.
+// The engine re-enables the connector's subscription there, so that nothing
+// ever sees the new schema with replication paused.
+func ApplyThen(ctx context.Context, conn *pgx.Conn, m Migration, then func(ctx context.Context, tx pgx.Tx) error) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("beginning migration %s: %w", m.Name, err)
@@ -263,6 +271,11 @@ func Apply(ctx context.Context, conn *pgx.Conn, m Migration) error {
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO electric.migrations (version, hash) VALUES ($1, $2)`, m.Name, m.Hash); err != nil {
 		return fmt.Errorf("recording migration %s: %w", m.Name, err)
+	}
+	if then != nil {
+		if err := then(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("committing migration %s: %w", m.Name, err)
