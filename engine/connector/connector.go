@@ -182,14 +182,22 @@ func (c *Connector) session(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
-		if _, err := c.subscription(ctx, conn); err != nil {
+		sub, err := c.subscription(ctx, conn)
+		if err != nil {
 			return err
+		}
+		if sub != nil && !sub.enabled {
+			// Someone disabled the subscription (the seed's conflict
+			// scenarios do): REFRESH is refused on a disabled subscription,
+			// and failing here would re-enable it on the retry. Leave it
+			// alone; a schema change is picked up once it is enabled again.
+			continue
 		}
 		now, err := replicatedTables(ctx, conn)
 		if err != nil {
 			return err
 		}
-		if reflect.DeepEqual(now, tables) {
+		if sameSubscribedSchema(now, tables) {
 			continue
 		}
 		c.log.Info("schema changed, refreshing the subscription", "tables", len(now))
@@ -206,6 +214,23 @@ func (c *Connector) session(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// sameSubscribedSchema reports whether a and b are the same tables and
+// columns for the subscription: a change of replica identity (pgsource sets
+// FULL on tables right after setup) is not a reason to refresh.
+func sameSubscribedSchema(a, b []schema.Table) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.ReplicaIdentity, y.ReplicaIdentity = 0, 0
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // publish installs a new view for the publisher.
