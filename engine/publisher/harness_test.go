@@ -46,6 +46,23 @@ func (l *testLog) append(origin string, changes ...txlog.RowChange) uint64 {
 	return e.Offset
 }
 
+// appendAll commits one entry per element of each in a single batch.
+func (l *testLog) appendAll(origin string, each [][]txlog.RowChange) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := uint64(time.Now().UnixMicro())
+	b := &txlog.Batch{}
+	off := l.log.Head()
+	for _, ch := range each {
+		off++
+		b.Append(&txlog.Entry{Offset: off, Origin: origin, Eff: now, CommitTime: now, Changes: ch})
+	}
+	if err := l.log.Commit(b); err != nil {
+		l.t.Fatalf("appending to the log: %v", err)
+	}
+	return off
+}
+
 func (l *testLog) NewReader(after uint64) publisher.Reader { return l.log.NewReader(after) }
 
 // row builds a merged row image from "col=value" pairs; "col=NULL" is NULL.
