@@ -61,6 +61,15 @@ func (q *ackQueue) skip(lsn pglogrepl.LSN) {
 	}
 }
 
+// drop removes item seq, the last pushed, when it could not be handed over.
+func (q *ackQueue) drop(seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n := len(q.entries); n > 0 && seq == q.base+uint64(n)-1 {
+		q.entries = q.entries[:n-1]
+	}
+}
+
 // ack marks item seq durable.
 func (q *ackQueue) ack(seq uint64) {
 	q.mu.Lock()

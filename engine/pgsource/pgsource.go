@@ -22,22 +22,15 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/sequencer"
 )
 
-// Item is what the connector hands to the sequencer; it mirrors the
-// sequencer's contract (see Sink).
-type Item struct {
-	Source        string
-	Position      []byte
-	Tx            merge.Tx
-	ContextOffset uint64
-	Done          func(offset uint64, err error)
-}
+// Item is what the connector hands to the sequencer.
+type Item = sequencer.Item
 
-// Sink receives the connector's items in source commit order: the
-// sequencer. Enqueue may block (back-pressure); Done of each item must be
-// called once, when the item is durable or has failed.
+// Sink receives the connector's items in source commit order:
+// *sequencer.Sequencer. Enqueue may block (back-pressure); Done of each item
+// must be called once, in order, when the item is durable or has failed.
 type Sink interface {
 	Enqueue(ctx context.Context, it Item) error
 }

@@ -147,7 +147,7 @@ func (s *Source) readLoop(ctx context.Context, cat *catalog, rconn *pgconn.PgCon
 			}
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
-		case *pgproto3.CopyDone:
+		case *pgproto3.CopyDone, *pgproto3.CommandComplete:
 			return errors.New("replication stream: postgres ended the stream")
 		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 			// Informational.
@@ -232,6 +232,7 @@ func (s *Source) enqueue(ctx context.Context, tx *sourceTx, ops []merge.Op) erro
 		},
 	}
 	if err := s.opts.Sink.Enqueue(ctx, it); err != nil {
+		s.acks.drop(seq)
 		if ctx.Err() != nil {
 			return nil
 		}
