@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,10 +115,24 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln until ctx is done, then shuts down gracefully (ending
 // event streams) and closes ln. It can be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Connections that have not sent a request yet (a client's transport
+	// may dial ahead) count as busy for Shutdown until they are 5 s old;
+	// they carry no request, so they are closed at once on shutdown.
+	var mu sync.Mutex
+	fresh := map[net.Conn]bool{}
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			if st == http.StateNew {
+				fresh[c] = true
+			} else {
+				delete(fresh, c)
+			}
+		},
 	}
 	s.log.Info("status api listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
@@ -129,13 +144,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	close(s.done)
+	// Stop accepting first, so the set of fresh conns can only shrink.
+	ln.Close()
+	mu.Lock()
+	for c := range fresh {
+		c.Close()
+	}
+	mu.Unlock()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running after the grace period are cut off; the
+		// server is down either way, which is what the caller asked for.
+		s.log.Warn("status api: closing connections still busy after shutdown grace period", "err", err)
 		srv.Close()
-		return fmt.Errorf("shutting down status api: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("serving status api: %w", err)
 	}
 	return nil

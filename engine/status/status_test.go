@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -454,3 +455,53 @@ func TestLSN(t *testing.T) {
 		t.Error("NewClient without scheme succeeded")
 	}
 }
+
+// TestServeClosesFreshConnsOnShutdown: a connection that never sent a
+// request (clients dial ahead) must not hold up shutdown for the grace period.
+func TestServeClosesFreshConnsOnShutdown(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	s, err := New(Options{Provider: sampleProvider(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	// A request on another connection proves the server has accepted (and
+	// so tracks) connections by now.
+	c, _ := NewClient("http://"+ln.Addr().String(), nil)
+	if _, err := c.Log(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatal("fresh connection still open after shutdown")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "still busy") {
+		t.Fatalf("shutdown waited out its grace period:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

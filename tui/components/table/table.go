@@ -199,7 +199,8 @@ func (m *Model) View(st *styles.Styles, width, height int, focused bool) []strin
 		}
 		head.WriteString(align(m.Columns[i].Title, widths[k], m.Columns[i].Align))
 	}
-	lines := []string{st.ColumnHeader.Render(pane.Fit(head.String(), width))}
+	// Trailing padding is trimmed before fitting so only real text gets an ellipsis.
+	lines := []string{st.ColumnHeader.Render(pane.Fit(strings.TrimRight(head.String(), " "), width))}
 	rowsH := height - 1
 	if len(m.visible) == 0 {
 		msg := m.Empty
@@ -245,7 +246,7 @@ func (m *Model) View(st *styles.Styles, width, height int, focused bool) []strin
 			}
 			b.WriteString(text)
 		}
-		line := pane.Fit(b.String(), width)
+		line := pane.Fit(strings.TrimRight(b.String(), " "), width)
 		if sel {
 			line = st.Selected.Render(ansi.Strip(line))
 		}

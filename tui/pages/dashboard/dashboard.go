@@ -112,7 +112,7 @@ func New(c *common.Common, url string, poll time.Duration) *Model {
 	m.tables[paneEvents] = table.New([]table.Column{
 		{Title: "TIME", Width: 8},
 		{Title: "KIND", Width: 9, Priority: 1},
-		{Title: "SOURCE", Width: 12, Flex: 8, Priority: 2},
+		{Title: "SOURCE", Width: 14, Priority: 2},
 		{Title: "MESSAGE", Width: 20, Flex: 400},
 	}, "no events yet")
 	m.refreshTables()
@@ -511,15 +511,15 @@ func (m *Model) footer(w int) string {
 }
 
 func (m *Model) helpView() string {
-	lines := []string{
-		"",
-		"  The dashboard polls the engine's status API every " + m.poll.String() + " and follows its event stream.",
-		"  Lag is green below the warning threshold, yellow above it, red when it needs action;",
-		"  without colour, one ! marks a warning and !! a critical value.",
-		"",
+	prose := "The dashboard polls the engine's status API every " + m.poll.String() +
+		" and follows its event stream. Lag is green below the warning threshold, yellow above it," +
+		" red when it needs action; without colour, one ! marks a warning and !! a critical value."
+	lines := []string{""}
+	for _, l := range strings.Split(ansi.Wordwrap(prose, max(m.c.Width-6, 20), " "), "\n") {
+		lines = append(lines, "  "+l)
 	}
-	full := m.help.FullHelpView(m.c.KeyMap.FullHelp())
-	for _, l := range strings.Split(full, "\n") {
+	lines = append(lines, "")
+	for _, l := range strings.Split(m.help.FullHelpView(m.c.KeyMap.FullHelp()), "\n") {
 		lines = append(lines, "  "+l)
 	}
 	return strings.Join(lines, "\n")
