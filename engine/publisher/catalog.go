@@ -319,6 +319,14 @@ func (se *session) startReplication(ctx context.Context, q string) error {
 	if _, err := se.view(); err != nil {
 		return se.queryError("55000", err.Error())
 	}
-	st := &stream{se: se, after: txlog.OffsetOfLSN(so.lsn)}
+	after := txlog.OffsetOfLSN(so.lsn)
+	if h := se.srv.opts.Head; h != nil {
+		if head := h(); after > head {
+			return se.queryError("55000", fmt.Sprintf("electric: subscription %s asks to resume after log offset %d but the log ends at %d (was Electric's data directory reset?); "+
+				"to replay from the start: ALTER SUBSCRIPTION %s DISABLE; SELECT pg_replication_origin_advance('pg_' || oid, '0/0') FROM pg_subscription WHERE subname = '%s'; ALTER SUBSCRIPTION %s ENABLE",
+				se.connector, after, head, se.connector, se.connector, se.connector))
+		}
+	}
+	st := &stream{se: se, after: after}
 	return st.run(ctx)
 }

@@ -452,4 +452,11 @@ func TestRefusalsAndErrors(t *testing.T) {
 	if _, err := pglogrepl.IdentifySystem(ctx, conn); err != nil {
 		t.Fatalf("after CopyDone: %v", err)
 	}
+
+	// Resuming beyond the end of the log is refused.
+	err = pglogrepl.StartReplication(ctx, conn, "a", pglogrepl.LSN(txlog.LSN(1000)), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}})
+	if !errors.As(err, &pgErr) || pgErr.Code != "55000" || !strings.Contains(pgErr.Message, "log ends at 0") {
+		t.Fatalf("resume beyond the log: %v", err)
+	}
 }

@@ -131,6 +131,7 @@ func newEnv(t testing.TB) *env {
 		Logger:            testLogger(t),
 		Feed:              func(after uint64) publisher.Reader { return e.log.NewReader(after) },
 		Connectors:        e.view,
+		Head:              func() uint64 { return e.log.log.Head() },
 		KeepaliveInterval: time.Second,
 	})
 	if err != nil {

@@ -62,6 +62,10 @@ type Options struct {
 	Logger     *slog.Logger
 	Feed       Feed
 	Connectors Connectors
+	// Head, when set, returns the offset of the last committed entry: a
+	// subscriber asking to start beyond it (its origin outlived a reset
+	// data directory) is refused instead of silently skipping entries.
+	Head func() uint64
 	// KeepaliveInterval between keepalives (reply requested) on an idle
 	// stream; default 10 s. A subscriber drops the connection after
 	// wal_receiver_timeout (60 s) without a message.
