@@ -25,11 +25,14 @@ type Styles struct {
 
 // New builds the styles for r.
 func New(r *lipgloss.Renderer, noColor bool) *Styles {
-	green := lipgloss.AdaptiveColor{Light: "#00875F", Dark: "#5FD787"}
-	yellow := lipgloss.AdaptiveColor{Light: "#AF8700", Dark: "#FFD75F"}
-	red := lipgloss.AdaptiveColor{Light: "#D70000", Dark: "#FF5F5F"}
-	accent := lipgloss.AdaptiveColor{Light: "#5F00D7", Dark: "#AF87FF"}
-	dim := lipgloss.AdaptiveColor{Light: "#808080", Dark: "#767676"}
+	// The 16 ANSI colours follow the user's terminal theme on dark and
+	// light backgrounds alike, so nothing has to ask the terminal for its
+	// background (an OSC 11 query that stalls start-up where nobody answers).
+	green := lipgloss.Color("2")
+	yellow := lipgloss.Color("3")
+	red := lipgloss.Color("1")
+	accent := lipgloss.Color("5")
+	dim := lipgloss.Color("8")
 	s := &Styles{NoColor: noColor}
 	s.App = r.NewStyle()
 	s.Header = r.NewStyle().Bold(true).Foreground(accent)
