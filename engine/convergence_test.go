@@ -52,7 +52,11 @@ func randomWriter(ctx context.Context, uri string, seed uint64, n, keys int, st 
 			ks = append(ks, k)
 		}
 		sort.Ints(ks)
-		changed, err := randomTx(ctx, conn, rnd, ks, fmt.Sprintf("w%d-%d", seed, i))
+		// Not ctx: a transaction cut off at COMMIT by the end of the run
+		// would have an unknown outcome and spoil the count.
+		txCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		changed, err := randomTx(txCtx, conn, rnd, ks, fmt.Sprintf("w%d-%d", seed, i))
+		cancel()
 		progress.Add(1)
 		switch {
 		case err != nil && isTransient(err):

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,6 +33,8 @@ type cluster struct {
 	cancel context.CancelFunc
 	done   chan error
 	logBuf *syncBuffer
+	env    map[string]string
+	child  *exec.Cmd // the engine as a child process (startChild)
 }
 
 // initSQL is the seed's e2e init script (spec §4.1), minus what the engine
@@ -72,24 +75,40 @@ func freePort(t *testing.T) string {
 	return fmt.Sprint(p)
 }
 
+// env is the engine's configuration for state under dir; the ports are
+// chosen once per cluster so that a restarted engine is where the
+// subscriptions expect it.
+func (c *cluster) envFor(dir string) map[string]string {
+	t := c.t
+	if c.env == nil {
+		var conns []string
+		for _, n := range c.names {
+			conns = append(conns, n+"="+c.pgs[n].URI())
+		}
+		c.env = map[string]string{
+			"CONNECTORS":                strings.Join(conns, ";"),
+			"ELECTRIC_HOST":             "127.0.0.1",
+			"POSTGRES_REPLICATION_PORT": freePort(t),
+			"STATUS_PORT":               freePort(t),
+			"WEBSOCKET_PORT":            freePort(t),
+			"LOG_LEVEL":                 "info",
+		}
+	}
+	env := map[string]string{
+		"OFFSET_STORAGE_FILE": filepath.Join(dir, "state"),
+		"MIGRATIONS_DIR":      filepath.Join(dir, "migrations"),
+	}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	return env
+}
+
 // start runs the engine in-process with state under dir.
 func (c *cluster) start(dir string) {
 	t := c.t
 	t.Helper()
-	var conns []string
-	for _, n := range c.names {
-		conns = append(conns, n+"="+c.pgs[n].URI())
-	}
-	env := map[string]string{
-		"CONNECTORS":                strings.Join(conns, ";"),
-		"ELECTRIC_HOST":             "127.0.0.1",
-		"POSTGRES_REPLICATION_PORT": freePort(t),
-		"STATUS_PORT":               freePort(t),
-		"WEBSOCKET_PORT":            freePort(t),
-		"OFFSET_STORAGE_FILE":       filepath.Join(dir, "state"),
-		"MIGRATIONS_DIR":            filepath.Join(dir, "migrations"),
-		"LOG_LEVEL":                 "info",
-	}
+	env := c.envFor(dir)
 	cfg, errs := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
