@@ -237,7 +237,9 @@ func TestCrashDuringWrites(t *testing.T) {
 	for _, n := range c.names {
 		c.eventually(30*time.Second, func() bool {
 			return len(c.query(n, "SELECT 1 FROM pg_stat_subscription s JOIN pg_subscription p ON p.oid = s.subid WHERE p.subenabled AND s.pid IS NOT NULL AND s.subname = '"+n+"'")) == 1
-		}, func() string { return n + ": subscription not running: " + fmt.Sprint(c.query(n, "SELECT * FROM pg_stat_subscription")) })
+		}, func() string {
+			return n + ": subscription not running: " + fmt.Sprint(c.query(n, "SELECT * FROM pg_stat_subscription"))
+		})
 	}
 	// The subscriber loses its publisher at each kill; anything else is an
 	// apply error.
