@@ -44,11 +44,13 @@ type Options struct {
 	// MaxBatch is the most items merged into one group commit (default 512).
 	MaxBatch int
 	// MaxBatchRows caps the row operations of one group commit (default
-	// 16k), bounding its memory and latency.
+	// 4k), bounding its memory and latency. Larger groups do not help:
+	// commits are pipelined with merging, and the fsync is paid per group.
 	MaxBatchRows int
 	// MaxQueuedRows bounds the row operations waiting for Run (an item
-	// without ops counts as one); Enqueue blocks beyond it (default 32k). An
+	// without ops counts as one); Enqueue blocks beyond it. An
 	// item larger than the bound is taken when the queue is empty.
+	// (default 8k)
 	MaxQueuedRows int
 	// ClockCache is how many recent entry clocks are kept for
 	// ContextOffset lookups (default 4096); older ones are read from the log.
@@ -127,10 +129,10 @@ func New(log *txlog.Log, opts Options) *Sequencer {
 		opts.MaxBatch = 512
 	}
 	if opts.MaxBatchRows <= 0 {
-		opts.MaxBatchRows = 16 << 10
+		opts.MaxBatchRows = 4 << 10
 	}
 	if opts.MaxQueuedRows <= 0 {
-		opts.MaxQueuedRows = 32 << 10
+		opts.MaxQueuedRows = 8 << 10
 	}
 	if opts.ClockCache <= 0 {
 		opts.ClockCache = 4096
