@@ -70,6 +70,10 @@ type Options struct {
 	// stream; default 10 s. A subscriber drops the connection after
 	// wal_receiver_timeout (60 s) without a message.
 	KeepaliveInterval time.Duration
+	// ReplyTimeout closes a stream whose subscriber has not sent a status
+	// update for this long although keepalives ask for one, as a walsender's
+	// wal_sender_timeout does; default 60 s.
+	ReplyTimeout time.Duration
 	// SystemID is reported by IDENTIFY_SYSTEM; default "electric".
 	SystemID string
 }
@@ -132,6 +136,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.KeepaliveInterval <= 0 {
 		opts.KeepaliveInterval = 10 * time.Second
+	}
+	if opts.ReplyTimeout <= 0 {
+		opts.ReplyTimeout = 60 * time.Second
 	}
 	if opts.SystemID == "" {
 		opts.SystemID = "electric"

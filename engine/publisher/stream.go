@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -40,6 +41,8 @@ type stream struct {
 	rels map[string]*relState // by qualified table name; only subscribed tables
 
 	buf, msg []byte
+
+	lastReply atomic.Int64 // unix nanoseconds of the last status update (or the start)
 }
 
 // ctlKind is what the receive goroutine reports.
@@ -84,6 +87,7 @@ func (st *stream) run(ctx context.Context) error {
 		return err
 	}
 
+	st.lastReply.Store(time.Now().UnixNano())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctl := make(chan ctlMsg, 8)
@@ -113,7 +117,7 @@ func (st *stream) run(ctx context.Context) error {
 				return err
 			}
 		case <-keepalive.C:
-			if err := st.keepalive(true); err != nil {
+			if err := st.tick(); err != nil {
 				poll.Stop()
 				return err
 			}
@@ -164,7 +168,7 @@ func (st *stream) run(ctx context.Context) error {
 				return err
 			}
 		case <-keepalive.C:
-			if err := st.keepalive(true); err != nil {
+			if err := st.tick(); err != nil {
 				return err
 			}
 		case e := <-entries:
@@ -355,6 +359,17 @@ func (st *stream) appendKeepalive(reply bool) {
 	st.se.send(&pgproto3.CopyData{Data: st.buf})
 }
 
+// tick sends the periodic keepalive, asking for a reply, after checking
+// that the subscriber answered recently.
+func (st *stream) tick() error {
+	timeout := st.se.srv.opts.ReplyTimeout
+	if since := time.Since(time.Unix(0, st.lastReply.Load())); since > timeout {
+		st.se.fatal("08006", fmt.Sprintf("electric: terminating replication of %s: no status update from the subscriber for %s", st.se.connector, since.Round(time.Second)))
+		return fmt.Errorf("replication timeout: no status update for %s", since.Round(time.Second))
+	}
+	return st.keepalive(true)
+}
+
 func (st *stream) keepalive(reply bool) error {
 	st.appendKeepalive(reply)
 	return st.se.flush()
@@ -415,6 +430,7 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 					return
 				}
 				now := time.Now()
+				st.lastReply.Store(now.UnixNano())
 				se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
 					p.FlushedOffset = txlog.OffsetOfLSN(ss.Flush)
 					p.AppliedOffset = txlog.OffsetOfLSN(ss.Apply)

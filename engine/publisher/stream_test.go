@@ -1,0 +1,175 @@
+package publisher_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/electric-sql/electric-go/engine/publisher"
+	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// staticServer serves one connector "a" with a fixed view, no Postgres.
+func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.Server {
+	t.Helper()
+	view := &publisher.View{Ready: true, Refreshed: true,
+		Tables: []schema.Table{{Schema: "public", Name: "items", OID: 100, PrimaryKey: []string{"id"},
+			Columns: []schema.Column{{Name: "id", TypeOID: 23, TypeMod: -1}, {Name: "v", TypeOID: 25, TypeMod: -1}}}},
+		Subscribed: map[string]bool{"public.items": true}}
+	opts.Addr = "127.0.0.1:0"
+	opts.Logger = testLogger(t)
+	opts.Feed = func(after uint64) publisher.Reader { return l.NewReader(after) }
+	opts.Connectors = func(name string) (*publisher.View, bool) {
+		if name != "a" {
+			return nil, false
+		}
+		return view, true
+	}
+	srv, err := publisher.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; l.log.Close() })
+	return srv
+}
+
+func replicationConn(t *testing.T, srv *publisher.Server) *pgconn.PgConn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgconn.Connect(ctx, "postgres://x@"+srv.Addr().String()+"/db?sslmode=disable&replication=database&application_name=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// TestStreamMessages checks the pgoutput stream as a client decodes it:
+// LSNs, Relation once, skipped entries advancing the WAL end.
+func TestStreamMessages(t *testing.T) {
+	l := newTestLog(t)
+	srv := staticServer(t, l, publisher.Options{KeepaliveInterval: time.Hour})
+	o1 := l.append("x", upsert("public.items", "id=1", "v=a"), upsert("public.other", "id=1"))
+	o2 := l.append("x", upsert("public.other", "id=2"))
+	o3 := l.append("x", upsert("public.items", "id=2", "v=NULL"), del("public.items", "id=1"))
+	conn := replicationConn(t, srv)
+	ctx := context.Background()
+	if err := pglogrepl.StartReplication(ctx, conn, "a", 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	endOf := "-" + pglogrepl.LSN(txlog.LSN(o3)).String()
+	for len(got) == 0 || !strings.HasSuffix(got[len(got)-1], endOf) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		cd, ok := msg.(*pgproto3.CopyData)
+		if !ok {
+			t.Fatalf("unexpected %#v", msg)
+		}
+		switch cd.Data[0] {
+		case 'k':
+			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, "k@"+k.ServerWALEnd.String())
+		case 'w':
+			x, err := pglogrepl.ParseXLogData(cd.Data[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := pglogrepl.Parse(x.WALData)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := m.(type) {
+			case *pglogrepl.BeginMessage:
+				got = append(got, "B"+m.FinalLSN.String())
+			case *pglogrepl.RelationMessage:
+				got = append(got, "R"+m.Namespace+"."+m.RelationName)
+			case *pglogrepl.InsertMessage:
+				got = append(got, "I"+string(m.Tuple.Columns[0].Data)+string(m.Tuple.Columns[1].DataType))
+			case *pglogrepl.DeleteMessage:
+				got = append(got, "D"+string(m.OldTuple.Columns[0].Data))
+			case *pglogrepl.CommitMessage:
+				got = append(got, "C"+m.CommitLSN.String()+"-"+m.TransactionEndLSN.String())
+				if x.ServerWALEnd != m.TransactionEndLSN {
+					t.Errorf("commit sent with WAL end %s", x.ServerWALEnd)
+				}
+			}
+		}
+	}
+	lsn := func(o uint64) string { return pglogrepl.LSN(txlog.LSN(o)).String() }
+	pre := func(o uint64) string { return pglogrepl.LSN(txlog.LSN(o) - 1).String() }
+	want := []string{
+		"k@0/0",
+		"B" + pre(o1), "Rpublic.items", "I1t", "C" + pre(o1) + "-" + lsn(o1),
+		"k@" + lsn(o2), // nothing for this subscriber in o2
+		"B" + pre(o3), "I2n", "D1", "C" + pre(o3) + "-" + lsn(o3),
+	}
+	// The keepalive for o2 is sent only when o2 ends a batch of ready
+	// entries: compare without the keepalives after the first.
+	filter := func(s []string) []string {
+		var out []string
+		for i, x := range s {
+			if i == 0 || !strings.HasPrefix(x, "k@") {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	if strings.Join(filter(got), " ") != strings.Join(filter(want), " ") {
+		t.Fatalf("stream:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestSilentSubscriberTimesOut: a subscriber that never answers keepalives
+// is told why and disconnected.
+func TestSilentSubscriberTimesOut(t *testing.T) {
+	l := newTestLog(t)
+	srv := staticServer(t, l, publisher.Options{KeepaliveInterval: 100 * time.Millisecond, ReplyTimeout: 500 * time.Millisecond})
+	conn := replicationConn(t, srv)
+	ctx := context.Background()
+	if err := pglogrepl.StartReplication(ctx, conn, "a", 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			if pgErr.Code != "08006" || !strings.Contains(pgErr.Message, "no status update") {
+				t.Fatalf("timeout error: %v", pgErr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("no error before the close: %v", err)
+		}
+		if er, ok := msg.(*pgproto3.ErrorResponse); ok {
+			if er.Code != "08006" {
+				t.Fatalf("error %+v", er)
+			}
+			return
+		}
+	}
+	t.Fatal("silent subscriber not disconnected")
+}
