@@ -557,3 +557,42 @@ func TestRowCacheFollowsCommits(t *testing.T) {
 		t.Errorf("nothing cached: %+v", s)
 	}
 }
+
+// A thousand readers waiting at the head (one per connector and Satellite
+// session) are all woken by each commit and each get every entry.
+func TestThousandReadersAtHead(t *testing.T) {
+	l := openTest(t, t.TempDir(), Options{})
+	const readers, entries = 1000, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for i := 0; i < readers; i++ {
+		r := l.NewReader(0)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for want := uint64(1); want <= entries; want++ {
+				e, err := r.Next(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if e.Offset != want {
+					errs <- fmt.Errorf("got %d, want %d", e.Offset, want)
+					return
+				}
+			}
+		}()
+	}
+	if s := l.Stats(); s.Readers != readers {
+		t.Errorf("stats: %d readers", s.Readers)
+	}
+	commitEntries(t, l, entries, 3)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
