@@ -58,7 +58,9 @@ WHERE s.subname = '%s'`, name), &lsn)
 func TestEntriesApplyPerConnectorSchema(t *testing.T) {
 	e := newEnv(t)
 	pg := pgtest.Start(t)
-	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, extra text)`)
+	// REPLICA IDENTITY FULL, as the engine sets on every replicated table:
+	// deletes still find the row by its primary key.
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, extra text); ALTER TABLE items REPLICA IDENTITY FULL`)
 	pg.Exec(`CREATE SCHEMA "odd ""schema"""; CREATE TABLE "odd ""schema"""."We ird" (id text PRIMARY KEY, "Val ue" numeric(10,2), g int GENERATED ALWAYS AS (1) STORED);
 CREATE TABLE nopk (a int);
 CREATE TABLE pair (a int, b text, c text, PRIMARY KEY (a, b))`)
@@ -458,5 +460,30 @@ func TestRefusalsAndErrors(t *testing.T) {
 		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}})
 	if !errors.As(err, &pgErr) || pgErr.Code != "55000" || !strings.Contains(pgErr.Message, "log ends at 0") {
 		t.Fatalf("resume beyond the log: %v", err)
+	}
+}
+
+// TestTwoSubscribersEachGetTheirSchema: one publisher, two Postgres with
+// different schemas; each applies the same entries as far as it has the
+// tables and columns.
+func TestTwoSubscribersEachGetTheirSchema(t *testing.T) {
+	e := newEnv(t)
+	pa, pb := pgtest.Start(t), pgtest.Start(t)
+	pa.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, w text); CREATE TABLE only_a (id int PRIMARY KEY)`)
+	pb.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	e.startConnector("a", pa)
+	e.startConnector("b", pb)
+	e.log.append("a", upsert("public.items", "id=1", "v=one", "w=wa"), upsert("public.only_a", "id=7"))
+	e.log.append("b", upsert("public.items", "id=2", "v=two"))
+	waitDump(t, pa, "items", "id=1,v=one,w=wa\nid=2,v=two,w=NULL")
+	waitDump(t, pa, "only_a", "id=7")
+	waitDump(t, pb, "items", "id=1,v=one\nid=2,v=two")
+	for name, pg := range map[string]*pgtest.Cluster{"a": pa, "b": pb} {
+		if !subscriptionRunning(t, pg, name) {
+			t.Fatalf("apply worker of %s not running", name)
+		}
+		if bad := applyErrors(t, pg); len(bad) > 0 {
+			t.Fatalf("%s reported errors:\n%s", name, strings.Join(bad, "\n"))
+		}
 	}
 }
