@@ -44,6 +44,14 @@ var errStopScan = errors.New("stop scan")
 // and one fsync whatever its size, reads never block the writer, and an
 // unsynced WAL tail is discarded on recovery, which gives the all-or-nothing
 // commit the log promises.
+//
+// Chosen over bbolt by BenchmarkCommit (bench_test.go), same Log over both,
+// on the 2-core dev machine (shared, load ~14): 1,000-row commits 43.8k vs
+// 32.1k rows/s, 1-row commits 586 vs 335 commits/s (bbolt pays a page
+// rewrite and two fsyncs per commit), 149 vs 625 bytes on disk per row;
+// replay from disk was close (296k vs 335k rows/s). A separate segment file
+// for entries would add a second fsync per commit for no gain: an entry is
+// already one sequential WAL record here.
 type pebbleStore struct {
 	db *pebble.DB
 }
