@@ -6,11 +6,11 @@ import (
 )
 
 // DefaultEventRing is how many recent events an Events hub keeps by default.
-const DefaultEventRing = 256
+const DefaultEventRing = 1024
 
 // subscriberBuffer is how many events a slow subscriber may fall behind
 // before it is cut off (it reconnects and catches up from the ring).
-const subscriberBuffer = 64
+const subscriberBuffer = 256
 
 // Events is the hub behind /api/events: components publish, HTTP streams
 // subscribe. It keeps a ring of recent events so a new subscriber (and one
@@ -18,11 +18,12 @@ const subscriberBuffer = 64
 type Events struct {
 	now func() time.Time
 
-	mu   sync.Mutex
-	ring []Event // oldest first, at most cap(ring)
-	size int
-	next uint64
-	subs map[*subscription]struct{}
+	mu    sync.Mutex
+	ring  []Event // circular, len(ring) == size once full
+	start int     // index of the oldest event when full
+	size  int
+	next  uint64
+	subs  map[*subscription]struct{}
 }
 
 type subscription struct {
@@ -53,11 +54,12 @@ func (e *Events) Publish(ev Event) Event {
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
 	}
-	if len(e.ring) == e.size {
-		copy(e.ring, e.ring[1:])
-		e.ring = e.ring[:len(e.ring)-1]
+	if len(e.ring) < e.size {
+		e.ring = append(e.ring, ev)
+	} else {
+		e.ring[e.start] = ev
+		e.start = (e.start + 1) % e.size
 	}
-	e.ring = append(e.ring, ev)
 	for s := range e.subs {
 		select {
 		case s.ch <- ev:
@@ -77,8 +79,8 @@ func (e *Events) Recent(after uint64) []Event {
 
 func (e *Events) recentLocked(after uint64) []Event {
 	var out []Event
-	for _, ev := range e.ring {
-		if ev.ID > after {
+	for i := range e.ring {
+		if ev := e.ring[(e.start+i)%len(e.ring)]; ev.ID > after {
 			out = append(out, ev)
 		}
 	}
