@@ -70,6 +70,10 @@ type Log struct {
 	store kvStore
 
 	commitMu sync.Mutex // serializes Commit and Close
+	// failed is the error of a store commit that failed: the store's write
+	// path is then in an unknown state, so later commits are refused until
+	// the log is reopened (recovery discards any partial write).
+	failed error
 
 	// storeMu guards store use by readers against Close (Pebble panics
 	// when used after close). Commit never takes it: it holds commitMu.
@@ -467,6 +471,9 @@ func (l *Log) Commit(b *Batch) error {
 	if closed {
 		return ErrClosed
 	}
+	if l.failed != nil {
+		return fmt.Errorf("commit: an earlier commit failed, reopen the log: %w", l.failed)
+	}
 	for i, e := range b.Entries {
 		if e == nil {
 			return fmt.Errorf("commit: entry %d is nil", i)
@@ -530,8 +537,8 @@ func (l *Log) Commit(b *Batch) error {
 		l.entryBuf = nil // do not pin one huge entry's buffer
 	}
 	if err := kb.commit(); err != nil {
-		// Pebble's commit error leaves the WAL in an unknown state; the
-		// caller must treat the log as failed (and reopen it).
+		l.failed = err
+		l.log.Error("txlog commit failed; refusing further commits until reopened", "err", err)
 		return fmt.Errorf("commit %d entries after %d: %w", len(b.Entries), head, err)
 	}
 
