@@ -16,6 +16,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
 
 	"github.com/electric-sql/electric-go/engine/status"
@@ -116,6 +117,9 @@ func Run(ctx context.Context, url string) error {
 		return err
 	}
 	defer m.cancel()
+	if !term.IsTerminal(os.Stdout.Fd()) || !term.IsTerminal(os.Stdin.Fd()) {
+		return fmt.Errorf("starting dashboard: it needs a terminal; scripts can read the JSON API instead: curl %s/api/connectors", m.client.URL())
+	}
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
 	if _, err := p.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return fmt.Errorf("running dashboard: %w", err)
