@@ -50,6 +50,23 @@ func (m migrationController) Latest(ctx context.Context, origin string) (*migrat
 	return &list[0], nil
 }
 
+func (m migrationController) Applied(ctx context.Context, origin string) ([]migrations.Applied, error) {
+	c, ok := m.e.byName[origin]
+	if !ok {
+		return nil, migrations.ErrUnknownOrigin
+	}
+	conn, err := connect(ctx, c.cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	list, err := migrations.AppliedList(ctx, conn)
+	if errors.Is(err, migrations.ErrNoMigrationsTable) {
+		return nil, nil
+	}
+	return list, err
+}
+
 func connect(ctx context.Context, uri string) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

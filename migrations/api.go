@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -26,6 +28,8 @@ type Controller interface {
 	// Latest is the newest row of the connector's electric.migrations, nil
 	// when not known yet.
 	Latest(ctx context.Context, origin string) (*Applied, error)
+	// Applied is the connector's whole electric.migrations, newest first.
+	Applied(ctx context.Context, origin string) ([]Applied, error)
 	// Migrate applies m to the connector's Postgres.
 	Migrate(ctx context.Context, origin string, m Migration) error
 }
@@ -66,6 +70,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Not found", http.StatusNotFound)
 			return
 		}
+		if _, all := r.URL.Query()["all"]; all {
+			// Our extension (the CLI's list): every applied migration.
+			list, err := h.Ctrl.Applied(r.Context(), rest)
+			if err != nil {
+				http.Error(w, "reading electric.migrations: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			if list == nil {
+				list = []Applied{}
+			}
+			writeJSON(w, http.StatusOK, list)
+			return
+		}
 		writeJSON(w, http.StatusOK, h.status(r.Context(), rest))
 	case rest != "" && !strings.Contains(rest, "/") && r.Method == http.MethodPut:
 		h.put(w, r, rest)
@@ -83,6 +100,13 @@ func (h *Handler) known(origin string) bool {
 	return false
 }
 
+func (h *Handler) dir() string {
+	if h.Dir == "" {
+		return DefaultDir
+	}
+	return h.Dir
+}
+
 func (h *Handler) put(w http.ResponseWriter, r *http.Request, origin string) {
 	var body struct {
 		Vsn string `json:"vsn"`
@@ -95,7 +119,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, origin string) {
 		http.Error(w, "Not found", http.StatusNotFound)
 		return
 	}
-	m, err := Load(h.Dir, body.Vsn, h.Suffix)
+	m, err := Load(h.dir(), body.Vsn, h.Suffix)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			forbidden(w, ":vsn_not_found", err)
@@ -179,6 +203,60 @@ func (c *Client) Statuses(ctx context.Context) ([]*Status, error) {
 	return out, nil
 }
 
+// Applied returns every migration the connector has applied, newest first
+// (GET /api/migrations/:origin?all, an extension of the seed's API).
+func (c *Client) Applied(ctx context.Context, origin string) ([]Applied, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/api/migrations/"+url.PathEscape(origin)+"?all", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	var out []Applied
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("reading the engine's answer: %w", err)
+	}
+	return out, nil
+}
+
+// Connectors returns the engine's connector names, sorted, from
+// /api/status: unlike /api/migrations it names a connector whose migration
+// state is not known (an empty electric.migrations).
+func (c *Client) Connectors(ctx context.Context) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/api/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	var st struct {
+		Connectors map[string]json.RawMessage `json:"connectors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("reading the engine's status: %w", err)
+	}
+	out := make([]string, 0, len(st.Connectors))
+	for n := range st.Connectors {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // APIError is a refusal of the engine, with the seed's term.
 type APIError struct {
 	Status  int
@@ -187,7 +265,29 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	if e.Message != "" {
+	var why string
+	switch {
+	case strings.Contains(e.Term, ":already_migrated_bad_md5"):
+		why = "already applied, but the file changed since (hash mismatch)"
+	case strings.Contains(e.Term, ":already_migrated"):
+		why = "already applied"
+	case strings.Contains(e.Term, ":vsn_not_found"):
+		why = "the engine has no such migration in its MIGRATIONS_DIR"
+	case strings.Contains(e.Term, ":bad_migration_stms"):
+		why = "a statement failed; nothing was applied"
+	case strings.Contains(e.Term, ":invalid_state"):
+		why = "the connector is not ready (starting, down, or migrating)"
+	case e.Status == http.StatusNotFound:
+		why = "the engine has no such connector"
+	case e.Status == http.StatusBadRequest:
+		why = "invalid migration name"
+	}
+	switch {
+	case why != "" && e.Message != "":
+		return why + " (" + e.Message + ")"
+	case why != "":
+		return why
+	case e.Message != "":
 		return e.Message
 	}
 	return e.Term
@@ -196,7 +296,7 @@ func (e *APIError) Error() string {
 // Apply asks the engine to apply migration vsn on one connector.
 func (c *Client) Apply(ctx context.Context, origin, vsn string) error {
 	body, _ := json.Marshal(map[string]string{"vsn": vsn})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(c.BaseURL, "/")+"/api/migrations/"+origin, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(c.BaseURL, "/")+"/api/migrations/"+url.PathEscape(origin), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

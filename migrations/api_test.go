@@ -31,6 +31,9 @@ func (c *directController) Latest(ctx context.Context, o string) (*migrations.Ap
 	}
 	return &l[0], nil
 }
+func (c *directController) Applied(ctx context.Context, o string) ([]migrations.Applied, error) {
+	return migrations.AppliedList(ctx, c.conns[o])
+}
 func (c *directController) Migrate(ctx context.Context, o string, m migrations.Migration) error {
 	return migrations.Apply(ctx, c.conns[o], m)
 }

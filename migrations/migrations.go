@@ -24,6 +24,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// DefaultDir is the migrations directory when MIGRATIONS_DIR is not set,
+// for the CLI and the engine alike.
+const DefaultDir = "migrations"
+
 // DefaultSuffix is appended to a migration name to find its Postgres file.
 const DefaultSuffix = "/postgres.sql"
 
@@ -59,6 +63,9 @@ func Hash(b []byte) string {
 
 // Path is where the migration called name lives.
 func Path(dir, name, suffix string) string {
+	if dir == "" {
+		dir = DefaultDir
+	}
 	if suffix == "" {
 		suffix = DefaultSuffix
 	}
@@ -84,6 +91,9 @@ func Load(dir, name, suffix string) (Migration, error) {
 // List returns every migration under dir, ordered by name (names start with
 // a timestamp, so this is creation order).
 func List(dir, suffix string) ([]Migration, error) {
+	if dir == "" {
+		dir = DefaultDir
+	}
 	if suffix == "" {
 		suffix = DefaultSuffix
 	}
@@ -194,6 +204,14 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+const tableOnlyDDL = `CREATE SCHEMA IF NOT EXISTS electric;
+CREATE TABLE IF NOT EXISTS electric.migrations (
+  id SERIAL PRIMARY KEY,
+  version VARCHAR(64) NOT NULL,
+  hash VARCHAR(64) NOT NULL,
+  applied_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
+  UNIQUE(version))`
+
 // TableDDL creates the electric schema and the migrations table as the seed's
 // init script did, with the seed's initial row.
 const TableDDL = `CREATE SCHEMA IF NOT EXISTS electric;
@@ -252,13 +270,17 @@ func ApplyThen(ctx context.Context, conn *pgx.Conn, m Migration, then func(ctx c
 		return fmt.Errorf("beginning migration %s: %w", m.Name, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	// A Postgres prepared without the seed's init script has no table yet.
+	if _, err := tx.Exec(ctx, tableOnlyDDL); err != nil {
+		return fmt.Errorf("creating electric.migrations: %w", err)
+	}
 	var hash string
 	err = tx.QueryRow(ctx, `SELECT hash FROM electric.migrations WHERE version = $1`, m.Name).Scan(&hash)
 	switch {
 	case err == nil && hash == m.Hash:
 		return fmt.Errorf("%s: %w", m.Name, ErrAlreadyMigrated)
 	case err == nil:
-		return fmt.Errorf("%s (recorded %s, file %s): %w", m.Name, hash, m.Hash, ErrHashMismatch)
+		return fmt.Errorf("%s: %w: recorded %s, file %s", m.Name, ErrHashMismatch, hash, m.Hash)
 	case !errors.Is(err, pgx.ErrNoRows):
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {

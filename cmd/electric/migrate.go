@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,7 +51,7 @@ its row in electric.migrations in one transaction, and resumes.`,
   electric migrate apply 1669232573_add_items
   electric migrate apply 1669232573_add_items --connector db_a --json`,
 	}
-	cmd.PersistentFlags().StringVar(&o.dir, "dir", envOr("MIGRATIONS_DIR", "migrations"), "migrations directory (env MIGRATIONS_DIR)")
+	cmd.PersistentFlags().StringVar(&o.dir, "dir", envOr("MIGRATIONS_DIR", migrations.DefaultDir), "migrations directory (env MIGRATIONS_DIR)")
 	cmd.PersistentFlags().StringVar(&o.suffix, "suffix", envOr("MIGRATIONS_FILE_NAME_SUFFIX", migrations.DefaultSuffix), "appended to a name to find its file (env MIGRATIONS_FILE_NAME_SUFFIX)")
 	cmd.PersistentFlags().StringVar(&o.url, "url", defaultStatusURL(), "the engine's status API (env STATUS_PORT sets the port)")
 	cmd.AddCommand(newMigrateNewCmd(o), newMigrateListCmd(o), newMigrateApplyCmd(o))
@@ -75,40 +79,52 @@ func newMigrateNewCmd(o *migrateOptions) *cobra.Command {
 type listRow struct {
 	Name       string            `json:"name"`
 	Hash       string            `json:"hash"`
-	Connectors map[string]string `json:"connectors"` // connector → applied | pending | hash mismatch | unknown
+	Connectors map[string]string `json:"connectors"` // connector → applied | pending | hash mismatch | unknown (engine not answering)
 }
 
 func newMigrateListCmd(o *migrateOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List local migrations against what each connector has applied",
-		Long: `Lists the migrations under the migrations directory. When the engine answers,
-each connector's newest applied migration is compared: older migrations count
-as applied, a different hash for the same name is flagged.`,
+		Long: `Lists the migrations under the migrations directory and, when the engine
+answers, whether each connector has applied them (its electric.migrations):
+applied, pending, or hash mismatch when the file changed after it was applied.`,
 		Example: `  electric migrate list
   electric migrate list --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			local, err := migrations.List(o.dir, o.suffix)
-			if err != nil {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			cl := &migrations.Client{BaseURL: o.url}
-			statuses, apiErr := cl.Statuses(cmd.Context())
+			origins, apiErr := cl.Connectors(cmd.Context())
+			applied := map[string]map[string]string{} // connector → name → hash
+			for _, or := range origins {
+				list, err := cl.Applied(cmd.Context(), or)
+				if err != nil {
+					continue // shown as "unknown"
+				}
+				applied[or] = map[string]string{}
+				for _, a := range list {
+					applied[or][a.Version] = a.Hash
+				}
+			}
 			rows := make([]listRow, 0, len(local))
 			for _, m := range local {
 				r := listRow{Name: m.Name, Hash: m.Hash, Connectors: map[string]string{}}
-				for _, s := range statuses {
-					if s == nil {
-						continue
-					}
+				for _, or := range origins {
+					done, known := applied[or]
+					hash, ok := done[m.Name]
 					switch {
-					case s.Vsn == m.Name && s.Hash != m.Hash:
-						r.Connectors[s.Origin] = "hash mismatch"
-					case s.Vsn == m.Name || (s.Vsn != "1" && s.Vsn > m.Name):
-						r.Connectors[s.Origin] = "applied"
+					case !known:
+						r.Connectors[or] = "unknown"
+					case ok && hash != m.Hash:
+						r.Connectors[or] = "hash mismatch"
+					case ok:
+						r.Connectors[or] = "applied"
 					default:
-						r.Connectors[s.Origin] = "pending"
+						r.Connectors[or] = "pending"
 					}
 				}
 				rows = append(rows, r)
@@ -123,12 +139,6 @@ as applied, a different hash for the same name is flagged.`,
 			if len(rows) == 0 {
 				fmt.Fprintf(out, "no migrations in %s (create one: electric migrate new TITLE)\n", o.dir)
 				return nil
-			}
-			var origins []string
-			for _, s := range statuses {
-				if s != nil {
-					origins = append(origins, s.Origin)
-				}
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprint(tw, "MIGRATION\tHASH")
@@ -155,10 +165,12 @@ type applyResult struct {
 	Connector string `json:"connector"`
 	OK        bool   `json:"ok"`
 	Error     string `json:"error,omitempty"`
+	Term      string `json:"term,omitempty"` // the engine's answer, e.g. {:error, :already_migrated}
 }
 
 func newMigrateApplyCmd(o *migrateOptions) *cobra.Command {
 	var connectors []string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply NAME",
 		Short: "Apply a migration to every connector (or the ones named) through the engine",
@@ -167,62 +179,104 @@ func newMigrateApplyCmd(o *migrateOptions) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if _, err := migrations.Load(o.dir, name, o.suffix); err != nil && !errors.Is(err, migrations.ErrNotFound) {
-				return err
-			} else if err != nil {
-				// The engine reads its own MIGRATIONS_DIR; warn but let it decide.
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: %v (the engine reads its own MIGRATIONS_DIR)\n", err)
+			if !migrations.ValidName(name) {
+				return fmt.Errorf("invalid migration name %q: use the folder name, e.g. 1669232573_add_items", name)
+			}
+			_, localErr := migrations.Load(o.dir, name, o.suffix)
+			if localErr != nil && !errors.Is(localErr, migrations.ErrNotFound) {
+				return localErr
 			}
 			cl := &migrations.Client{BaseURL: o.url}
-			if len(connectors) == 0 {
-				statuses, err := cl.Statuses(cmd.Context())
+			targets := connectors
+			if len(targets) == 0 {
+				all, err := cl.Connectors(cmd.Context())
 				if err != nil {
 					return err
 				}
-				for _, s := range statuses {
-					if s != nil {
-						connectors = append(connectors, s.Origin)
-					}
+				if len(all) == 0 {
+					return errors.New("the engine has no connectors (CONNECTORS is empty)")
 				}
-				if len(connectors) == 0 {
-					return errors.New("the engine reports no connector with a known migration state")
-				}
+				targets = all
 			}
+			out := cmd.OutOrStdout()
 			var results []applyResult
 			failed := 0
-			for _, c := range connectors {
+			for _, c := range targets {
 				if !o.json {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: applying %s … ", c, name)
+					fmt.Fprintf(out, "%s: applying %s … ", c, name)
 				}
-				err := cl.Apply(cmd.Context(), c, name)
+				err := applyWhenReady(cmd.Context(), cl, c, name, wait)
 				r := applyResult{Connector: c, OK: err == nil}
 				if err != nil {
 					failed++
 					r.Error = err.Error()
+					var ae *migrations.APIError
+					if errors.As(err, &ae) {
+						r.Term = ae.Term
+					}
 				}
 				results = append(results, r)
 				if !o.json {
 					if err != nil {
-						fmt.Fprintf(cmd.OutOrStdout(), "failed: %v\n", err)
+						fmt.Fprintf(out, "failed: %v\n", err)
 					} else {
-						fmt.Fprintln(cmd.OutOrStdout(), "ok")
+						fmt.Fprintln(out, "ok")
 					}
 				}
 			}
 			if o.json {
-				if err := writeJSONOut(cmd.OutOrStdout(), results); err != nil {
+				if err := writeJSONOut(out, results); err != nil {
 					return err
 				}
 			}
-			if failed > 0 {
-				return exitError{code: 1}
+			if failed == 0 {
+				return nil
 			}
-			return nil
+			errOut := cmd.ErrOrStderr()
+			if localErr != nil {
+				fmt.Fprintf(errOut, "electric: no migration %s here either: %v (create one with: electric migrate new TITLE)\n", name, localErr)
+			} else {
+				for _, r := range results {
+					if strings.Contains(r.Term, ":vsn_not_found") {
+						fmt.Fprintf(errOut, "electric: %s exists here but not in the engine's MIGRATIONS_DIR: start the engine with MIGRATIONS_DIR=%s\n", name, absDir(o.dir))
+						break
+					}
+				}
+			}
+			fmt.Fprintf(errOut, "electric: %s failed on %d of %d connectors\n", name, failed, len(targets))
+			return exitError{code: 1}
 		},
 	}
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a connector that is not ready yet (engine starting)")
 	cmd.Flags().StringSliceVar(&connectors, "connector", nil, "apply only to these connectors (repeatable)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return cmd
+}
+
+// applyWhenReady applies, retrying while the engine says the connector is not
+// ready: right after 'electric serve' or 'electric dev up' starts, connectors
+// are still setting up.
+func applyWhenReady(ctx context.Context, cl *migrations.Client, connector, name string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := cl.Apply(ctx, connector, name)
+		var ae *migrations.APIError
+		if err == nil || !errors.As(err, &ae) || !strings.Contains(ae.Term, ":invalid_state") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 func writeJSONOut(w io.Writer, v any) error {
