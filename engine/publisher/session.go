@@ -169,6 +169,22 @@ func (se *session) flush() error {
 	return nil
 }
 
+// writeRaw writes already framed messages after any queued ones.
+func (se *session) writeRaw(b []byte) error {
+	se.sendMu.Lock()
+	defer se.sendMu.Unlock()
+	if err := se.be.Flush(); err != nil {
+		return fmt.Errorf("writing to subscriber: %w", err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := se.nc.Write(b); err != nil {
+		return fmt.Errorf("writing to subscriber: %w", err)
+	}
+	return nil
+}
+
 // fatal sends a FATAL error; the caller closes the connection.
 func (se *session) fatal(code, msg string) {
 	se.log.Warn("refusing subscriber", "code", code, "msg", msg)

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -40,7 +41,10 @@ type stream struct {
 	view *View
 	rels map[string]*relState // by qualified table name; only subscribed tables
 
-	buf, msg []byte
+	// out holds framed CopyData messages not yet written: encoded in place
+	// rather than through pgproto3, which costs an allocation and a
+	// reallocated write buffer per message.
+	out []byte
 
 	lastReply atomic.Int64 // unix nanoseconds of the last status update (or the start)
 }
@@ -211,7 +215,7 @@ func (st *stream) batch(e *txlog.Entry, more <-chan *txlog.Entry) error {
 	}
 	sent := st.sent
 	st.se.srv.updateProgress(st.se.connector, func(p *ConnectorStatus) { p.SentOffset = sent })
-	return st.se.flush()
+	return st.flush()
 }
 
 // refreshView re-reads the connector's view and rebuilds the relation map
@@ -284,29 +288,33 @@ func (st *stream) encode(e *txlog.Entry) bool {
 		}
 		if !began {
 			lsn := nextLSN()
-			st.msg = appendBegin(st.msg[:0], commitLSN, ts, xidOf(e.Offset))
-			st.sendXLog(lsn, lsn, now)
+			m := st.beginXLog(lsn, lsn, now)
+			st.out = appendBegin(st.out, commitLSN, ts, xidOf(e.Offset))
+			st.endFrame(m)
 			began = true
 		}
 		if !rs.sent {
 			lsn := nextLSN()
-			st.msg = appendRelation(st.msg[:0], rs.oid, rs.namespace, rs.name, 'd', rs.cols)
-			st.sendXLog(lsn, lsn, now)
+			m := st.beginXLog(lsn, lsn, now)
+			st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
+			st.endFrame(m)
 			rs.sent = true
 		}
 		lsn := nextLSN()
+		m := st.beginXLog(lsn, lsn, now)
 		if ch.Deleted {
-			st.msg = appendDelete(st.msg[:0], rs.oid, rs.cols, row)
+			st.out = appendDelete(st.out, rs.oid, rs.cols, row)
 		} else {
-			st.msg = appendInsert(st.msg[:0], rs.oid, rs.cols, row)
+			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
 		}
-		st.sendXLog(lsn, lsn, now)
+		st.endFrame(m)
 	}
 	if !began {
 		return false
 	}
-	st.msg = appendCommit(st.msg[:0], commitLSN, endLSN, ts)
-	st.sendXLog(commitLSN, endLSN, now)
+	m := st.beginXLog(commitLSN, endLSN, now)
+	st.out = appendCommit(st.out, commitLSN, endLSN, ts)
+	st.endFrame(m)
 	return true
 }
 
@@ -349,14 +357,39 @@ func xidOf(offset uint64) uint32 {
 	return x
 }
 
-func (st *stream) sendXLog(start, end uint64, now int64) {
-	st.buf = appendXLogData(st.buf[:0], start, end, now, st.msg)
-	st.se.send(&pgproto3.CopyData{Data: st.buf})
+// beginFrame starts a CopyData message in out; endFrame sets its length.
+func (st *stream) beginFrame() int {
+	st.out = append(st.out, 'd', 0, 0, 0, 0)
+	return len(st.out) - 4
+}
+
+func (st *stream) endFrame(mark int) {
+	binary.BigEndian.PutUint32(st.out[mark:], uint32(len(st.out)-mark))
+}
+
+// beginXLog starts a CopyData message with the XLogData header; the
+// pgoutput message is appended after it.
+func (st *stream) beginXLog(start, end uint64, now int64) int {
+	mark := st.beginFrame()
+	st.out = appendXLogData(st.out, start, end, now, nil)
+	return mark
 }
 
 func (st *stream) appendKeepalive(reply bool) {
-	st.buf = appendKeepalive(st.buf[:0], txlog.LSN(st.sent), pgNow(), reply)
-	st.se.send(&pgproto3.CopyData{Data: st.buf})
+	m := st.beginFrame()
+	st.out = appendKeepalive(st.out, txlog.LSN(st.sent), pgNow(), reply)
+	st.endFrame(m)
+}
+
+// flush writes out.
+func (st *stream) flush() error {
+	err := st.se.writeRaw(st.out)
+	if cap(st.out) > 4<<20 {
+		st.out = nil // do not keep the buffer of one huge entry
+	} else {
+		st.out = st.out[:0]
+	}
+	return err
 }
 
 // tick sends the periodic keepalive, asking for a reply, after checking
@@ -372,7 +405,7 @@ func (st *stream) tick() error {
 
 func (st *stream) keepalive(reply bool) error {
 	st.appendKeepalive(reply)
-	return st.se.flush()
+	return st.flush()
 }
 
 // control handles a report of the receive goroutine. done means the stream
