@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -595,4 +596,63 @@ func TestThousandReadersAtHead(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// failingStore is the real Pebble store whose batch commits fail on demand
+// (a full or broken disk).
+type failingStore struct {
+	*pebbleStore
+	fail bool
+}
+
+type failingBatch struct {
+	kvBatch
+	s *failingStore
+}
+
+func (s *failingStore) newBatch(size int) kvBatch {
+	return failingBatch{s.pebbleStore.newBatch(size), s}
+}
+
+func (b failingBatch) commit() error {
+	if b.s.fail {
+		b.kvBatch.abandon()
+		return errors.New("write wal: no space left on device")
+	}
+	return b.kvBatch.commit()
+}
+
+func TestFailedCommitIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	ps, err := openPebble(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &failingStore{pebbleStore: ps}
+	l, err := openWith(dir, fs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitEntries(t, l, 2, 1)
+	fs.fail = true
+	b := &Batch{}
+	b.Append(testEntry(3, 1))
+	if err := l.Commit(b); err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("failing commit: %v", err)
+	}
+	if l.Head() != 2 {
+		t.Errorf("head moved to %d by a failed commit", l.Head())
+	}
+	fs.fail = false
+	if err := l.Commit(b); err == nil || !strings.Contains(err.Error(), "reopen") {
+		t.Errorf("commit after a failure: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir, Options{})
+	if l.Head() != 2 {
+		t.Fatalf("head after reopen = %d", l.Head())
+	}
+	commitEntries(t, l, 1, 1)
 }
