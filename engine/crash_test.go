@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,13 @@ func runChildEngine() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// ELECTRIC_ENGINE_CPUPROFILE profiles the engine (benchmarks).
+	if path := os.Getenv("ELECTRIC_ENGINE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if err := engine.Run(ctx, cfg, log); err != nil {
 		log.Error("engine failed", "err", err)
 		return 1
@@ -81,6 +89,28 @@ func (c *cluster) startChild(dir string) {
 		}
 	})
 	c.waitReady()
+}
+
+// stopChild stops the child engine with SIGTERM, as an operator would.
+func (c *cluster) stopChild() {
+	c.t.Helper()
+	if c.child == nil {
+		return
+	}
+	c.child.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- c.child.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			c.t.Errorf("engine exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		c.t.Errorf("engine did not stop within 30s of SIGTERM")
+		c.child.Process.Kill()
+		<-done
+	}
+	c.child = nil
 }
 
 // killChild SIGKILLs the child engine (no-op when none runs).

@@ -26,7 +26,7 @@ import (
 
 // cluster is a test setup: N Postgres and one engine in-process.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	pgs    map[string]*pgtest.Cluster
 	names  []string
 	cfg    config.Config
@@ -52,7 +52,7 @@ INSERT INTO electric.migrations (version, hash) VALUES ('1', 'initial');
 
 // newCluster starts n Postgres named postgres_1..n, each initialised with
 // sql, without the engine.
-func newCluster(t *testing.T, n int, sql string) *cluster {
+func newCluster(t testing.TB, n int, sql string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, pgs: map[string]*pgtest.Cluster{}}
 	for i := 1; i <= n; i++ {
@@ -67,7 +67,7 @@ func newCluster(t *testing.T, n int, sql string) *cluster {
 	return c
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	p, err := pgcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
