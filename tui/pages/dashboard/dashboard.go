@@ -98,7 +98,7 @@ func New(c *common.Common, url string, poll time.Duration) *Model {
 		{Title: "SUB LAG", Width: 7, Align: table.Right, Priority: 2},
 	}, "no connectors")
 	m.tables[paneSessions] = table.New([]table.Column{
-		{Title: "CLIENT", Width: 10, Flex: 12},
+		{Title: "CLIENT", Width: 12, Flex: 24},
 		{Title: "USER", Width: 8, Flex: 6, Priority: 1},
 		{Title: "ADDRESS", Width: 15, Flex: 6, Priority: 4},
 		{Title: "SINCE", Width: 6, Align: table.Right, Priority: 2},
