@@ -59,6 +59,7 @@ func BenchmarkIngest(b *testing.B) {
 		// that wrote.
 		pg.Exec(`SELECT pg_create_logical_replication_slot('all_changes', 'pgoutput')`)
 		pg.Exec(`SELECT pg_create_logical_replication_slot('bench_decode', 'pgoutput')`)
+		pg.Exec(`SELECT pg_create_logical_replication_slot('bench_source', 'pgoutput')`)
 		conn := pg.Connect()
 		// Flushed at each commit (pgtest turns it off): what is committed
 		// is then streamable, and every measure sees all of it.
@@ -77,6 +78,7 @@ func BenchmarkIngest(b *testing.B) {
 
 		peek := peekChanges(b, pg, rows)
 		decode := decodeOnly(b, pg, rows)
+		sourceOnly := sourceAlone(b, pg, txs)
 
 		b.StartTimer()
 		ingest, peakHeap := ingestAll(b, pg, txs)
@@ -86,12 +88,13 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(rate(ingest), "rows/s")
 		b.ReportMetric(rate(decode), "decode_rows/s")
 		b.ReportMetric(rate(peek), "peek_rows/s")
+		b.ReportMetric(rate(sourceOnly), "source_only_rows/s")
 		b.ReportMetric(decode.Seconds()/ingest.Seconds(), "ingest/decode")
 		b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
 		b.ReportMetric(0, "ns/op") // the figures above are the result
-		b.Logf("%d rows in %d transactions (written in %s): ingest %s (%.0f rows/s), decode-only %s (%.0f rows/s), peek %s (%.0f rows/s), ingest/decode %.2f, peak heap %.1f MiB, VmHWM %s",
+		b.Logf("%d rows in %d transactions (written in %s): ingest %s (%.0f rows/s), decode-only %s (%.0f rows/s), peek %s (%.0f rows/s), pgsource alone %s (%.0f rows/s), ingest/decode %.2f, peak heap %.1f MiB, VmHWM %s",
 			rows, txs, write.Round(time.Millisecond), ingest.Round(time.Millisecond), rate(ingest), decode.Round(time.Millisecond), rate(decode),
-			peek.Round(time.Millisecond), rate(peek), decode.Seconds()/ingest.Seconds(), float64(peakHeap)/(1<<20), vmHWM())
+			peek.Round(time.Millisecond), rate(peek), sourceOnly.Round(time.Millisecond), rate(sourceOnly), decode.Seconds()/ingest.Seconds(), float64(peakHeap)/(1<<20), vmHWM())
 	}
 }
 
@@ -220,6 +223,46 @@ func ingestAll(b *testing.B, pg *pgtest.Cluster, txs int) (time.Duration, uint64
 		b.Fatal(err)
 	}
 	return elapsed, peak.Load()
+}
+
+// discardSink takes items and reports them durable at once: pgsource alone.
+type discardSink struct{ txs atomic.Int64 }
+
+func (d *discardSink) Enqueue(_ context.Context, it Item) error {
+	if len(it.Tx.Ops) > 0 {
+		d.txs.Add(1)
+	}
+	it.Done(0, nil)
+	return nil
+}
+
+func (d *discardSink) Position(string) ([]byte, error) { return nil, nil }
+
+// sourceAlone times pgsource over its own slot with a sink that does
+// nothing: decoding, op building and acknowledgement without the log.
+func sourceAlone(b *testing.B, pg *pgtest.Cluster, txs int) time.Duration {
+	sink := &discardSink{}
+	src, err := New(Options{Name: "pg1", URI: pg.URI(), Slot: "bench_source", Logger: quietLogger(), Sink: sink, Store: sink})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- src.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Minute)
+	for sink.txs.Load() < int64(txs) {
+		if time.Now().After(deadline) {
+			b.Fatalf("pgsource alone stalled at %d of %d transactions", sink.txs.Load(), txs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return elapsed
 }
 
 // vmHWM is the process' peak resident set size.

@@ -67,7 +67,7 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*sourceTx, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("decoding pgoutput message: empty message")
 	}
-	msg, err := pglogrepl.Parse(data)
+	msg, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("decoding pgoutput message %q: %w", data[0], err)
 	}
@@ -162,6 +162,18 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*sourceTx, error) {
 	default:
 		return nil, fmt.Errorf("decoding pgoutput: unexpected message %q", data[0])
 	}
+}
+
+// parse wraps pglogrepl.Parse, which indexes past the end of some truncated
+// messages: a malformed message must be an error (and a reconnect), not a
+// crash of the engine.
+func parse(data []byte) (msg pglogrepl.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed message (%d bytes): %v", len(data), r)
+		}
+	}()
+	return pglogrepl.Parse(data)
 }
 
 // change checks a row change's context and returns its relation, or nil when
