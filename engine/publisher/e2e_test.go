@@ -214,6 +214,15 @@ ALTER TABLE items ENABLE ALWAYS TRIGGER a_count`)
 	if got := startOf(); got != 70 {
 		t.Fatalf("stream restarted after offset %d, want 70", got)
 	}
+
+	// The publisher restarts (an engine restart): the apply worker
+	// reconnects and resumes.
+	e.restartServer()
+	last = feed(10)
+	check(last)
+	if got := startOf(); got != 100 {
+		t.Fatalf("stream restarted after offset %d, want 100", got)
+	}
 }
 
 func TestLaterTableIsPickedUp(t *testing.T) {

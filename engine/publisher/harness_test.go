@@ -112,45 +112,71 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // env is one publisher with connectors on real Postgres clusters.
 type env struct {
-	t     testing.TB
-	ctx   context.Context
-	log   *testLog
-	srv   *publisher.Server
-	mu    sync.Mutex
-	conns map[string]*connector.Connector
-	pgs   map[string]*pgtest.Cluster
-	stops map[string]context.CancelFunc
-	wg    sync.WaitGroup
+	t       testing.TB
+	ctx     context.Context
+	log     *testLog
+	srv     *publisher.Server
+	srvStop func()
+	mu      sync.Mutex
+	conns   map[string]*connector.Connector
+	pgs     map[string]*pgtest.Cluster
+	stops   map[string]context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newEnv(t testing.TB) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx, log: newTestLog(t), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}}
+	e.startServer("127.0.0.1:0")
+	t.Cleanup(func() {
+		cancel()
+		e.wg.Wait()
+		e.stopServer()
+		if err := e.log.log.Close(); err != nil {
+			t.Errorf("closing the log: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) startServer(addr string) {
+	e.t.Helper()
 	srv, err := publisher.New(publisher.Options{
-		Addr:              "127.0.0.1:0",
-		Logger:            testLogger(t),
+		Addr:              addr,
+		Logger:            testLogger(e.t),
 		Feed:              func(after uint64) publisher.Reader { return e.log.NewReader(after) },
 		Connectors:        e.view,
 		Head:              func() uint64 { return e.log.log.Head() },
 		KeepaliveInterval: time.Second,
 	})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	e.srv = srv
+	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	e.srv = srv
+	e.srvStop = func() {
 		cancel()
-		e.wg.Wait()
 		if err := <-done; err != nil {
-			t.Errorf("publisher: %v", err)
+			e.t.Errorf("publisher: %v", err)
 		}
-		if err := e.log.log.Close(); err != nil {
-			t.Errorf("closing the log: %v", err)
-		}
-	})
-	return e
+	}
+}
+
+func (e *env) stopServer() {
+	if e.srvStop != nil {
+		e.srvStop()
+		e.srvStop = nil
+	}
+}
+
+// restartServer stops the publisher and starts a new one on the same
+// address, as an engine restart does.
+func (e *env) restartServer() {
+	addr := e.srv.Addr().String()
+	e.stopServer()
+	e.startServer(addr)
 }
 
 func (e *env) view(name string) (*publisher.View, bool) {
