@@ -5,6 +5,26 @@
 // LSNs (txlog.LSN of the entry offset). It owns the TCP listener and the
 // sessions on it; it reads the log and the connectors' schemas but never
 // writes to either.
+//
+// Wiring (engine):
+//
+//	srv, err := publisher.New(publisher.Options{
+//		Addr: ":5433", Logger: log,
+//		Feed: func(after uint64) publisher.Reader { return txl.NewReader(after) },
+//		Head: txl.Head,
+//		Connectors: func(name string) (*publisher.View, bool) {
+//			c, ok := connectors[name] // *connector.Connector
+//			if !ok {
+//				return nil, false
+//			}
+//			return c.View(), true
+//		},
+//	})
+//	go srv.Run(ctx)
+//
+// Every entry goes to every connector, its own origin included; the
+// subscriber's apply writes carry Origin pg_<subscription oid> with origin
+// LSN txlog.LSN(offset), which is how ingest recognises them.
 package publisher
 
 import (
