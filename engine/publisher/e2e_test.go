@@ -470,6 +470,9 @@ func TestRefusalsAndErrors(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "55000" || !strings.Contains(pgErr.Message, "log ends at 0") {
 		t.Fatalf("resume beyond the log: %v", err)
 	}
+
+	// DROP SUBSCRIPTION connects to drop the (virtual) slot: it succeeds.
+	pg.Exec(`DROP SUBSCRIPTION a`)
 }
 
 // TestTwoSubscribersEachGetTheirSchema: one publisher, two Postgres with
