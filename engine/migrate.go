@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/status"
@@ -361,8 +362,8 @@ func columnNames(t *schema.Table) []string {
 }
 
 // BackfillOrigin is the replication origin of the engine's backfill writes:
-// ingest drops transactions with it, like echoes, so they are not merged again.
-const BackfillOrigin = "electric_backfill"
+// ingest drops transactions with it, so they are not merged again.
+const BackfillOrigin = pgsource.BackfillOrigin
 
 // backfill writes the merged state of tables into one connector's Postgres:
 // a table or column it just gained has missed the log entries written before

@@ -168,7 +168,7 @@ func (s *Source) noteReceived(lsn pglogrepl.LSN) {
 // commit decides what a decoded transaction becomes: an item with its ops, a
 // position-only item (an echo), or nothing but a skip marker.
 func (s *Source) commit(ctx context.Context, cat *catalog, tx *sourceTx) error {
-	s.log.Debug("tx", "end", tx.endLSN.String(), "ops", len(tx.ops), "electric", tx.electric, "rows", tx.rows, "origin", tx.origin)
+	s.log.Debug("transaction", "end", tx.endLSN, "ops", len(tx.ops), "electric", tx.electric, "rows", tx.rows, "origin", tx.origin)
 	s.mu.Lock()
 	s.txs++
 	s.lastTx = tx.commitTime
@@ -293,7 +293,7 @@ func (s *Source) ackLoop(ctx context.Context, rconn *pgconn.PgConn, reply <-chan
 			return fmt.Errorf("sending standby status update: %w", err)
 		}
 		if confirmed > sent {
-			s.log.Debug("confirmed", "lsn", confirmed.String())
+			s.log.Debug("confirmed", "lsn", confirmed)
 		}
 		sent, last = confirmed, time.Now()
 	}
