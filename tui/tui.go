@@ -150,6 +150,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.startFetch(), m.tick())
 	case snapshotMsg:
 		m.fetching = false
+		if m.ctx.Err() != nil {
+			// Quitting: a fetch cut short by our own cancel is not an outage.
+			return m, nil
+		}
 		if msg.err != nil {
 			m.page.SetUnreachable(describe(msg.err))
 		} else {
