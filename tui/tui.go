@@ -135,6 +135,14 @@ func (m *Model) Init() tea.Cmd {
 
 // Update handles data, ticks and keys.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.ctx.Err() != nil {
+		// Quitting: what background work reports now (fetches and streams
+		// cut short by our own cancel) is not news about the engine.
+		switch msg.(type) {
+		case snapshotMsg, eventMsg, streamMsg, tickMsg:
+			return m, nil
+		}
+	}
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
 		k := m.c.KeyMap
@@ -150,10 +158,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(m.startFetch(), m.tick())
 	case snapshotMsg:
 		m.fetching = false
-		if m.ctx.Err() != nil {
-			// Quitting: a fetch cut short by our own cancel is not an outage.
-			return m, nil
-		}
 		if msg.err != nil {
 			m.page.SetUnreachable(describe(msg.err))
 		} else {
