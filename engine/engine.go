@@ -278,11 +278,14 @@ func (c *conn) state() status.ConnectorState {
 	}
 }
 
-// watch publishes connector state changes as events.
+// watch publishes connector state changes and Satellite sessions coming and
+// going as events.
 func (e *Engine) watch(ctx context.Context) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	sessions := map[string]satellite.SessionInfo{}
 	for {
+		e.watchSessions(sessions)
 		for _, c := range e.conns {
 			s := c.state()
 			c.mu.Lock()
@@ -306,6 +309,29 @@ func (e *Engine) watch(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+func (e *Engine) watchSessions(known map[string]satellite.SessionInfo) {
+	seen := map[string]bool{}
+	for _, s := range e.sat.Sessions() {
+		if !s.Authenticated {
+			continue
+		}
+		key := s.ClientID + "@" + s.RemoteAddr
+		seen[key] = true
+		if _, ok := known[key]; !ok {
+			known[key] = s
+			e.events.Publish(status.Event{Kind: status.KindSession, Session: s.ClientID,
+				Message: fmt.Sprintf("connected: user %s from %s", s.UserID, s.RemoteAddr)})
+		}
+	}
+	for key, s := range known {
+		if !seen[key] {
+			delete(known, key)
+			e.events.Publish(status.Event{Kind: status.KindSession, Session: s.ClientID,
+				Message: fmt.Sprintf("disconnected: %d tx in, %d tx out", s.TxIn, s.TxOut)})
 		}
 	}
 }
