@@ -321,8 +321,9 @@ func (e *Engine) watchSessions(known map[string]satellite.SessionInfo) {
 		}
 		key := s.ClientID + "@" + s.RemoteAddr
 		seen[key] = true
-		if _, ok := known[key]; !ok {
-			known[key] = s
+		_, ok := known[key]
+		known[key] = s // latest counts for the goodbye
+		if !ok {
 			e.events.Publish(status.Event{Kind: status.KindSession, Session: s.ClientID,
 				Message: fmt.Sprintf("connected: user %s from %s", s.UserID, s.RemoteAddr)})
 		}
