@@ -174,6 +174,9 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		}
 	}
 	log.Info("successfully migrated to version")
+	// The seed re-initialised the connector after each migration and its
+	// end-to-end tests wait for this line.
+	log.Info("Successfully initialized origin " + origin)
 	event("migrated to " + mig.Name)
 	return nil
 }

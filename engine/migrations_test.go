@@ -176,7 +176,7 @@ func TestMigrationsSimple(t *testing.T) {
 		from := c.logLen()
 		c.migrate(n, migInit)
 		c.logOrder(from, "migration: prepare to migrate to vsn", "about to stop postgresql replication and subscriptions",
-			"about to apply migration", "successfully migrated to version")
+			"about to apply migration", "successfully migrated to version", "Successfully initialized origin "+n)
 		var one map[string]string
 		c.migGet("/api/migrations/"+n, &one)
 		if one["vsn"] != migInit || one["hash"] != hash || len(one["hash"]) != 32 {
