@@ -56,6 +56,7 @@ WHERE s.subname = '%s'`, name), &lsn)
 }
 
 func TestEntriesApplyPerConnectorSchema(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	// REPLICA IDENTITY FULL, as the engine sets on every replicated table:
@@ -115,6 +116,7 @@ CREATE TABLE pair (a int, b text, c text, PRIMARY KEY (a, b))`)
 }
 
 func TestUpsertTriggerTurnsConflictIntoUpdate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, w text)`)
@@ -151,6 +153,7 @@ func TestUpsertTriggerTurnsConflictIntoUpdate(t *testing.T) {
 // with an ALWAYS trigger: after reconnects (subscription disabled and
 // enabled, Postgres restarted) each entry is applied exactly once.
 func TestReconnectResumesExactly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text);
@@ -226,6 +229,7 @@ ALTER TABLE items ENABLE ALWAYS TRIGGER a_count`)
 }
 
 func TestLaterTableIsPickedUp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY)`)
@@ -269,6 +273,7 @@ func TestLaterTableIsPickedUp(t *testing.T) {
 // subscription applied comes with an Origin message named pg_<subscription
 // oid> whose LSN is txlog.LSN of the entry.
 func TestEchoCarriesOrigin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text);
@@ -335,6 +340,7 @@ CREATE PUBLICATION echo FOR ALL TABLES`)
 }
 
 func TestRefusalsAndErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pg := pgtest.Start(t)
 	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY)`)
@@ -479,6 +485,7 @@ func TestRefusalsAndErrors(t *testing.T) {
 // different schemas; each applies the same entries as far as it has the
 // tables and columns.
 func TestTwoSubscribersEachGetTheirSchema(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pa, pb := pgtest.Start(t), pgtest.Start(t)
 	pa.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text, w text); CREATE TABLE only_a (id int PRIMARY KEY)`)
