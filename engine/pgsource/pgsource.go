@@ -49,11 +49,11 @@ const (
 
 // Options configure one connector's ingest.
 type Options struct {
-	Name        string // connector name: the origin of its transactions and the subscription name
-	URI         string // Postgres connection URI (the replication parameter is added)
-	Publication string // default all_tables
-	Slot        string // default all_changes
-	Logger      *slog.Logger
+	Name        string       // connector name: the origin of its transactions and the subscription name
+	URI         string       // Postgres connection URI (the replication parameter is added)
+	Publication string       // default all_tables
+	Slot        string       // default all_changes
+	Logger      *slog.Logger // already naming the connector: lines add no connector attr
 	Sink        Sink
 	Store       PositionStore
 
@@ -171,7 +171,7 @@ func New(opts Options) (*Source, error) {
 	}
 	return &Source{
 		opts:     opts,
-		log:      opts.Logger.With("connector", opts.Name),
+		log:      opts.Logger, // the caller names the connector (engine: component and connector attrs)
 		acks:     newAckQueue(),
 		state:    StateConnecting,
 		retained: -1,

@@ -202,6 +202,16 @@ func TestTableWithoutPrimaryKeyIsSkipped(t *testing.T) {
 		t.Errorf("ops %v, want only public.ok", ops)
 	}
 	waitFor(t, "warning about public.later", func() bool { return strings.Contains(r.logs.String(), "public.later") })
+
+	// Once it has a key, the table is replicated.
+	pg.Exec(`ALTER TABLE nopk ADD PRIMARY KEY (a); INSERT INTO nopk VALUES (2, 'z')`)
+	waitFor(t, "3 transactions", func() bool { return len(sink.txs()) == 3 })
+	if ops := sink.txs()[2].Tx.Ops; len(ops) != 1 || ops[0].Table != "public.nopk" || ops[0].Key != "2" {
+		t.Errorf("ops %v, want the insert into public.nopk", ops)
+	}
+	if _, ok := r.src.Status().SkippedTables["public.nopk"]; ok {
+		t.Errorf("public.nopk still listed as skipped")
+	}
 }
 
 func TestNewTableAndColumnAreIntrospected(t *testing.T) {

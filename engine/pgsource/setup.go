@@ -325,7 +325,10 @@ func (c *catalog) resolve(ctx context.Context, m *pglogrepl.RelationMessage) (*r
 		return rel, nil
 	}
 	t := c.tables[name]
-	if t == nil || t.OID != m.RelationID || !hasColumns(t, rel.cols) {
+	// pgoutput resends a Relation after DDL on the table: re-read the schema
+	// when the stream has columns we do not know, or when the table had no
+	// key (one may have been added).
+	if t == nil || t.OID != m.RelationID || !hasColumns(t, rel.cols) || len(t.PrimaryKey) == 0 {
 		if err := c.refresh(ctx, false); err != nil {
 			return nil, fmt.Errorf("re-reading the schema for %s: %w", name, err)
 		}
@@ -358,6 +361,8 @@ func (c *catalog) resolve(ctx context.Context, m *pglogrepl.RelationMessage) (*r
 	return rel, nil
 }
 
+// hasColumns reports whether t knows every streamed column (it may know
+// more: generated columns are not streamed, dropped ones do not matter).
 func hasColumns(t *schema.Table, cols []string) bool {
 	for _, c := range cols {
 		if _, ok := t.Column(c); !ok {
