@@ -506,3 +506,27 @@ func TestTwoSubscribersEachGetTheirSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillOfLaterTableAndColumn: entries written before the subscriber
+// had a table or a column reach it once it has them, from the merged rows.
+func TestBackfillOfLaterTableAndColumn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	e.startConnector("a", pg)
+	e.log.append("b", upsert("public.items", "id=1", "v=one", "w=w1"), upsert("public.later", "id=1", "v=l1"))
+	e.log.append("b", upsert("public.later", "id=2", "v=l2"), upsert("public.items", "id=2", "v=two", "w=w2"))
+	e.log.append("b", del("public.later", "id=2", "v=l2"), upsert("public.later", "id=3", "v=l3"))
+	waitDump(t, pg, "items", "id=1,v=one\nid=2,v=two")
+
+	pg.Exec(`CREATE TABLE public.later (id int PRIMARY KEY, v text); ALTER TABLE public.items ADD COLUMN w text`)
+	waitDump(t, pg, "public.later", "id=1,v=l1\nid=3,v=l3")
+	waitDump(t, pg, "public.items", "id=1,v=one,w=w1\nid=2,v=two,w=w2")
+	// The stream goes on after the backfill.
+	e.log.append("b", upsert("public.later", "id=4", "v=l4"))
+	waitDump(t, pg, "public.later", "id=1,v=l1\nid=3,v=l3\nid=4,v=l4")
+	if bad := applyErrors(t, pg); len(bad) > 0 {
+		t.Fatalf("postgres reported errors:\n%s", strings.Join(bad, "\n"))
+	}
+}

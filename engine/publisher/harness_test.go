@@ -40,6 +40,7 @@ func (l *testLog) append(origin string, changes ...txlog.RowChange) uint64 {
 	e := &txlog.Entry{Offset: l.log.Head() + 1, Origin: origin, Eff: now, CommitTime: now, Changes: changes}
 	b := &txlog.Batch{}
 	b.Append(e)
+	l.setRows(b, origin, now, changes)
 	if err := l.log.Commit(b); err != nil {
 		l.t.Fatalf("appending to the log: %v", err)
 	}
@@ -57,10 +58,47 @@ func (l *testLog) appendAll(origin string, each [][]txlog.RowChange) uint64 {
 		off++
 		b.Append(&txlog.Entry{Offset: off, Origin: origin, Eff: now, CommitTime: now, Changes: ch})
 	}
+	for _, ch := range each {
+		l.setRows(b, origin, now, ch)
+	}
 	if err := l.log.Commit(b); err != nil {
 		l.t.Fatalf("appending to the log: %v", err)
 	}
 	return off
+}
+
+// setRows records simple row states for the changes: the latest image per
+// column, live unless deleted (what Backfill reads).
+func (l *testLog) setRows(b *txlog.Batch, origin string, eff uint64, changes []txlog.RowChange) {
+	rows := map[[2]string]*merge.Row{}
+	for _, ch := range changes {
+		k := [2]string{ch.Table, ch.Key}
+		r, ok := rows[k]
+		if !ok {
+			prev, err := l.log.Row(ch.Table, ch.Key)
+			if err != nil {
+				l.t.Fatal(err)
+			}
+			r = &merge.Row{Cells: map[string]merge.Cell{}}
+			if prev != nil {
+				for c, v := range prev.Cells {
+					r.Cells[c] = v
+				}
+			}
+			rows[k] = r
+		}
+		if ch.Deleted {
+			r.Tags = nil
+			continue
+		}
+		for c, v := range ch.Row {
+			r.Cells[c] = merge.Cell{Value: v, Eff: eff, Origin: origin}
+		}
+		r.Tags = []merge.Tag{{Origin: origin, Eff: eff}}
+	}
+	for k, r := range rows {
+		b.SetRow(k[0], k[1], r)
+	}
 }
 
 func (l *testLog) NewReader(after uint64) publisher.Reader { return l.log.NewReader(after) }
@@ -147,6 +185,7 @@ func (e *env) startServer(addr string) {
 		Feed:              func(after uint64) publisher.Reader { return e.log.NewReader(after) },
 		Connectors:        e.view,
 		Head:              func() uint64 { return e.log.log.Head() },
+		Rows:              e.log.log.Rows,
 		KeepaliveInterval: time.Second,
 	})
 	if err != nil {
@@ -155,7 +194,9 @@ func (e *env) startServer(addr string) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
+	e.mu.Lock()
 	e.srv = srv
+	e.mu.Unlock()
 	e.srvStop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -201,6 +242,14 @@ func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connect
 	c, err := connector.New(connector.Options{
 		Name: name, URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: e.port(),
 		PollInterval: 200 * time.Millisecond, Logger: testLogger(e.t),
+		OnTablesChanged: func(tables []string) {
+			e.mu.Lock()
+			srv := e.srv
+			e.mu.Unlock()
+			if err := srv.Backfill(name, tables); err != nil {
+				e.t.Errorf("backfill: %v", err)
+			}
+		},
 	})
 	if err != nil {
 		e.t.Fatal(err)

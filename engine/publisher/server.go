@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Feed       Feed
 	Connectors Connectors
+	// Rows, when set, iterates the merged row states of a table
+	// ((*txlog.Log).Rows): Backfill needs it.
+	Rows func(table string, fn func(key string, r *merge.Row) error) error
 	// Head, when set, returns the offset of the last committed entry: a
 	// subscriber asking to start beyond it (its origin outlived a reset
 	// data directory) is refused instead of silently skipping entries.
@@ -108,6 +112,8 @@ type Server struct {
 	nextPID  uint32
 	sessions map[uint32]*session
 	progress map[string]*ConnectorStatus // by connector, kept across sessions
+	backfill map[string]map[string]bool  // by connector: tables to backfill on its stream
+	kick     map[string]chan struct{}    // by connector: wakes its active stream
 }
 
 // Status is a snapshot for the status API.
@@ -177,6 +183,8 @@ func New(opts Options) (*Server, error) {
 		ln:       ln,
 		sessions: map[uint32]*session{},
 		progress: map[string]*ConnectorStatus{},
+		backfill: map[string]map[string]bool{},
+		kick:     map[string]chan struct{}{},
 	}, nil
 }
 
@@ -262,4 +270,46 @@ func (s *Server) updateProgress(connector string, fn func(p *ConnectorStatus)) {
 		s.progress[connector] = p
 	}
 	fn(p)
+}
+
+// Backfill asks the stream of connector to send the current merged rows of
+// tables (qualified names), as one transaction, before its next entries:
+// entries written before the subscriber had a table or a column were not
+// applied to it. Wire it to connector.Options.OnTablesChanged. The request
+// waits for the connector's next stream when none is active.
+func (s *Server) Backfill(connector string, tables []string) error {
+	if s.opts.Rows == nil {
+		return fmt.Errorf("%w: Backfill needs Rows", ErrOptions)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.backfill[connector]
+	if p == nil {
+		p = map[string]bool{}
+		s.backfill[connector] = p
+	}
+	for _, t := range tables {
+		p[t] = true
+	}
+	if k, ok := s.kick[connector]; ok {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// takeBackfill removes and returns the pending backfill of a connector.
+func (s *Server) takeBackfill(connector string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.backfill[connector]
+	delete(s.backfill, connector)
+	out := make([]string, 0, len(p))
+	for t := range p {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -46,6 +46,8 @@ type stream struct {
 	// reallocated write buffer per message.
 	out []byte
 
+	replayed map[string]bool // tables a full replay (after == 0) covers
+
 	lastReply atomic.Int64 // unix nanoseconds of the last status update (or the start)
 }
 
@@ -78,6 +80,17 @@ func (st *stream) run(ctx context.Context) error {
 		p.StartOffset = st.after
 		p.SentOffset = st.after
 	})
+	kick := make(chan struct{}, 1)
+	if !busy {
+		se.srv.mu.Lock()
+		se.srv.kick[se.connector] = kick
+		se.srv.mu.Unlock()
+		defer func() {
+			se.srv.mu.Lock()
+			delete(se.srv.kick, se.connector)
+			se.srv.mu.Unlock()
+		}()
+	}
 	if busy {
 		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
 	}
@@ -130,6 +143,17 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	poll.Stop()
 	se.srv.setState(se, "streaming")
+	// A stream that replays the whole log needs no backfill of the tables
+	// it starts with.
+	if st.after == 0 {
+		st.replayed = map[string]bool{}
+		for t := range st.rels {
+			st.replayed[t] = true
+		}
+	}
+	if err := st.backfill(); err != nil {
+		return err
+	}
 
 	reader := se.srv.opts.Feed(st.after)
 	entries := make(chan *txlog.Entry, maxBatch)
@@ -179,6 +203,10 @@ func (st *stream) run(ctx context.Context) error {
 			if err := st.batch(e, entries); err != nil {
 				return err
 			}
+		case <-kick:
+			if err := st.backfill(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -218,6 +246,75 @@ func (st *stream) batch(e *txlog.Entry, more <-chan *txlog.Entry) error {
 	return st.flush()
 }
 
+// backfill sends the merged rows of the tables pending for this connector
+// as one transaction. Its LSNs are those of the last entry sent: the
+// subscriber's origin stays at that entry (it is not an entry of the log),
+// and an echo of it maps to the offset whose state it at least contains.
+func (st *stream) backfill() error {
+	se := st.se
+	tables := se.srv.takeBackfill(se.connector)
+	if len(tables) == 0 || se.srv.opts.Rows == nil {
+		return nil
+	}
+	st.refreshView()
+	if st.sent == 0 {
+		// Nothing sent yet: the entries to come hold every row.
+		return nil
+	}
+	endLSN := txlog.LSN(st.sent)
+	commitLSN := endLSN - 1
+	now := pgNow()
+	began := false
+	rows := 0
+	for _, table := range tables {
+		rs, ok := st.rels[table]
+		if !ok || !rs.hasKey || st.replayed[table] {
+			continue
+		}
+		err := se.srv.opts.Rows(table, func(key string, r *merge.Row) error {
+			if !r.Live() {
+				return nil
+			}
+			row, ok := rowWithKey(rs, &txlog.RowChange{Table: table, Key: key, Row: r.Image()})
+			if !ok {
+				return nil
+			}
+			if !began {
+				m := st.beginXLog(commitLSN, commitLSN, now)
+				st.out = appendBegin(st.out, commitLSN, now, xidOf(st.sent))
+				st.endFrame(m)
+				began = true
+			}
+			if !rs.sent {
+				m := st.beginXLog(commitLSN, commitLSN, now)
+				st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
+				st.endFrame(m)
+				rs.sent = true
+			}
+			m := st.beginXLog(commitLSN, commitLSN, now)
+			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
+			st.endFrame(m)
+			rows++
+			if len(st.out) > 1<<20 {
+				return st.flush()
+			}
+			return nil
+		})
+		if err != nil {
+			se.fatal("XX000", fmt.Sprintf("electric: backfilling %s: %v", table, err))
+			return fmt.Errorf("backfilling %s: %w", table, err)
+		}
+	}
+	if !began {
+		return nil
+	}
+	m := st.beginXLog(commitLSN, endLSN, now)
+	st.out = appendCommit(st.out, commitLSN, endLSN, now)
+	st.endFrame(m)
+	se.log.Info("backfilled", "tables", tables, "rows", rows, "at_offset", st.sent)
+	return st.flush()
+}
+
 // refreshView re-reads the connector's view and rebuilds the relation map
 // when it changed. It reports whether streaming may proceed.
 func (st *stream) refreshView() bool {
@@ -241,8 +338,13 @@ func (st *stream) refreshView() bool {
 		for _, c := range t.Columns {
 			rs.cols = append(rs.cols, relColumn{Name: c.Name, Key: t.IsKey(c.Name), TypeOID: c.TypeOID, TypeMod: c.TypeMod})
 		}
-		if old, ok := st.rels[q]; ok && old.sent && old.oid == rs.oid && slices.Equal(old.cols, rs.cols) {
-			rs.sent = true
+		if old, ok := st.rels[q]; ok {
+			if old.sent && old.oid == rs.oid && slices.Equal(old.cols, rs.cols) {
+				rs.sent = true
+			} else {
+				// What the replay sent lacked the new columns.
+				delete(st.replayed, q)
+			}
 		}
 		rels[q] = rs
 	}
