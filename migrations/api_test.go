@@ -85,4 +85,47 @@ func TestAPI(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET one: %v %v", resp, err)
 	}
+
+	// The ?all extension: every applied row, newest first.
+	all, err := cl.Applied(ctx, "postgres_1")
+	if err != nil || len(all) != 2 || all[0].Version != "1669232573_init" || all[1].Version != "1" || all[1].Hash != "initial" {
+		t.Fatalf("applied list %+v %v", all, err)
+	}
+}
+
+func TestClientWithoutEngine(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close()
+	cl := &migrations.Client{BaseURL: base}
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"Apply":      cl.Apply(ctx, "a", "1_x"),
+		"Connectors": func() error { _, err := cl.Connectors(ctx); return err }(),
+		"Statuses":   func() error { _, err := cl.Statuses(ctx); return err }(),
+		"Applied":    func() error { _, err := cl.Applied(ctx, "a"); return err }(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "is 'electric serve' running?") {
+			t.Errorf("%s without an engine: %v", name, err)
+		}
+	}
+}
+
+func TestAPIErrorExplains(t *testing.T) {
+	for _, c := range []struct {
+		err  migrations.APIError
+		want string
+	}{
+		{migrations.APIError{Status: 403, Term: "{:error, :already_migrated}", Message: "x: already migrated"}, "already applied (x: already migrated)"},
+		{migrations.APIError{Status: 403, Term: "{:error, :already_migrated_bad_md5}"}, "already applied, but the file changed since (hash mismatch)"},
+		{migrations.APIError{Status: 403, Term: ":vsn_not_found"}, "the engine has no such migration in its MIGRATIONS_DIR"},
+		{migrations.APIError{Status: 403, Term: "{:error, :bad_migration_stms}", Message: "syntax"}, "a statement failed; nothing was applied (syntax)"},
+		{migrations.APIError{Status: 403, Term: "{:invalid_state, :init}"}, "the connector is not ready (starting, down, or migrating)"},
+		{migrations.APIError{Status: 404, Term: "Not found"}, "the engine has no such connector"},
+		{migrations.APIError{Status: 403, Term: "{:error, :migration_failed}", Message: "boom"}, "boom"},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("%s: %q, want %q", c.err.Term, got, c.want)
+		}
+	}
 }

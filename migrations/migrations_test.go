@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/electric-sql/electric-go/internal/pgtest"
 	"github.com/electric-sql/electric-go/migrations"
 )
@@ -118,5 +120,42 @@ func TestApply(t *testing.T) {
 	pg.Exec("DROP SCHEMA electric CASCADE")
 	if _, err := migrations.AppliedList(ctx, conn); !errors.Is(err, migrations.ErrNoMigrationsTable) {
 		t.Fatalf("no table: %v", err)
+	}
+}
+
+// A Postgres prepared without the seed's init script gets electric.migrations
+// from the first migration; ApplyThen's extra work shares its transaction.
+func TestApplyCreatesTableAndThenShares(t *testing.T) {
+	pg := pgtest.Start(t)
+	ctx := context.Background()
+	conn := pg.Connect()
+	dir := t.TempDir()
+	p := migrations.Path(dir, "1_first", "")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("CREATE TABLE public.a (id text PRIMARY KEY);"), 0o644)
+	m, err := migrations.Load(dir, "1_first", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := migrations.ApplyThen(ctx, conn, m, func(ctx context.Context, tx pgx.Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("ApplyThen with a failing step: %v", err)
+	}
+	if list, err := migrations.AppliedList(ctx, conn); !errors.Is(err, migrations.ErrNoMigrationsTable) {
+		t.Fatalf("after a rolled-back first migration: %v %v, want no table", list, err)
+	}
+	if err := migrations.ApplyThen(ctx, conn, m, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "INSERT INTO public.a VALUES ('then')")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := migrations.AppliedList(ctx, conn)
+	if err != nil || len(list) != 1 || list[0].Version != "1_first" {
+		t.Fatalf("applied %+v %v", list, err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM public.a").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("then's row: %d %v", n, err)
 	}
 }
