@@ -154,6 +154,16 @@ func (c *Connector) session(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS electric"); err != nil {
 		return fmt.Errorf("creating schema electric: %w", err)
 	}
+	var user, current string
+	if err := conn.QueryRow(ctx, "SELECT current_user::text, coalesce(current_schema()::text, '')").Scan(&user, &current); err != nil {
+		return fmt.Errorf("reading the search path: %w", err)
+	}
+	if current == "electric" {
+		// "$user" comes first in the default search_path: a role named
+		// electric now creates its unqualified tables in the electric
+		// schema, which is never replicated.
+		c.log.Warn("unqualified CREATE TABLE by this role lands in the electric schema, which is not replicated: qualify names (public.t) or set the role's search_path (ALTER ROLE "+user+" SET search_path = public)", "role", user)
+	}
 	tables, err := replicatedTables(ctx, conn)
 	if err != nil {
 		return err
@@ -197,6 +207,7 @@ func (c *Connector) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		c.log.Info("DEBUG poll", "enabled", sub != nil && sub.enabled, "now", len(now), "tables", len(tables))
 		if sameSubscribedSchema(now, tables) {
 			continue
 		}
