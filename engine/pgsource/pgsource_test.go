@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -401,4 +402,28 @@ func TestConfirmWaitsForDurability(t *testing.T) {
 	sink.release()
 	target := currentLSN(t, pg)
 	waitFor(t, "held items confirmed", func() bool { return slotConfirmed(t, pg) >= target })
+}
+
+func TestSlotAdvancesWithoutRelevantChanges(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE DATABASE other`)
+	sink := newRecSink()
+	startSource(t, pg, "pg1", sink, sink)
+	// WAL of another database is decoded by nobody's slot here: only
+	// keepalives tell the connector that Postgres moved on.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, strings.TrimSuffix(pg.URI(), "/electric")+"/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE filler (id int PRIMARY KEY, v text); INSERT INTO filler SELECT g, md5(g::text) FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	target := currentLSN(t, pg)
+	waitFor(t, "slot to pass the other database's WAL", func() bool { return slotConfirmed(t, pg) >= target })
+	if n := len(sink.all()); n != 0 {
+		t.Errorf("%d items from another database's writes", n)
+	}
 }

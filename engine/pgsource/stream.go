@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -63,7 +64,7 @@ func (s *Source) runOnce(ctx context.Context) error {
 	s.mu.Unlock()
 
 	err = pglogrepl.StartReplication(ctx, rconn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.opts.Publication + "'"},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(s.opts.Publication)},
 	})
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.opts.Slot, start, err)
@@ -81,11 +82,16 @@ func (s *Source) runOnce(ctx context.Context) error {
 		}
 		errs <- err
 	}()
-	go s.statsLoop(ctx)
+	statsDone := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		s.statsLoop(ctx)
+	}()
 
 	readErr := s.readLoop(ctx, cat, rconn, reply)
 	cancel()
 	ackErr := <-errs
+	<-statsDone
 	if readErr == nil {
 		readErr = ackErr
 	}
@@ -156,6 +162,9 @@ func (s *Source) readLoop(ctx context.Context, cat *catalog, rconn *pgconn.PgCon
 		}
 	}
 }
+
+// quoteLiteral quotes a string for the replication command's options.
+func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 func (s *Source) noteReceived(lsn pglogrepl.LSN) {
 	s.mu.Lock()
