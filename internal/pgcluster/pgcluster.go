@@ -363,6 +363,12 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 			err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", DefaultDatabase).Scan(&exists)
 			if err == nil && !exists {
 				_, err = conn.Exec(ctx, "CREATE DATABASE "+DefaultDatabase)
+				// The user is called electric like the engine's schema, so the
+				// default search_path ("$user", public) would put unqualified
+				// new tables into electric.*, which is never replicated.
+				if err == nil {
+					_, err = conn.Exec(ctx, "ALTER DATABASE "+DefaultDatabase+" SET search_path TO public")
+				}
 			}
 			conn.Close(ctx)
 			if err == nil {
