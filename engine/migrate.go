@@ -51,6 +51,13 @@ func (m migrationController) Latest(ctx context.Context, origin string) (*migrat
 	return &list[0], nil
 }
 
+// Refused logs what the handler refuses alone (no such migration file).
+func (m migrationController) Refused(origin, vsn string, err error) {
+	log := m.e.log.With("connector", origin, "vsn", vsn)
+	log.Error("failed to migrate to version", "err", err)
+	log.Error("bad migration", "err", err)
+}
+
 func (m migrationController) Applied(ctx context.Context, origin string) ([]migrations.Applied, error) {
 	c, ok := m.e.byName[origin]
 	if !ok {
@@ -117,6 +124,13 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		return err
 	}
 	defer conn.Close(context.Background())
+	// Already applied: refuse without pausing replication (Apply checks
+	// again in its transaction).
+	if err := migrations.CheckNotApplied(ctx, conn, mig); err != nil {
+		log.Error("failed to migrate to version", "err", err)
+		event("migration " + mig.Name + " refused: " + err.Error())
+		return err
+	}
 	log.Info("about to stop postgresql replication and subscriptions")
 	resumed := false
 	defer func() {

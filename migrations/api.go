@@ -34,6 +34,13 @@ type Controller interface {
 	Migrate(ctx context.Context, origin string, m Migration) error
 }
 
+// RefusalLogger may be implemented by a Controller to hear of the refusals
+// the handler decides alone (no such migration file), which never reach
+// Migrate: the engine logs them as the seed did.
+type RefusalLogger interface {
+	Refused(origin, vsn string, err error)
+}
+
 // Status is one connector's answer of GET /api/migrations, in the seed's shape.
 type Status struct {
 	AppliedAt string `json:"applied_at"`
@@ -121,6 +128,9 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, origin string) {
 	}
 	m, err := Load(h.dir(), body.Vsn, h.Suffix)
 	if err != nil {
+		if rl, ok := h.Ctrl.(RefusalLogger); ok {
+			rl.Refused(origin, body.Vsn, err)
+		}
 		if errors.Is(err, ErrNotFound) {
 			forbidden(w, ":vsn_not_found", err)
 			return

@@ -253,6 +253,39 @@ func AppliedList(ctx context.Context, q Querier) ([]Applied, error) {
 	return out, nil
 }
 
+// CheckNotApplied returns ErrAlreadyMigrated or ErrHashMismatch when the
+// Postgres has recorded m already, nil otherwise (also when
+// electric.migrations does not exist yet).
+func CheckNotApplied(ctx context.Context, q Querier, m Migration) error {
+	rows, err := q.Query(ctx, `SELECT hash FROM electric.migrations WHERE version = $1`, m.Name)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+			return nil
+		}
+		return fmt.Errorf("checking electric.migrations: %w", err)
+	}
+	hash, err := pgx.CollectOneRow(rows, pgx.RowTo[string])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+			return nil
+		}
+		return fmt.Errorf("checking electric.migrations: %w", err)
+	}
+	return alreadyApplied(m, hash)
+}
+
+func alreadyApplied(m Migration, hash string) error {
+	if hash == m.Hash {
+		return fmt.Errorf("%s: %w", m.Name, ErrAlreadyMigrated)
+	}
+	return fmt.Errorf("%s: %w: recorded %s, file %s", m.Name, ErrHashMismatch, hash, m.Hash)
+}
+
 // Apply runs the migration and records it in electric.migrations in one
 // transaction: either both happen or neither. The file runs through the
 // simple query protocol, so it may hold several statements.
@@ -277,10 +310,8 @@ func ApplyThen(ctx context.Context, conn *pgx.Conn, m Migration, then func(ctx c
 	var hash string
 	err = tx.QueryRow(ctx, `SELECT hash FROM electric.migrations WHERE version = $1`, m.Name).Scan(&hash)
 	switch {
-	case err == nil && hash == m.Hash:
-		return fmt.Errorf("%s: %w", m.Name, ErrAlreadyMigrated)
 	case err == nil:
-		return fmt.Errorf("%s: %w: recorded %s, file %s", m.Name, ErrHashMismatch, hash, m.Hash)
+		return alreadyApplied(m, hash)
 	case !errors.Is(err, pgx.ErrNoRows):
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
