@@ -16,114 +16,11 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
 	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 )
-
-// testSeq merges and commits items one at a time, like the sequencer.
-type testSeq struct {
-	log *txlog.Log
-	ch  chan Item
-}
-
-func (q *testSeq) Enqueue(ctx context.Context, it Item) error {
-	select {
-	case q.ch <- it:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (q *testSeq) Submit(ctx context.Context, it Item) (uint64, error) {
-	type res struct {
-		off uint64
-		err error
-	}
-	ch := make(chan res, 1)
-	it.Done = func(off uint64, err error) { ch <- res{off, err} }
-	if err := q.Enqueue(ctx, it); err != nil {
-		return 0, err
-	}
-	select {
-	case r := <-ch:
-		return r.off, r.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-func (q *testSeq) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-q.ch:
-			off, err := q.commit(it)
-			if it.Done != nil {
-				it.Done(off, err)
-			}
-		}
-	}
-}
-
-func (q *testSeq) commit(it Item) (uint64, error) {
-	var b txlog.Batch
-	b.SetPosition(it.Source, it.Position)
-	if len(it.Tx.Ops) == 0 {
-		return 0, q.log.Commit(&b)
-	}
-	head := q.log.Head()
-	clock := merge.Clock{}
-	if head > 0 {
-		e, err := q.log.Entry(head)
-		if err != nil {
-			return 0, err
-		}
-		clock = e.Clock
-	}
-	tx := it.Tx
-	ctxClock := merge.Clock{}
-	for o, e := range tx.Context {
-		ctxClock[o] = e
-	}
-	if it.ContextOffset > 0 {
-		e, err := q.log.Entry(it.ContextOffset)
-		if err != nil {
-			return 0, err
-		}
-		for o, v := range e.Clock {
-			ctxClock[o] = max(ctxClock[o], v)
-		}
-	}
-	tx.Context = ctxClock
-	res, err := merge.Apply(q.log, clock[tx.Origin], tx)
-	if err != nil {
-		return 0, err
-	}
-	newClock := merge.Clock{}
-	for o, v := range clock {
-		newClock[o] = v
-	}
-	newClock[tx.Origin] = res.Eff
-	e := &txlog.Entry{Offset: head + 1, Origin: tx.Origin, Eff: res.Eff, CommitTime: tx.CommitTime, Clock: newClock}
-	for _, c := range res.Changes {
-		b.SetRow(c.Table, c.Key, c.State)
-		rc := txlog.RowChange{Table: c.Table, Key: c.Key, Deleted: !c.Live, Row: c.Image}
-		if !c.Live {
-			if prev, _ := q.log.Row(c.Table, c.Key); prev != nil {
-				rc.Row = prev.Image()
-			}
-		}
-		e.Changes = append(e.Changes, rc)
-	}
-	b.Append(e)
-	if err := q.log.Commit(&b); err != nil {
-		return 0, err
-	}
-	return e.Offset, nil
-}
 
 var itemsTable = schema.Table{
 	Schema: "public", Name: "items", OID: 16384,
@@ -148,7 +45,7 @@ var ownedTable = schema.Table{
 type testEnv struct {
 	t    *testing.T
 	log  *txlog.Log
-	seq  *testSeq
+	seq  *sequencer.Sequencer
 	srv  *Server
 	http *httptest.Server
 	url  string
@@ -179,11 +76,16 @@ func newEnvDir(t *testing.T, dir string, mod func(*Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{t: t, log: l, seq: &testSeq{log: l, ch: make(chan Item, 64)},
+	env := &testEnv{t: t, log: l, seq: sequencer.New(l, sequencer.Options{}),
 		tabs: []schema.Table{itemsTable, ownedTable}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { env.seq.run(ctx); close(done) }()
+	go func() {
+		if err := env.seq.Run(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("sequencer: %v", err)
+		}
+		close(done)
+	}()
 	opts := Options{
 		Log: TxlogSource(l), Sink: env.seq, Auth: auth.Insecure(), ServerID: "region-1.test",
 		Tables: func() []schema.Table {
@@ -277,10 +179,13 @@ type tclient struct {
 	lastLSN     []byte // last server lsn received in a SatOpBegin
 	restarting  bool   // got SatInStopReplicationReq, a start request follows
 	restarts    int    // stream restarts answered
+	wmu         sync.Mutex
 }
 
 func (c *tclient) reply(m proto.Message) {
 	f, _ := satpb.Encode(m)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_ = c.conn.WriteMessage(websocket.BinaryMessage, f)
 }
 
@@ -306,6 +211,8 @@ func (c *tclient) send(m proto.Message) {
 
 func (c *tclient) sendRaw(mt int, data []byte) {
 	c.t.Helper()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if err := c.conn.WriteMessage(mt, data); err != nil {
 		c.t.Fatal(err)
 	}
@@ -342,10 +249,7 @@ func (c *tclient) next() (proto.Message, error) {
 			if c.lastLSN != nil {
 				resp.Lsn = c.lastLSN
 			}
-			f, _ := satpb.Encode(resp)
-			if err := c.conn.WriteMessage(websocket.BinaryMessage, f); err != nil {
-				return nil, err
-			}
+			c.reply(resp)
 			continue
 		}
 		if l, ok := m.(*satpb.SatOpLog); ok {
