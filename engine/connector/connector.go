@@ -207,7 +207,6 @@ func (c *Connector) session(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c.log.Info("DEBUG poll", "enabled", sub != nil && sub.enabled, "now", len(now), "tables", len(tables))
 		if sameSubscribedSchema(now, tables) {
 			continue
 		}

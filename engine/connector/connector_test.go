@@ -252,3 +252,43 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	defer stop()
 	waitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
 }
+
+// TestDisabledSubscriptionIsLeftAlone: an operator (or the seed's conflict
+// scenarios) may disable the subscription. The connector must neither fail
+// on it (REFRESH is refused on a disabled subscription) nor re-enable it, nor
+// refresh for a mere replica identity change; a table created meanwhile is
+// picked up once the subscription is enabled again.
+func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
+	stop := run(c)
+	defer stop()
+	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	refreshed := c.Status().LastRefresh
+
+	pg.Exec(`ALTER TABLE items REPLICA IDENTITY FULL`)
+	pg.Exec(`ALTER SUBSCRIPTION a DISABLE`)
+	pg.Exec(`CREATE TABLE public.later (id int PRIMARY KEY)`)
+	// Many polls happen meanwhile; none may fail or touch the subscription.
+	time.Sleep(time.Second)
+	if st := c.Status(); st.State != "ready" || !st.LastRefresh.Equal(refreshed) {
+		t.Fatalf("status with the subscription disabled: %+v", st)
+	}
+	if n := count(t, pg, `SELECT count(*) FROM pg_subscription WHERE subenabled`); n != 0 {
+		t.Fatal("the connector re-enabled a subscription someone disabled")
+	}
+	pg.Exec(`ALTER SUBSCRIPTION a ENABLE`)
+	waitFor(t, "the later table subscribed", func() (bool, string) {
+		v := c.View()
+		return v != nil && v.Subscribed["public.later"], fmt.Sprintf("%+v", c.Status())
+	})
+}
