@@ -102,8 +102,12 @@ func (s *Source) runOnce(ctx context.Context) error {
 // durability: items are confirmed by ackLoop as the sink reports them.
 func (s *Source) readLoop(ctx context.Context, cat *catalog, rconn *pgconn.PgConn, reply chan<- struct{}) error {
 	dec := newDecoder(cat, s)
+	// Receive without a per-call context (pgconn would arm a watcher for
+	// every message); ending ctx closes the socket instead.
+	stop := context.AfterFunc(ctx, func() { rconn.Conn().Close() })
+	defer stop()
 	for {
-		msg, err := rconn.ReceiveMessage(ctx)
+		msg, err := rconn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
