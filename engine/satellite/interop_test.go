@@ -1,22 +1,16 @@
 package satellite
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/engine/schema"
 )
 
@@ -24,34 +18,8 @@ import (
 // better-sqlite3) against the server, through interop/driver.mjs. They need
 // `npm ci` in interop/ (CI's .ci/run does it); without it they fail.
 
-func interopDir(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs("interop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"node_modules/electric-sql/package.json", "node_modules/better-sqlite3/build/Release/better_sqlite3.node"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
-			t.Fatalf("the published Satellite client is not installed (%v): run `npm ci` in %s", err, dir)
-		}
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is needed for the interop tests (Node 20): %v", err)
-	}
-	return dir
-}
-
-// jsTable describes a client table for the driver's migrations bundle.
-type jsTable struct {
-	Name    string     `json:"name"`
-	Columns []jsColumn `json:"columns"`
-}
-
-type jsColumn struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	PK   bool   `json:"pk,omitempty"`
-}
+type jsTable = interop.Table
+type jsColumn = interop.Column
 
 var jsItems = jsTable{Name: "items", Columns: []jsColumn{
 	{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"}, {Name: "content_b", Type: "TEXT"}}}
@@ -99,172 +67,6 @@ var jsTyped = jsTable{Name: "typed", Columns: []jsColumn{
 	{Name: "big", Type: "INTEGER"}, {Name: "code", Type: "TEXT"}, {Name: "amount", Type: "NUMERIC"},
 	{Name: "ratio", Type: "REAL"}, {Name: "doc", Type: "TEXT"}}}
 
-// jsClient is one driver process.
-type jsClient struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	lines  chan string
-	exited chan struct{}
-	stderr *lockedBuffer
-	db     string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 4000 {
-		s = "…" + s[len(s)-4000:]
-	}
-	return s
-}
-
-// startJS starts a driver process; open connects it.
-func startJS(t *testing.T, name, db string) *jsClient {
-	t.Helper()
-	dir := interopDir(t)
-	cmd := exec.Command("node", filepath.Join(dir, "driver.mjs"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "SATCLIENT_DEBUG=1")
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &jsClient{t: t, name: name, cmd: cmd, in: in, lines: make(chan string, 16),
-		exited: make(chan struct{}), stderr: &lockedBuffer{}, db: db}
-	cmd.Stderr = c.stderr
-	if d := os.Getenv("SATCLIENT_LOG_DIR"); d != "" {
-		f, err := os.Create(filepath.Join(d, t.Name()+"-"+name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = f.Close() })
-		cmd.Stderr = io.MultiWriter(c.stderr, f)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		_ = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(c.kill)
-	return c
-}
-
-func (c *jsClient) kill() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Kill()
-	<-c.exited
-}
-
-// do runs one command and returns its reply; a client error, a crash or a
-// minute without answer fails the test with the client's log.
-func (c *jsClient) do(cmd map[string]any) map[string]any {
-	c.t.Helper()
-	b, _ := json.Marshal(cmd)
-	if _, err := c.in.Write(append(b, '\n')); err != nil {
-		c.t.Fatalf("%s: writing %v: %v\n%s", c.name, cmd["op"], err, c.stderr.tail())
-	}
-	select {
-	case line := <-c.lines:
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			c.t.Fatalf("%s: bad reply %q", c.name, line)
-		}
-		if r["ok"] != true {
-			c.t.Fatalf("%s: %v failed: %v\nclient log:\n%s", c.name, cmd["op"], r["error"], c.stderr.tail())
-		}
-		return r
-	case <-c.exited:
-		c.t.Fatalf("%s: client exited (%v) during %v\nclient log:\n%s", c.name, c.cmd.ProcessState, cmd["op"], c.stderr.tail())
-	case <-time.After(60 * time.Second):
-		c.t.Fatalf("%s: no answer to %v\nclient log:\n%s", c.name, cmd["op"], c.stderr.tail())
-	}
-	return nil
-}
-
-func (c *jsClient) open(port int, token string, tables ...jsTable) string {
-	c.t.Helper()
-	r := c.do(map[string]any{"op": "open", "db": c.db, "host": "127.0.0.1", "port": port, "token": token, "tables": tables})
-	return r["clientId"].(string)
-}
-
-func (c *jsClient) exec(sql string, args ...any) {
-	c.t.Helper()
-	if args == nil {
-		args = []any{}
-	}
-	c.do(map[string]any{"op": "exec", "sql": sql, "args": args})
-}
-
-func (c *jsClient) query(sql string, args ...any) []map[string]any {
-	c.t.Helper()
-	if args == nil {
-		args = []any{}
-	}
-	r := c.do(map[string]any{"op": "query", "sql": sql, "args": args})
-	rows, _ := r["rows"].([]any)
-	out := make([]map[string]any, len(rows))
-	for i, row := range rows {
-		out[i] = row.(map[string]any)
-	}
-	return out
-}
-
-// rowsJSON renders query rows canonically for comparisons.
-func (c *jsClient) rowsJSON(sql string) string {
-	c.t.Helper()
-	b, _ := json.Marshal(c.query(sql))
-	return string(b)
-}
-
-func (c *jsClient) eventuallyRows(sql, want string) {
-	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := c.rowsJSON(sql)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: %s\n got %s\nwant %s\nclient log:\n%s", c.name, sql, got, want, c.stderr.tail())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (c *jsClient) meta() map[string]any {
-	c.t.Helper()
-	return c.do(map[string]any{"op": "meta"})["meta"].(map[string]any)
-}
-
 // interopEnv is a server on a fixed local port that can be restarted over
 // the same data directory.
 type interopEnv struct {
@@ -276,7 +78,7 @@ type interopEnv struct {
 
 func newInterop(t *testing.T, mod func(*Options)) *interopEnv {
 	t.Helper()
-	interopDir(t)
+	interop.Dir(t)
 	ie := &interopEnv{dir: t.TempDir(), mod: mod}
 	ie.start(t)
 	return ie
@@ -318,8 +120,8 @@ func (ie *interopEnv) restart(t *testing.T) {
 	ie.start(t)
 }
 
-func itemsRows(c *jsClient) string {
-	return c.rowsJSON("SELECT id, content, content_b FROM items ORDER BY id")
+func itemsRows(c *interop.Client) string {
+	return c.RowsJSON("SELECT id, content, content_b FROM items ORDER BY id")
 }
 
 // A client write reaches the log (acked with the client's own lsn, which
@@ -328,26 +130,26 @@ func itemsRows(c *jsClient) string {
 func TestInteropBothWays(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := startJS(t, "A", filepath.Join(dir, "a.db"))
-	b := startJS(t, "B", filepath.Join(dir, "b.db"))
-	idA := a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
-	b.open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "A", filepath.Join(dir, "a.db"))
+	b := interop.Start(t, "B", filepath.Join(dir, "b.db"))
+	idA := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 
 	// Log (as from Postgres) → both clients.
 	ie.write("pg_a", itemOp("p1", "from postgres", null))
 	want := `[{"content":"from postgres","content_b":null,"id":"p1"}]`
-	a.eventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
-	b.eventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
+	a.EventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
+	b.EventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
 
 	// Client A → log → client B.
-	a.exec("INSERT INTO items (id, content, content_b) VALUES (?, ?, ?)", "a1", "from A", "")
+	a.Exec("INSERT INTO items (id, content, content_b) VALUES (?, ?, ?)", "a1", "from A", "")
 	eventually(t, "client insert in the log", func() bool { return ie.row("public.items", "a1") != nil })
 	if r := ie.row("public.items", "a1"); r["content"] != txt("from A") || r["content_b"] != txt("") {
 		t.Fatalf("log row %v", r)
 	}
 	want = `[{"content":"from A","content_b":"","id":"a1"},{"content":"from postgres","content_b":null,"id":"p1"}]`
-	b.eventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
-	a.do(map[string]any{"op": "wait_acked"})
+	b.EventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
+	a.WaitAcked()
 	e, err := ie.log.Entry(ie.log.Head())
 	if err != nil {
 		t.Fatal(err)
@@ -357,43 +159,43 @@ func TestInteropBothWays(t *testing.T) {
 	}
 
 	// Update from B, seen by A and the log.
-	b.exec("UPDATE items SET content = ? WHERE id = ?", "edited by B", "a1")
-	a.eventuallyRows("SELECT content FROM items WHERE id = 'a1'", `[{"content":"edited by B"}]`)
+	b.Exec("UPDATE items SET content = ? WHERE id = ?", "edited by B", "a1")
+	a.EventuallyRows("SELECT content FROM items WHERE id = 'a1'", `[{"content":"edited by B"}]`)
 	eventually(t, "update in the log", func() bool { return ie.row("public.items", "a1")["content"] == txt("edited by B") })
 
 	// Update and delete from the log side.
 	ie.write("pg_a", merge.Op{Kind: merge.OpUpdate, Table: "public.items", Key: "p1",
 		Columns: map[string]merge.Value{"content_b": txt("b from postgres")}})
-	a.eventuallyRows("SELECT content, content_b FROM items WHERE id = 'p1'", `[{"content":"from postgres","content_b":"b from postgres"}]`)
+	a.EventuallyRows("SELECT content, content_b FROM items WHERE id = 'p1'", `[{"content":"from postgres","content_b":"b from postgres"}]`)
 	ie.write("pg_a", merge.Op{Kind: merge.OpDelete, Table: "public.items", Key: "p1"})
 	want = `[{"content":"edited by B","content_b":"","id":"a1"}]`
-	a.eventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
-	b.eventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
+	a.EventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
+	b.EventuallyRows("SELECT id, content, content_b FROM items ORDER BY id", want)
 
 	// Delete from A: the row received from the log and updated by B is gone
 	// everywhere (A had acknowledged both, so its delete covers them).
-	a.exec("DELETE FROM items WHERE id = ?", "a1")
+	a.Exec("DELETE FROM items WHERE id = ?", "a1")
 	eventually(t, "client delete in the log", func() bool { return ie.row("public.items", "a1") == nil })
-	b.eventuallyRows("SELECT id FROM items", `[]`)
-	a.do(map[string]any{"op": "wait_acked"})
-	b.do(map[string]any{"op": "wait_acked"})
+	b.EventuallyRows("SELECT id FROM items", `[]`)
+	a.WaitAcked()
+	b.WaitAcked()
 }
 
 // NULL versus empty string and defaults survive both directions (seed
 // satellite_null_test).
 func TestInteropNulls(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := startJS(t, "A", filepath.Join(t.TempDir(), "a.db"))
-	a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	// As Postgres fills an insert of only id and content.
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.nulls", Key: "pg", Columns: map[string]merge.Value{
 		"id": txt("pg"), "content": txt("c"), "content_text_null": null, "content_text_null_default": txt(""),
 		"intvalue_null": null, "intvalue_null_default": txt("10")}})
-	a.eventuallyRows("SELECT * FROM nulls", `[{"content":"c","content_text_null":null,"content_text_null_default":"","id":"pg","intvalue_null":null,"intvalue_null_default":10}]`)
+	a.EventuallyRows("SELECT * FROM nulls", `[{"content":"c","content_text_null":null,"content_text_null_default":"","id":"pg","intvalue_null":null,"intvalue_null_default":10}]`)
 
-	a.exec("INSERT INTO nulls (id, content, content_text_null, content_text_null_default, intvalue_null, intvalue_null_default) VALUES ('c1', 'x', NULL, '', NULL, 10)")
-	a.exec("INSERT INTO nulls (id, content, content_text_null, content_text_null_default) VALUES ('c2', 'y', '', NULL)")
-	a.exec("INSERT INTO nulls (id, content) VALUES ('c3', '')")
+	a.Exec("INSERT INTO nulls (id, content, content_text_null, content_text_null_default, intvalue_null, intvalue_null_default) VALUES ('c1', 'x', NULL, '', NULL, 10)")
+	a.Exec("INSERT INTO nulls (id, content, content_text_null, content_text_null_default) VALUES ('c2', 'y', '', NULL)")
+	a.Exec("INSERT INTO nulls (id, content) VALUES ('c3', '')")
 	want := map[string]map[string]merge.Value{
 		"c1": {"content": txt("x"), "content_text_null": null, "content_text_null_default": txt(""), "intvalue_null": null, "intvalue_null_default": txt("10")},
 		"c2": {"content": txt("y"), "content_text_null": txt(""), "content_text_null_default": null, "intvalue_null": null, "intvalue_null_default": txt("10")},
@@ -408,20 +210,20 @@ func TestInteropNulls(t *testing.T) {
 			}
 		}
 	}
-	a.do(map[string]any{"op": "wait_acked"})
+	a.WaitAcked()
 }
 
 // Every Postgres type is announced as a name 0.4.3 decodes: a row of
 // types it has no decoder for arrives intact instead of crashing it.
 func TestInteropTypes(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := startJS(t, "A", filepath.Join(t.TempDir(), "a.db"))
-	a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.typed", Key: id, Columns: map[string]merge.Value{
 		"id": txt(id), "flag": txt("t"), "at": txt("2023-03-21 10:00:00+00"), "big": txt("9007199254740993"),
 		"code": txt("ab "), "amount": txt("12.50"), "ratio": txt("NaN"), "doc": txt(`{"a": 1}`)}})
-	a.eventuallyRows("SELECT id, flag, at, CAST(big AS TEXT) AS big, code, CAST(amount AS TEXT) AS amount, ratio, doc FROM typed",
+	a.EventuallyRows("SELECT id, flag, at, CAST(big AS TEXT) AS big, code, CAST(amount AS TEXT) AS amount, ratio, doc FROM typed",
 		`[{"amount":"12.5","at":"2023-03-21 10:00:00+00","big":"9007199254740993","code":"ab ","doc":"{\"a\": 1}","flag":"t","id":"`+id+`","ratio":"NaN"}]`)
 }
 
@@ -430,10 +232,10 @@ func TestInteropTypes(t *testing.T) {
 func TestInteropOwnership(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := startJS(t, "alice", filepath.Join(dir, "a.db"))
-	b := startJS(t, "bob", filepath.Join(dir, "b.db"))
-	a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
-	b.open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "alice", filepath.Join(dir, "a.db"))
+	b := interop.Start(t, "bob", filepath.Join(dir, "b.db"))
+	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 	owned := func(id, owner string) merge.Op {
 		o := txt(owner)
 		if owner == "" {
@@ -444,16 +246,16 @@ func TestInteropOwnership(t *testing.T) {
 	}
 	// One transaction with rows of both users: each gets its own.
 	ie.write("pg_a", owned("r-alice", "alice"), owned("r-bob", "bob"), owned("r-none", ""))
-	a.eventuallyRows("SELECT id FROM owned ORDER BY id", `[{"id":"r-alice"},{"id":"r-none"}]`)
-	b.eventuallyRows("SELECT id FROM owned ORDER BY id", `[{"id":"r-bob"},{"id":"r-none"}]`)
+	a.EventuallyRows("SELECT id FROM owned ORDER BY id", `[{"id":"r-alice"},{"id":"r-none"}]`)
+	b.EventuallyRows("SELECT id FROM owned ORDER BY id", `[{"id":"r-bob"},{"id":"r-none"}]`)
 
 	// Bob writes a row as alice's, and a row that exists as alice's: neither
 	// is applied; his own row is.
-	b.exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-fake', 'x', 'alice')")
-	b.exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('r-alice', 'stolen', 'bob')")
-	b.exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-own', 'mine', 'bob')")
+	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-fake', 'x', 'alice')")
+	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('r-alice', 'stolen', 'bob')")
+	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-own', 'mine', 'bob')")
 	eventually(t, "bob's own row", func() bool { return ie.row("public.owned", "b-own") != nil })
-	b.do(map[string]any{"op": "wait_acked"})
+	b.WaitAcked()
 	if r := ie.row("public.owned", "b-fake"); r != nil {
 		t.Fatalf("row given to alice by bob was applied: %v", r)
 	}
@@ -463,7 +265,7 @@ func TestInteropOwnership(t *testing.T) {
 	if got := ie.srv.Status().RejectedOps; got != 2 {
 		t.Fatalf("rejected ops %d, want 2", got)
 	}
-	a.eventuallyRows("SELECT id, value FROM owned ORDER BY id", `[{"id":"r-alice","value":"v-r-alice"},{"id":"r-none","value":"v-r-none"}]`)
+	a.EventuallyRows("SELECT id, value FROM owned ORDER BY id", `[{"id":"r-alice","value":"v-r-alice"},{"id":"r-none","value":"v-r-none"}]`)
 }
 
 // Restarts: the client process restarts and resumes from its stored lsn
@@ -472,14 +274,14 @@ func TestInteropOwnership(t *testing.T) {
 func TestInteropRestart(t *testing.T) {
 	ie := newInterop(t, nil)
 	db := filepath.Join(t.TempDir(), "a.db")
-	a := startJS(t, "A", db)
-	id := a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "A", db)
+	id := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	for i := 1; i <= 3; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
 	}
-	a.eventuallyRows("SELECT count(*) AS n FROM items", `[{"n":3}]`)
-	a.exec("INSERT INTO items (id, content) VALUES ('a1', 'before restart')")
-	a.do(map[string]any{"op": "wait_acked"})
+	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":3}]`)
+	a.Exec("INSERT INTO items (id, content) VALUES ('a1', 'before restart')")
+	a.WaitAcked()
 	eventually(t, "client row", func() bool { return ie.row("public.items", "a1") != nil })
 	// The client's position is stored once the echo of its own write arrives.
 	head := ie.log.Head()
@@ -491,18 +293,17 @@ func TestInteropRestart(t *testing.T) {
 		}
 		return false
 	})
-	a.do(map[string]any{"op": "exit"})
-	a.kill()
+	a.Exit()
 
 	// While the client is down.
 	for i := 4; i <= 6; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
 	}
-	a = startJS(t, "A2", db)
-	if id2 := a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped); id2 != id {
+	a = interop.Start(t, "A2", db)
+	if id2 := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped); id2 != id {
 		t.Fatalf("client id changed: %s → %s", id, id2)
 	}
-	a.eventuallyRows("SELECT count(*) AS n FROM items", `[{"n":7}]`)
+	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":7}]`)
 	eventually(t, "resumed session", func() bool {
 		for _, s := range ie.srv.Sessions() {
 			if s.ClientID == id && s.OutboundOffset == ie.log.Head() {
@@ -519,14 +320,14 @@ func TestInteropRestart(t *testing.T) {
 	// Server down: the client writes locally; after the restart and a
 	// reconnect its writes arrive once each.
 	ie.close()
-	a.exec("INSERT INTO items (id, content) VALUES ('off1', 'offline 1')")
-	a.exec("INSERT INTO items (id, content) VALUES ('off2', 'offline 2')")
-	a.exec("UPDATE items SET content = 'offline edit' WHERE id = 'a1'")
+	a.Exec("INSERT INTO items (id, content) VALUES ('off1', 'offline 1')")
+	a.Exec("INSERT INTO items (id, content) VALUES ('off2', 'offline 2')")
+	a.Exec("UPDATE items SET content = 'offline edit' WHERE id = 'a1'")
 	headBefore := uint64(0)
 	ie.start(t)
 	headBefore = ie.log.Head()
-	a.do(map[string]any{"op": "reconnect"})
-	a.do(map[string]any{"op": "wait_acked"})
+	a.Reconnect()
+	a.WaitAcked()
 	for _, k := range []string{"off1", "off2"} {
 		if ie.row("public.items", k) == nil {
 			t.Fatalf("offline row %s lost", k)
@@ -538,7 +339,7 @@ func TestInteropRestart(t *testing.T) {
 	if got := ie.log.Head() - headBefore; got > 3 {
 		t.Fatalf("%d log entries for 3 client transactions", got)
 	}
-	a.eventuallyRows("SELECT count(*) AS n FROM items", `[{"n":9}]`)
+	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":9}]`)
 }
 
 // 0.4.3 drops a transaction when two are queued within one push period
@@ -547,13 +348,13 @@ func TestInteropRestart(t *testing.T) {
 // the client's stream, so every write arrives, once.
 func TestInteropBurst(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := startJS(t, "A", filepath.Join(t.TempDir(), "a.db"))
-	a.open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
+	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	const n = 12
 	for i := 0; i < n; i++ {
-		a.exec("INSERT INTO items (id, content) VALUES (?, ?)", fmt.Sprintf("b%02d", i), "burst")
+		a.Exec("INSERT INTO items (id, content) VALUES (?, ?)", fmt.Sprintf("b%02d", i), "burst")
 	}
-	a.do(map[string]any{"op": "wait_acked"})
+	a.WaitAcked()
 	for i := 0; i < n; i++ {
 		if ie.row("public.items", fmt.Sprintf("b%02d", i)) == nil {
 			t.Fatalf("row b%02d never arrived", i)
