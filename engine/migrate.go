@@ -182,7 +182,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		return err
 	}
 	if gained := gainedTables(before, after); len(gained) > 0 {
-		if err := e.backfillTables(ctx, c, gained); err != nil {
+		if err := e.requestBackfill(ctx, c, gained); err != nil {
 			log.Error("backfill after the migration failed", "err", err)
 			return fmt.Errorf("migration %s applied, but backfilling %v failed: %w", mig.Name, gained, err)
 		}
@@ -399,11 +399,24 @@ func (e *Engine) backfill(connector string, tables []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := e.backfillTables(ctx, c, tables); err != nil {
+	if err := e.requestBackfill(ctx, c, tables); err != nil {
 		e.log.Error("backfill failed", "connector", connector, "tables", tables, "err", err)
 		e.events.Publish(status.Event{Kind: status.KindError, Connector: connector, Message: "backfill failed: " + err.Error()})
 		return
 	}
+}
+
+// requestBackfill gets the merged rows of tables to the connector's
+// Postgres. The publisher's Backfill sends them inside the subscription's
+// stream, in order with the entries around them, without pausing anything;
+// it needs the publisher's Rows option. Without it, backfillTables copies
+// them over SQL with the subscription paused.
+func (e *Engine) requestBackfill(ctx context.Context, c *conn, tables []string) error {
+	err := e.pub.Backfill(c.cfg.Name, tables)
+	if errors.Is(err, publisher.ErrOptions) {
+		return e.backfillTables(ctx, c, tables)
+	}
+	return err
 }
 
 // backfillTables copies the merged rows of tables into the connector's
