@@ -277,4 +277,5 @@ func TestCrashDuringWrites(t *testing.T) {
 		"could not receive data from WAL stream",
 		"could not connect to the publisher",
 	)
+	c.checkEngineLog()
 }

@@ -413,3 +413,17 @@ func sorted(s []string) []string {
 	sort.Strings(s)
 	return s
 }
+
+// checkEngineLog fails the test on any ERROR the engine logged, as the
+// seed's e2e suite failed on any "error" in Electric's log.
+func (c *cluster) checkEngineLog() {
+	c.t.Helper()
+	if c.logBuf == nil {
+		return
+	}
+	for _, line := range strings.Split(c.logBuf.tail(1<<30), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			c.t.Errorf("engine logged an error: %s", line)
+		}
+	}
+}

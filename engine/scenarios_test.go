@@ -57,6 +57,7 @@ func TestSingleDC(t *testing.T) {
 	}
 	// backlog stopped the engine: the subscribers lost it for a while.
 	c.checkNoApplyErrors("could not receive data from WAL stream", "could not connect to the publisher")
+	c.checkEngineLog()
 }
 
 // one_direction.lux, for FULL and DEFAULT replica identity.
@@ -210,4 +211,5 @@ func TestThreePostgres(t *testing.T) {
 		defer func() { c.t = t }()
 		testConvergence(c, 2, 200)
 	})
+	c.checkEngineLog()
 }
