@@ -43,7 +43,7 @@ var ownedTable = schema.Table{
 }
 
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	log  *txlog.Log
 	seq  *sequencer.Sequencer
 	srv  *Server
@@ -65,12 +65,12 @@ func (env *testEnv) close() {
 	})
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *testEnv {
+func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	t.Helper()
 	return newEnvDir(t, t.TempDir(), mod)
 }
 
-func newEnvDir(t *testing.T, dir string, mod func(*Options)) *testEnv {
+func newEnvDir(t testing.TB, dir string, mod func(*Options)) *testEnv {
 	t.Helper()
 	l, err := txlog.Open(dir, txlog.Options{})
 	if err != nil {
@@ -159,7 +159,7 @@ func (env *testEnv) row(table, id string) map[string]merge.Value {
 	return r.Image()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -172,7 +172,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // tclient is a raw protocol client.
 type tclient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	// answerPings makes recv answer SatPingReq with SatPingResp{lsn}.
 	answerPings bool

@@ -2,7 +2,6 @@ package satellite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -138,26 +137,64 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
 // for tables not yet announced, then the transaction as one or more
 // SatOpLog. Rows of tables not streamed, and rows owned by another user, are
 // left out; an entry left empty yields no frames. announced lists the
-// tables announced by these frames.
+// tables announced by these frames. Relation ids are stable per table, so
+// the SatOpLog frames of an entry are the same for every session that gets
+// the same rows: they are encoded once and shared.
 func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []string, err error) {
 	tables := s.srv.tableSet()
-	var ops []*satpb.SatTransOp
+	key := frameKey{offset: e.Offset, tables: tables}
+	rows := false
 	for i := range e.Changes {
 		rc := &e.Changes[i]
 		t := tables.byID[rc.Table]
-		if t == nil || !owned(rc.Row, s.userID) {
+		if t == nil {
 			continue
 		}
-		rel, relFrame, err := s.relation(t)
+		if v, ok := rc.Row[OwnerColumn]; ok && !v.Null && v.Text != "" {
+			key.user = s.userID // which rows are sent depends on the user
+		}
+		if !owned(rc.Row, s.userID) {
+			continue
+		}
+		rows = true
+		relFrame, err := s.relation(t, tables.relID[rc.Table])
 		if err != nil {
 			return nil, nil, err
 		}
 		if relFrame != nil {
 			frames = append(frames, relFrame)
-			announced = append(announced, t.QualifiedName())
+			announced = append(announced, rc.Table)
 		}
-		vals := make([]merge.Value, len(rel.columns))
-		for j, c := range rel.columns {
+	}
+	if !rows {
+		return nil, nil, nil
+	}
+	ops, ok := s.srv.frames.get(key)
+	if !ok {
+		ops, err = encodeOps(e, tables, s.userID)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.srv.frames.put(key, ops)
+	}
+	if len(ops) == 0 {
+		return nil, nil, nil
+	}
+	return append(frames, ops...), announced, nil
+}
+
+// encodeOps encodes the rows of e that user gets as SatOpLog frames.
+func encodeOps(e *txlog.Entry, tables *tableIndex, user string) ([][]byte, error) {
+	var ops []*satpb.SatTransOp
+	for i := range e.Changes {
+		rc := &e.Changes[i]
+		t := tables.byID[rc.Table]
+		if t == nil || !owned(rc.Row, user) {
+			continue
+		}
+		id := tables.relID[rc.Table]
+		vals := make([]merge.Value, len(t.Columns))
+		for j, c := range t.Columns {
 			v, ok := rc.Row[c.Name]
 			if !ok {
 				v = merge.Value{Null: true}
@@ -167,21 +204,22 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 		row := encodeRow(vals)
 		if rc.Deleted {
 			ops = append(ops, &satpb.SatTransOp{Op: &satpb.SatTransOp_Delete{
-				Delete: &satpb.SatOpDelete{RelationId: rel.id, OldRowData: row}}})
+				Delete: &satpb.SatOpDelete{RelationId: id, OldRowData: row}}})
 		} else {
 			// Full row, no old row: 0.4.3 applies an update with old_row_data
 			// as a diff and corrupts the row (notes §6 T).
 			ops = append(ops, &satpb.SatTransOp{Op: &satpb.SatTransOp_Update{
-				Update: &satpb.SatOpUpdate{RelationId: rel.id, RowData: row}}})
+				Update: &satpb.SatOpUpdate{RelationId: id, RowData: row}}})
 		}
 	}
 	if len(ops) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	lsn := ServerLSN(e.Offset)
 	ts := e.Eff / 1000 // the client's last-writer-wins must agree with ours
 	begin := &satpb.SatTransOp{Op: &satpb.SatTransOp_Begin{Begin: &satpb.SatOpBegin{CommitTimestamp: ts, Lsn: lsn}}}
 	commit := &satpb.SatTransOp{Op: &satpb.SatTransOp_Commit{Commit: &satpb.SatOpCommit{CommitTimestamp: ts, Lsn: lsn}}}
+	var frames [][]byte
 	chunk := []*satpb.SatTransOp{begin}
 	size := 0
 	for _, op := range ops {
@@ -189,7 +227,7 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 		if size > 0 && size+n > chunkBytes {
 			f, err := satpb.Encode(&satpb.SatOpLog{Ops: chunk})
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			frames = append(frames, f)
 			chunk, size = nil, 0
@@ -200,41 +238,29 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 	chunk = append(chunk, commit)
 	f, err := satpb.Encode(&satpb.SatOpLog{Ops: chunk})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return append(frames, f), announced, nil
+	return append(frames, f), nil
 }
 
-var errRelationIDs = errors.New("relation ids exhausted")
-
-// relation returns the relation of t on this connection and, when it must
-// be (re-)announced, its SatRelation frame. A table whose columns changed
-// gets a new relation id.
-func (s *session) relation(t *schema.Table) (*sentRelation, []byte, error) {
-	id := t.QualifiedName()
-	if r := s.relSent[id]; r != nil && slices.EqualFunc(r.columns, t.Columns, func(a, b schema.Column) bool {
+// relation returns the SatRelation frame for t when this connection has not
+// announced t with its current columns yet, else nil.
+func (s *session) relation(t *schema.Table, id uint32) ([]byte, error) {
+	qn := t.QualifiedName()
+	if r := s.relSent[qn]; r != nil && r.id == id && slices.EqualFunc(r.columns, t.Columns, func(a, b schema.Column) bool {
 		return a.Name == b.Name && a.TypeOID == b.TypeOID
 	}) {
-		return r, nil, nil
+		return nil, nil
 	}
-	s.nextRelID++
-	if s.nextRelID == 0 {
-		return nil, nil, errRelationIDs
-	}
-	r := &sentRelation{id: s.nextRelID, columns: slices.Clone(t.Columns)}
-	s.relSent[id] = r
+	s.relSent[qn] = &sentRelation{id: id, columns: slices.Clone(t.Columns)}
 	m := &satpb.SatRelation{
 		SchemaName: t.Schema,
 		TableType:  satpb.SatRelation_TABLE,
 		TableName:  t.Name,
-		RelationId: r.id,
+		RelationId: id,
 	}
 	for _, c := range t.Columns {
 		m.Columns = append(m.Columns, &satpb.SatRelationColumn{Name: c.Name, Type: clientType(c.TypeOID)})
 	}
-	f, err := satpb.Encode(m)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, f, nil
+	return satpb.Encode(m)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"slices"
 	"sync"
@@ -29,6 +30,7 @@ type Server struct {
 
 	tablesMu sync.Mutex
 	tables   *tableIndex
+	frames   frameCache
 
 	stats serverStats
 }
@@ -152,6 +154,7 @@ type tableIndex struct {
 	src    []schema.Table
 	byID   map[string]*schema.Table
 	byName map[string]*schema.Table // unqualified name, when unique
+	relID  map[string]uint32        // relation id announced to clients
 }
 
 // tableSet returns the index of Options.Tables(), rebuilt only when the
@@ -164,11 +167,27 @@ func (s *Server) tableSet() *tableIndex {
 		(len(ts) == 0 || &cur.src[0] == &ts[0]) {
 		return cur
 	}
-	idx := &tableIndex{src: ts, byID: map[string]*schema.Table{}, byName: map[string]*schema.Table{}}
+	idx := &tableIndex{src: ts, byID: map[string]*schema.Table{}, byName: map[string]*schema.Table{},
+		relID: map[string]uint32{}}
 	dup := map[string]bool{}
+	used := map[uint32]bool{}
 	for i := range ts {
 		t := &ts[i]
 		idx.byID[t.QualifiedName()] = t
+		// The table's OID, as the original announced: stable across
+		// sessions, so frames can be shared. Without one (or on a clash),
+		// a hash of the name.
+		id := t.OID
+		if id == 0 || used[id] {
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(t.QualifiedName()))
+			id = h.Sum32() | 1<<31
+			for used[id] {
+				id++
+			}
+		}
+		used[id] = true
+		idx.relID[t.QualifiedName()] = id
 		if _, seen := idx.byName[t.Name]; seen {
 			dup[t.Name] = true
 		}
@@ -254,4 +273,60 @@ func (s *Server) Status() Status {
 	st.Duplicates = s.stats.duplicates.Load()
 	st.RejectedOps = s.stats.rejectedOps.Load()
 	return st
+}
+
+// frameKey names the SatOpLog frames of one entry for one selection of
+// rows: user is empty when every session gets the same rows.
+type frameKey struct {
+	offset uint64
+	tables *tableIndex
+	user   string
+}
+
+// frameCache keeps the encoded frames of recent entries, so that sessions
+// at the head encode each entry once. Bounded by bytes; oldest out first.
+type frameCache struct {
+	mu    sync.Mutex
+	m     map[frameKey][][]byte
+	order []frameKey
+	bytes int
+}
+
+const frameCacheBytes = 16 << 20
+
+func (c *frameCache) get(k frameKey) ([][]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[k]
+	return f, ok
+}
+
+func (c *frameCache) put(k frameKey, frames [][]byte) {
+	n := 64
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n > frameCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[frameKey][][]byte{}
+	}
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	c.m[k] = frames
+	c.order = append(c.order, k)
+	c.bytes += n
+	for c.bytes > frameCacheBytes && len(c.order) > 0 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		for _, f := range c.m[old] {
+			c.bytes -= len(f)
+		}
+		c.bytes -= 64
+		delete(c.m, old)
+	}
 }

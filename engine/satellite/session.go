@@ -24,9 +24,13 @@ const serverMajor, serverMinor = 0, 2
 // OwnerColumn is the column of the ownership filter (spec §3.7).
 const OwnerColumn = "electric_user_id"
 
-// ackPingDelay coalesces the pings that ask a client for its position after
-// it was sent transactions.
-const ackPingDelay = 50 * time.Millisecond
+// After a client was sent transactions it is asked for its position (a
+// ping) after ackPingDelay, which coalesces a burst, and at most once per
+// ackPingEvery, which bounds the pings a busy stream adds.
+const (
+	ackPingDelay = 50 * time.Millisecond
+	ackPingEvery = 200 * time.Millisecond
+)
 
 // States of the client→server stream (spec §3.3).
 const (
@@ -99,7 +103,6 @@ type session struct {
 	outCancel context.CancelFunc
 	outDone   chan struct{}
 	relSent   map[string]*sentRelation
-	nextRelID uint32
 
 	inState   atomic.Int32
 	kicking   atomic.Bool   // a stop+start of the client's stream is under way
@@ -550,16 +553,12 @@ func (s *session) pinger() {
 			livePing = now
 		case <-s.solicit:
 			if solicitTimer == nil {
-				solicitTimer = time.After(ackPingDelay)
+				wait := max(ackPingDelay, time.Until(lastSolicit.Add(ackPingEvery)))
+				solicitTimer = time.After(wait)
 			}
 		case now := <-solicitTimer:
 			solicitTimer = nil
 			if s.acked.Load() >= s.delivered.Load() {
-				continue
-			}
-			// One ask per round trip; repeat later if the answer is lost.
-			if now.Sub(lastSolicit) < ackPingDelay {
-				solicitTimer = time.After(ackPingDelay)
 				continue
 			}
 			lastSolicit = now
