@@ -103,6 +103,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	e.pub, err = publisher.New(publisher.Options{
 		Listener: pubLn, Logger: log, // the publisher names itself
 		Feed:       func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
+		Rows:       e.txlog.Rows, // for backfills of what a connector gains
 		Connectors: e.view,
 	})
 	if err != nil {

@@ -12,8 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/electric-sql/electric-go/engine/merge"
-	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/status"
@@ -182,7 +180,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		return err
 	}
 	if gained := gainedTables(before, after); len(gained) > 0 {
-		if err := e.requestBackfill(ctx, c, gained); err != nil {
+		if err := e.pub.Backfill(c.cfg.Name, gained); err != nil {
 			log.Error("backfill after the migration failed", "err", err)
 			return fmt.Errorf("migration %s applied, but backfilling %v failed: %w", mig.Name, gained, err)
 		}
@@ -378,14 +376,11 @@ func columnNames(t *schema.Table) []string {
 	return out
 }
 
-// BackfillOrigin is the replication origin of the engine's backfill writes:
-// ingest drops transactions with it, so they are not merged again.
-const BackfillOrigin = pgsource.BackfillOrigin
-
-// backfill writes the merged state of tables into one connector's Postgres:
-// a table or column it just gained has missed the log entries written before
-// (the publisher drops what a Postgres lacks), so replicas converge only once
-// the merged rows are copied in.
+// backfill gets the merged rows of tables that one connector's Postgres just
+// gained (a new table, or new columns) into it: the publisher dropped what
+// that Postgres lacked from the entries it already sent, so replicas converge
+// only once the merged rows are copied in. The publisher sends them inside
+// the subscription's stream, in order with the entries around them.
 func (e *Engine) backfill(connector string, tables []string) {
 	c := e.byName[connector]
 	c.mu.Lock()
@@ -397,155 +392,8 @@ func (e *Engine) backfill(connector string, tables []string) {
 		e.log.Debug("backfill left to the running migration", "connector", connector, "tables", tables)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	if err := e.requestBackfill(ctx, c, tables); err != nil {
+	if err := e.pub.Backfill(connector, tables); err != nil {
 		e.log.Error("backfill failed", "connector", connector, "tables", tables, "err", err)
 		e.events.Publish(status.Event{Kind: status.KindError, Connector: connector, Message: "backfill failed: " + err.Error()})
-		return
 	}
-}
-
-// requestBackfill gets the merged rows of tables to the connector's
-// Postgres. The publisher's Backfill sends them inside the subscription's
-// stream, in order with the entries around them, without pausing anything;
-// it needs the publisher's Rows option. Without it, backfillTables copies
-// them over SQL with the subscription paused.
-func (e *Engine) requestBackfill(ctx context.Context, c *conn, tables []string) error {
-	err := e.pub.Backfill(c.cfg.Name, tables)
-	if errors.Is(err, publisher.ErrOptions) {
-		return e.backfillTables(ctx, c, tables)
-	}
-	return err
-}
-
-// backfillTables copies the merged rows of tables into the connector's
-// Postgres with its subscription paused. While paused, the rows read from the
-// log are at least as new as anything that Postgres applied; once resumed,
-// the subscription re-applies every later entry with the connector's new
-// columns, each carrying the row's merged image, so every row ends at its
-// merged state. With the subscription running, an entry applied between our
-// read and our write would be overwritten by an older image, and entries
-// already sent without a new column would blank it through the upsert
-// trigger after the backfill.
-func (e *Engine) backfillTables(ctx context.Context, c *conn, tables []string) (err error) {
-	v := c.sub.View()
-	if v == nil {
-		return errors.New("connector schema unknown")
-	}
-	byName := map[string]*schema.Table{}
-	for i := range v.Tables {
-		byName[v.Tables[i].QualifiedName()] = &v.Tables[i]
-	}
-	conn, err := connect(ctx, c.cfg.URI)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	var enabled bool
-	if err := conn.QueryRow(ctx, `SELECT subenabled FROM pg_catalog.pg_subscription WHERE subname = $1
-  AND subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`, c.cfg.Name).Scan(&enabled); err != nil {
-		return fmt.Errorf("reading subscription %s: %w", c.cfg.Name, err)
-	}
-	if enabled {
-		// Re-enable only what we paused: someone may have disabled it.
-		defer func() {
-			if rerr := setSubscription(context.Background(), conn, c.cfg.Name, true); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
-		if err := pauseSubscription(ctx, conn, c.cfg.Name); err != nil {
-			return err
-		}
-	}
-	// Transactions of this session carry the backfill origin: ingest drops
-	// them, so the copied rows are not merged again as this connector's
-	// writes (they would win over later writes of others).
-	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)`, BackfillOrigin); err != nil {
-		return fmt.Errorf("creating the backfill origin: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, BackfillOrigin); err != nil {
-		return fmt.Errorf("marking the backfill session: %w", err)
-	}
-	total := 0
-	for _, name := range tables {
-		t, ok := byName[name]
-		if !ok || len(t.PrimaryKey) == 0 {
-			continue
-		}
-		n, err := e.backfillTable(ctx, conn, t)
-		if err != nil {
-			return fmt.Errorf("backfilling %s: %w", name, err)
-		}
-		total += n
-	}
-	if total > 0 {
-		e.log.Info("backfilled from the merged state", "connector", c.cfg.Name, "tables", tables, "rows", total)
-	}
-	return nil
-}
-
-func (e *Engine) backfillTable(ctx context.Context, conn *pgx.Conn, t *schema.Table) (int, error) {
-	cols := make([]string, len(t.Columns))
-	params := make([]string, len(t.Columns))
-	var sets []string
-	for i, col := range t.Columns {
-		cols[i] = schema.QuoteIdent(col.Name)
-		params[i] = fmt.Sprintf("$%d::text::%s", i+1, col.TypeName)
-		if !t.IsKey(col.Name) {
-			sets = append(sets, cols[i]+" = EXCLUDED."+cols[i])
-		}
-	}
-	keys := make([]string, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
-		keys[i] = schema.QuoteIdent(k)
-	}
-	action := "DO NOTHING"
-	if len(sets) > 0 {
-		action = "DO UPDATE SET " + strings.Join(sets, ", ")
-	}
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) %s",
-		t.Quoted(), strings.Join(cols, ", "), strings.Join(params, ", "), strings.Join(keys, ", "), action)
-	batch := &pgx.Batch{}
-	n := 0
-	flush := func() error {
-		if batch.Len() == 0 {
-			return nil
-		}
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback(ctx) //nolint:errcheck
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return err
-		}
-		batch = &pgx.Batch{}
-		return tx.Commit(ctx)
-	}
-	err := e.txlog.Rows(t.QualifiedName(), func(_ string, r *merge.Row) error {
-		if !r.Live() {
-			return nil
-		}
-		img := r.Image()
-		args := make([]any, len(t.Columns))
-		for i, col := range t.Columns {
-			v, ok := img[col.Name]
-			if !ok || v.Null {
-				args[i] = nil
-			} else {
-				args[i] = v.Text
-			}
-		}
-		batch.Queue(q, args...)
-		n++
-		if batch.Len() >= 1000 {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return n, err
-	}
-	return n, flush()
 }

@@ -192,15 +192,6 @@ func (s *Source) commit(ctx context.Context, cat *catalog, tx *sourceTx) error {
 		// what was in flight.
 		return nil
 	}
-	if ignoredOrigin(tx.origin) {
-		// The engine's backfill: like a skipped transaction, the slot
-		// moves past it without a log write.
-		s.mu.Lock()
-		s.enqueued = tx.endLSN
-		s.mu.Unlock()
-		s.acks.skip(tx.endLSN)
-		return nil
-	}
 	if tx.origin != "" {
 		echo, err := cat.isEcho(ctx, tx.origin)
 		if err != nil {

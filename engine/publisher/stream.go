@@ -49,6 +49,13 @@ type stream struct {
 	replayed map[string]bool // tables a full replay (after == 0) covers
 
 	lastReply atomic.Int64 // unix nanoseconds of the last status update (or the start)
+
+	// A backfill is not an entry of the log: a subscriber that drops the
+	// stream before it flushed the backfill would resume after it. Tables
+	// sent but not yet confirmed are requeued when the stream ends.
+	flushedLSN      atomic.Uint64 // highest flush position the subscriber reported
+	backfillPending []string
+	backfillLSN     uint64 // end LSN of the last backfill sent
 }
 
 // ctlKind is what the receive goroutine reports.
@@ -68,6 +75,12 @@ type ctlMsg struct {
 func (st *stream) run(ctx context.Context) error {
 	se := st.se
 	st.sent = st.after
+	defer func() {
+		if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
+			se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
+			se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
+		}
+	}()
 	// One stream per connector, as Postgres allows one walsender per slot:
 	// two subscribers under one name would apply every entry twice.
 	busy := false
@@ -261,8 +274,14 @@ func (st *stream) backfill() error {
 		// Nothing sent yet: the entries to come hold every row.
 		return nil
 	}
-	endLSN := txlog.LSN(st.sent)
-	commitLSN := endLSN - 1
+	// One past the last entry's end LSN: still maps to that offset (an
+	// echo of it and a resume both land there), but the subscriber's flush
+	// report tells whether it has the backfill.
+	commitLSN := txlog.LSN(st.sent)
+	endLSN := commitLSN + 1
+	if st.flushedLSN.Load() >= st.backfillLSN {
+		st.backfillPending = nil
+	}
 	now := pgNow()
 	began := false
 	rows := 0
@@ -312,6 +331,8 @@ func (st *stream) backfill() error {
 	st.out = appendCommit(st.out, commitLSN, endLSN, now)
 	st.endFrame(m)
 	se.log.Info("backfilled", "tables", tables, "rows", rows, "at_offset", st.sent)
+	st.backfillPending = append(st.backfillPending, tables...)
+	st.backfillLSN = endLSN
 	return st.flush()
 }
 
@@ -566,6 +587,9 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 				}
 				now := time.Now()
 				st.lastReply.Store(now.UnixNano())
+				if uint64(ss.Flush) > st.flushedLSN.Load() {
+					st.flushedLSN.Store(uint64(ss.Flush))
+				}
 				se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
 					p.FlushedOffset = txlog.OffsetOfLSN(ss.Flush)
 					p.AppliedOffset = txlog.OffsetOfLSN(ss.Apply)
