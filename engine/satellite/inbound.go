@@ -2,9 +2,11 @@ package satellite
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
@@ -26,6 +28,7 @@ type pendingTx struct {
 	ops       []merge.Op
 	nops      int // row operations received, rejected ones included
 	rejected  int
+	notReady  bool // a table could not be resolved: the engine has no tables yet
 }
 
 // ackItem is one client transaction waiting for its SatPingResp. Items are
@@ -113,7 +116,14 @@ func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) er
 	if err != nil {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "relation %s: %w", rel.table, err)
 	}
-	t := s.srv.tableSet().resolve(rel.schema, rel.table)
+	tables := s.srv.tableSet()
+	t := tables.resolve(rel.schema, rel.table)
+	if t == nil && len(tables.src) == 0 {
+		// The engine does not know its tables yet: keep the transaction
+		// for later rather than drop it.
+		s.tx.notReady = true
+		return nil
+	}
 	if t == nil {
 		s.reject(rel.table, "table is not replicated to satellites")
 		return nil
@@ -171,6 +181,23 @@ func owned(row map[string]merge.Value, user string) bool {
 // commitTx hands a complete client transaction to the sink, or acks it
 // again if it is a re-send of one already taken.
 func (s *session) commitTx(tx *pendingTx) error {
+	if s.kicking.Load() {
+		// Sent before the client saw our restart of its stream: it comes
+		// again, after the restart, in order.
+		return nil
+	}
+	if tx.notReady || s.waiting.Load() {
+		// Neither taken nor acked: once the tables are known the stream is
+		// restarted and the client re-sends from its oldest unacked
+		// transaction (an ack of a later one would delete this one from
+		// the client's oplog, so every later one waits too).
+		if s.waiting.CompareAndSwap(false, true) {
+			s.log.Info("client transactions wait until the engine knows its tables", "client", s.clientID)
+			s.wg.Add(1)
+			go s.resumeWhenReady()
+		}
+		return nil
+	}
 	if compareClientLSN(tx.lsn, s.enqueued) <= 0 {
 		s.dups.Add(1)
 		s.srv.stats.duplicates.Add(1)
@@ -221,6 +248,36 @@ func (s *session) commitTx(tx *pendingTx) error {
 	return nil
 }
 
+// resumeWhenReady waits until the engine knows its tables, then restarts
+// the client's stream so that it re-sends what was held back.
+func (s *session) resumeWhenReady() {
+	defer s.wg.Done()
+	if !s.waitTables(s.ctx) {
+		return
+	}
+	_ = s.kick("the engine knows its tables")
+	s.waiting.Store(false)
+}
+
+// waitTables waits until Options.Tables is not empty; false if ctx ended.
+func (s *session) waitTables(ctx context.Context) bool {
+	if len(s.srv.tableSet().src) > 0 {
+		return true
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if len(s.srv.tableSet().src) > 0 {
+			return true
+		}
+	}
+}
+
 // gap reports whether transactions are missing between the last one taken
 // and tx. The 0.4.3 client's lsn is the 4-byte rowid of the transaction's
 // last oplog row and each op is one row, so a transaction of n ops that
@@ -236,10 +293,6 @@ func (s *session) gap(tx *pendingTx) bool {
 	p := uint64(binary.BigEndian.Uint32(s.enqueued))
 	if l < uint64(tx.nops) || l-uint64(tx.nops) <= p {
 		return false
-	}
-	if s.kicking.Load() {
-		// Already restarting: drop it, it comes again.
-		return true
 	}
 	if s.gapAfter != nil && bytes.Equal(s.gapAfter, s.enqueued) {
 		s.log.Warn("client transactions missing, accepting what follows", "client", s.clientID,

@@ -11,7 +11,42 @@
 // back in SatInStartReplicationReq.lsn resumes with the entry after it. Client
 // lsns (SatOpBegin.lsn of client transactions) are opaque bytes compared as
 // big-endian unsigned integers; the last durable one is stored with the
-// client's transactions as the txlog position "satellite:<client id>".
+// client's transactions as the txlog position "satellite:<client id>". A
+// re-sent transaction (lsn not above the last one taken) is acked again, in
+// order, and not applied; an ack never goes below the last one sent on the
+// connection.
+//
+// Decisions for 0.4.3 (satellite-client-notes.md §6):
+//   - Clients get their own transactions back: the log entry carries the
+//     merged row, which can differ from what the client wrote, and 0.4.3
+//     applies it as an upsert (and keeps its newer pending writes by
+//     timestamp). Begin.commit_timestamp is the entry's effective timestamp
+//     in ms, so the client's last-writer-wins agrees with the engine's.
+//   - Updates are sent as full rows without old_row_data, deletes with the
+//     full old row; only the tables and columns of Options.Tables; every
+//     type as a name the client decodes: varchar, uuid, int2, int4 as such,
+//     everything else as text (int8 and floats too: a JS number loses int8
+//     digits and turns NaN into NULL).
+//   - Relation ids are the table OIDs, stable across sessions, so the frames
+//     of an entry are encoded once for all sessions that get the same rows.
+//   - The causal context of a client transaction is the last log offset the
+//     client acknowledged when the transaction arrived (its start lsn or a
+//     SatPingResp): a write is concurrent with everything it had not
+//     acknowledged. The server pings after sending transactions (at most
+//     every 200 ms) to keep these acks fresh. 0.4.3 carries no causal
+//     information: a backlog the client sends late can claim more than it
+//     had seen.
+//   - The ownership filter is per row: every user gets its own rows and the
+//     unowned ones. A client write to a row owned by someone else, or that
+//     gives a row to someone else, is dropped, logged and counted; the rest
+//     of its transaction is applied and acked.
+//   - 0.4.3 loses a transaction when two are queued within one push period.
+//     A hole in its rowid lsns, or silence after a burst, makes the server
+//     restart the client's stream (stop and start requests in one TCP
+//     segment); the client then re-sends everything not yet acked.
+//   - Until Options.Tables is non-empty (the engine does not know its tables
+//     yet) the outbound stream waits and client transactions are held back
+//     unacked, then the stream is restarted: nothing is dropped.
 package satellite
 
 import (

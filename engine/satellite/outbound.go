@@ -108,6 +108,11 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
 			}
 			return
 		}
+		// Before the engine knows its tables every row would be left out,
+		// and never sent again: wait.
+		if !s.waitTables(ctx) {
+			return
+		}
 		frames, announced, err := s.encodeEntry(e)
 		if err != nil {
 			s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: err})

@@ -107,6 +107,7 @@ type session struct {
 	inState   atomic.Int32
 	kicking   atomic.Bool   // a stop+start of the client's stream is under way
 	received  chan struct{} // a client transaction arrived (for the stall check)
+	waiting   atomic.Bool   // client transactions held back until the tables are known
 	outActive atomic.Bool
 	processed atomic.Uint64 // last log offset processed for the client
 	delivered atomic.Uint64 // last log offset actually sent to the client

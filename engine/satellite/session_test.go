@@ -431,3 +431,55 @@ func nextAck(c *tclient) *satpb.SatPingResp {
 		}
 	}
 }
+
+// Until the engine knows its tables nothing is dropped: the log waits to be
+// streamed, and client transactions are neither taken nor acked; once the
+// tables are known the client's stream is restarted so it re-sends them.
+func TestTablesNotKnownYet(t *testing.T) {
+	env := newEnv(t, func(o *Options) { o.ResendAfter = -1 })
+	env.setTables()
+	env.write("pg_a", itemOp("early", "v", null))
+	c := env.dial()
+	c.handshake("cli", "alice", fromFirst)
+	c.send(clientItems)
+	c.send(oplog(begin(be32(1), nowMs()), insert(0, txt("mine"), txt("m"), null), commit()))
+	c.send(&satpb.SatPingReq{})
+	if ack := recvAs[*satpb.SatPingResp](c); ack.Lsn != nil {
+		t.Fatalf("transaction acked before the tables were known: %x", ack.Lsn)
+	}
+	if env.log.Head() != 1 || env.srv.Status().RejectedOps != 0 {
+		t.Fatalf("head %d, rejected %d", env.log.Head(), env.srv.Status().RejectedOps)
+	}
+	c.answerPings = false
+	env.setTables(itemsTable, ownedTable)
+	var gotEntry, gotStop, gotStart bool
+	rels := map[uint32]*satpb.SatRelation{}
+	for !(gotEntry && gotStop && gotStart) {
+		switch m := c.recv().(type) {
+		case *satpb.SatRelation:
+			rels[m.RelationId] = m
+		case *satpb.SatOpLog:
+			gotEntry = true
+			if !bytes.Equal(c.lastLSN, ServerLSN(1)) {
+				t.Fatalf("first entry %x", c.lastLSN)
+			}
+		case *satpb.SatInStopReplicationReq:
+			gotStop = true
+		case *satpb.SatInStartReplicationReq:
+			gotStart = true
+		case *satpb.SatPingReq:
+		default:
+			t.Fatalf("unexpected %T", m)
+		}
+	}
+	c.answerPings = true
+	c.send(&satpb.SatInStopReplicationResp{})
+	c.send(&satpb.SatInStartReplicationResp{})
+	c.send(oplog(begin(be32(1), nowMs()), insert(0, txt("mine"), txt("m"), null), commit()))
+	if ack := nextAck(c); !bytes.Equal(ack.Lsn, be32(1)) {
+		t.Fatalf("ack %x", ack.Lsn)
+	}
+	if env.row("public.items", "mine") == nil {
+		t.Fatal("held back transaction lost")
+	}
+}
