@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type Server struct {
 
 	tablesMu sync.Mutex
 	tables   *tableIndex
+	tablesAt time.Time
 	frames   frameCache
 
 	stats serverStats
@@ -112,6 +114,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
+// tablesRefresh is how often Options.Tables is asked again.
+const tablesRefresh = 100 * time.Millisecond
+
 var errDuplicateClient = errors.New("another live connection holds this client id")
 
 // claim registers sess under id, waiting up to TakeoverWait for a previous
@@ -157,14 +162,20 @@ type tableIndex struct {
 	relID  map[string]uint32        // relation id announced to clients
 }
 
-// tableSet returns the index of Options.Tables(), rebuilt only when the
-// returned slice changes.
+// tableSet returns the index of Options.Tables(). Tables() is asked at most
+// every tablesRefresh, and an equal table list keeps the same index (frames
+// are shared per index, and a caller may build a new slice on every call).
 func (s *Server) tableSet() *tableIndex {
-	ts := s.opts.Tables()
 	s.tablesMu.Lock()
 	defer s.tablesMu.Unlock()
-	if cur := s.tables; cur != nil && len(cur.src) == len(ts) &&
-		(len(ts) == 0 || &cur.src[0] == &ts[0]) {
+	now := time.Now()
+	cur := s.tables
+	if cur != nil && now.Sub(s.tablesAt) < tablesRefresh {
+		return cur
+	}
+	s.tablesAt = now
+	ts := s.opts.Tables()
+	if cur != nil && (len(cur.src) == len(ts) && (len(ts) == 0 || &cur.src[0] == &ts[0]) || reflect.DeepEqual(cur.src, ts)) {
 		return cur
 	}
 	idx := &tableIndex{src: ts, byID: map[string]*schema.Table{}, byName: map[string]*schema.Table{},
