@@ -146,14 +146,19 @@ func smallTxs(b *testing.B, p benchPath, rate int, d time.Duration) (int, float6
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
+	// Connect here: Fatal may only be called from the benchmark's goroutine.
+	conns := make([]*pgx.Conn, writers)
+	for w := range conns {
+		conns[w] = connect(b, p.src)
+		defer conns[w].Close(context.Background())
+	}
 	start := time.Now()
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx := context.Background()
-			conn := connect(b, p.src)
-			defer conn.Close(ctx)
+			conn := conns[w]
 			interval := time.Second * writers / time.Duration(rate)
 			tick := time.NewTicker(interval)
 			defer tick.Stop()

@@ -142,7 +142,7 @@ func ledgerWriter(ctx context.Context, uri, side string, l *ledger) error {
 		return fmt.Errorf("connecting the ledger writer: %w", err)
 	}
 	defer conn.Close(context.Background())
-	rnd := rand.New(rand.NewPCG(uint64(len(side)), 7))
+	rnd := rand.New(rand.NewPCG(uint64(side[len(side)-1]), 7))
 	var live []string
 	for i := 0; ctx.Err() == nil; i++ {
 		id := fmt.Sprintf("%s-%06d", side, i)

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 )
@@ -129,17 +130,25 @@ func insertInsert(s scenario) {
 			want = append(want, s.row(100*(j+1)+i, "from "+n, "<NULL>"))
 		}
 	}
-	done := make(chan struct{}, len(c.names))
+	// Fatal may only be called from the test's goroutine: writers report.
+	errs := make(chan error, len(c.names))
 	for j, n := range c.names {
+		conn := c.pgs[n].Connect()
 		go func() {
-			defer func() { done <- struct{}{} }()
+			defer conn.Close(context.Background())
 			for i := 0; i < 20; i++ {
-				c.pgs[n].Exec("INSERT INTO public.entries (id, content) VALUES ($1, $2)", s.id(100*(j+1)+i), "from "+n)
+				if _, err := conn.Exec(context.Background(), "INSERT INTO public.entries (id, content) VALUES ($1, $2)", s.id(100*(j+1)+i), "from "+n); err != nil {
+					errs <- fmt.Errorf("insert on %s: %w", n, err)
+					return
+				}
 			}
+			errs <- nil
 		}()
 	}
 	for range c.names {
-		<-done
+		if err := <-errs; err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	c.waitAll(s.sel("entries"), sorted(want)...)
 	c.waitLogHead(h + 40)
