@@ -411,6 +411,12 @@ func TestSessionsSnapshot(t *testing.T) {
 	if st.Sessions != 1 || st.Authenticated != 1 || st.TxIn != 1 || st.Connections != 1 {
 		t.Fatalf("status %+v", st)
 	}
+	// The session goes away with its connection.
+	_ = c.conn.Close()
+	eventually(t, "session removed", func() bool {
+		st := env.srv.Status()
+		return len(env.srv.Sessions()) == 0 && st.Sessions == 0 && st.Authenticated == 0
+	})
 }
 
 func isPingResp(m any) bool {
