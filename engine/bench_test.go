@@ -41,13 +41,15 @@ type benchPath struct {
 //
 //   - bulk: BENCH_ROWS rows (default 1,000,000) in 1,000-row transactions on
 //     postgres_1, timed until the last one is on postgres_2: rows/s.
-//   - small: single-row transactions at about 2,000/s for BENCH_SECONDS
-//     (default 10) from 4 connections: replication lag p50/p99.
+//   - small: single-row transactions at about BENCH_RATE/s (default 2,000)
+//     for BENCH_SECONDS (default 10) from 4 connections: replication lag
+//     p50/p99.
 //
 // The engine runs as a child process, as in production.
 func BenchmarkReplication(b *testing.B) {
 	rows := envInt(b, "BENCH_ROWS", 1_000_000)
 	seconds := envInt(b, "BENCH_SECONDS", 10)
+	rate := envInt(b, "BENCH_RATE", 2000)
 
 	c := newCluster(b, 2, benchTables)
 	for _, n := range c.names {
@@ -97,13 +99,13 @@ func BenchmarkReplication(b *testing.B) {
 			for j, p := range []benchPath{native, viaEngine} {
 				execOn(b, p.src, "TRUNCATE public.bench_small")
 				waitCount(b, p.dst, "public.bench_small", 0)
-				n, rate := smallTxs(b, p, 2000, time.Duration(seconds)*time.Second)
+				n, got := smallTxs(b, p, rate, time.Duration(seconds)*time.Second)
 				waitCount(b, p.dst, "public.bench_small", n)
 				lag[j] = lagPercentiles(b, p.dst)
 				if p.name == "engine" {
 					waitEngineIdle(b, c)
 				}
-				b.Logf("small %s: %d tx at %.0f tx/s, lag p50 %.2f ms p99 %.2f ms", p.name, n, rate, lag[j][0], lag[j][1])
+				b.Logf("small %s: %d tx at %.0f tx/s, lag p50 %.2f ms p99 %.2f ms", p.name, n, got, lag[j][0], lag[j][1])
 			}
 		}
 		b.ReportMetric(lag[0][0], "native_p50_ms")
