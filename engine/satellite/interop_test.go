@@ -374,4 +374,7 @@ func TestInteropBurst(t *testing.T) {
 	if entries != n {
 		t.Fatalf("%d row changes from the client for %d inserts", entries, n)
 	}
+	for _, s := range ie.srv.Sessions() {
+		t.Logf("session %s: %d transactions in, %d re-sent, %d stream restarts", s.ClientID, s.TxIn, s.Duplicates, s.Resyncs)
+	}
 }
