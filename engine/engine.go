@@ -83,7 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		cn.source, err = pgsource.New(pgsource.Options{
 			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
 			Logger: log.With("component", "pgsource", "connector", c.Name),
-			Sink:   sourceSink{e.seq}, Store: e.txlog,
+			Sink:   e.seq, Store: e.txlog,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
@@ -115,7 +115,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		return nil, err
 	}
 	e.sat, err = satellite.New(satellite.Options{
-		Log: satellite.TxlogSource(e.txlog), Sink: satelliteSink{e.seq}, Auth: authn,
+		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		Logger: log.With("component", "satellite"),
 	})
@@ -336,18 +336,4 @@ func (e *Engine) watchSessions(known map[string]satellite.SessionInfo) {
 				Message: fmt.Sprintf("disconnected: %d tx in, %d tx out", s.TxIn, s.TxOut)})
 		}
 	}
-}
-
-// sourceSink and satelliteSink hand their items to the sequencer: the item
-// types mirror sequencer.Item field for field, so a conversion suffices.
-type sourceSink struct{ seq *sequencer.Sequencer }
-
-func (s sourceSink) Enqueue(ctx context.Context, it pgsource.Item) error {
-	return s.seq.Enqueue(ctx, sequencer.Item(it))
-}
-
-type satelliteSink struct{ seq *sequencer.Sequencer }
-
-func (s satelliteSink) Enqueue(ctx context.Context, it satellite.Item) error {
-	return s.seq.Enqueue(ctx, sequencer.Item(it))
 }
