@@ -431,22 +431,30 @@ func (s *session) handleAuth(m *satpb.SatAuthReq) error {
 	}
 	s.enqueued = pos
 	s.startLSN = pos
-	if err := s.send(s.ctx, &satpb.SatAuthResp{Id: s.srv.opts.ServerID}); err != nil {
+	authResp, err := satpb.Encode(&satpb.SatAuthResp{Id: s.srv.opts.ServerID})
+	if err != nil {
+		return err
+	}
+	// Ask the client to stream its writes (spec §3.3). The 0.4.3 client
+	// ignores lsn and batch size and re-sends everything it has not had
+	// acked; a transaction we already hold is recognised by its lsn.
+	startReq, err := satpb.Encode(&satpb.SatInStartReplicationReq{
+		Lsn:           pos,
+		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
+		SyncBatchSize: 1,
+	})
+	if err != nil {
 		return err
 	}
 	s.authed.Store(true)
 	s.log.Info("satellite authenticated", "client", s.clientID, "user", user)
 	s.wg.Add(1)
 	go s.acker()
-	// Ask the client to stream its writes (spec §3.3). The 0.4.3 client
-	// ignores lsn and batch size and re-sends everything it has not had
-	// acked; a transaction we already hold is recognised by its lsn.
 	s.inState.Store(inRequested)
-	return s.send(s.ctx, &satpb.SatInStartReplicationReq{
-		Lsn:           pos,
-		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
-		SyncBatchSize: 1,
-	})
+	// Both in one segment: a 0.4.3 client that writes locally between the
+	// two crashes ("enqueuing a transaction while outbound replication has
+	// not started").
+	return s.queue(s.ctx, outFrame{data: authResp, next: startReq})
 }
 
 func (s *session) handlePingResp(m *satpb.SatPingResp) error {
