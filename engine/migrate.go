@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/electric-sql/electric-go/engine/connector"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/status"
@@ -171,7 +172,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 	// The connector picks up the new schema (triggers, subscription
 	// refresh); then the tables and columns it gained get the rows the
 	// log holds for them.
-	want, err := replicatedSchema(ctx, conn)
+	want, err := connector.ReplicatedTables(ctx, conn) // the schema as the connector sees it
 	if err != nil {
 		return err
 	}
@@ -293,52 +294,6 @@ func viewCovers(have []schema.Table, subscribed map[string]bool, want []schema.T
 // sameColumnNames compares the column sets by name.
 func sameColumnNames(have, want *schema.Table) bool {
 	return len(have.Columns) == len(want.Columns) && reflect.DeepEqual(columnNames(have), columnNames(want))
-}
-
-// replicatedSchema is the schema as the connector sees it: keyed tables,
-// without generated columns (a subscriber refuses values for them).
-func replicatedSchema(ctx context.Context, conn *pgx.Conn) ([]schema.Table, error) {
-	all, err := schema.Introspect(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := conn.Query(ctx, `SELECT attrelid::oid, attname::text FROM pg_catalog.pg_attribute
-WHERE attnum > 0 AND NOT attisdropped AND attgenerated <> ''`)
-	if err != nil {
-		return nil, fmt.Errorf("reading generated columns: %w", err)
-	}
-	generated := map[uint32]map[string]bool{}
-	for rows.Next() {
-		var oid uint32
-		var name string
-		if err := rows.Scan(&oid, &name); err != nil {
-			return nil, fmt.Errorf("reading generated columns: %w", err)
-		}
-		if generated[oid] == nil {
-			generated[oid] = map[string]bool{}
-		}
-		generated[oid][name] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading generated columns: %w", err)
-	}
-	var out []schema.Table
-	for _, t := range all {
-		if len(t.PrimaryKey) == 0 {
-			continue
-		}
-		if g := generated[t.OID]; g != nil {
-			var cols []schema.Column
-			for _, col := range t.Columns {
-				if !g[col.Name] {
-					cols = append(cols, col)
-				}
-			}
-			t.Columns = cols
-		}
-		out = append(out, t)
-	}
-	return out, nil
 }
 
 // gainedTables are the subscribed tables of after that before did not have

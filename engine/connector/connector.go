@@ -164,7 +164,7 @@ func (c *Connector) session(ctx context.Context) error {
 		// schema, which is never replicated.
 		c.log.Warn("unqualified CREATE TABLE by this role lands in the electric schema, which is not replicated: qualify names (public.t) or set the role's search_path (ALTER ROLE "+user+" SET search_path = public)", "role", user)
 	}
-	tables, err := replicatedTables(ctx, conn)
+	tables, err := ReplicatedTables(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func (c *Connector) session(ctx context.Context) error {
 			// alone; a schema change is picked up once it is enabled again.
 			continue
 		}
-		now, err := replicatedTables(ctx, conn)
+		now, err := ReplicatedTables(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -248,10 +248,10 @@ func (c *Connector) publish(tables []schema.Table, subscribed map[string]bool, r
 	c.view.Store(&publisher.View{Ready: true, Tables: tables, Subscribed: subscribed, Refreshed: refreshed})
 }
 
-// replicatedTables introspects the tables that can be replicated into: a
+// ReplicatedTables introspects the tables that can be replicated into: a
 // primary key is required (the upsert needs it), and generated columns are
 // left out (a subscriber refuses values for them).
-func replicatedTables(ctx context.Context, conn *pgx.Conn) ([]schema.Table, error) {
+func ReplicatedTables(ctx context.Context, conn *pgx.Conn) ([]schema.Table, error) {
 	all, err := schema.Introspect(ctx, conn)
 	if err != nil {
 		return nil, err
