@@ -181,9 +181,6 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	if e.cfg.SigningKey == "" {
-		e.log.Warn("INSECURE AUTHENTICATION: Satellite tokens are taken as user ids; set SATELLITE_AUTH_SIGNING_KEY and SATELLITE_AUTH_SIGNING_ISS in production")
-	}
 	e.log.Info("engine starting", "state", e.cfg.DataDir(), "log_head", e.txlog.Head(), "connectors", len(e.conns))
 	run("sequencer", e.seq.Run)
 	run("publisher", e.pub.Run)
