@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +37,18 @@ func (e *Env) engineCommand() ([]string, error) {
 // engineEnv is the engine's configuration: both clusters as connectors and
 // everything it writes under the state directory.
 func (e *Env) engineEnv() []string {
+	// The engine runs inside the state directory, so a relative
+	// MIGRATIONS_DIR (or the default ./migrations) is resolved here, where
+	// 'electric migrate new' writes it.
+	migDir := os.Getenv("MIGRATIONS_DIR")
+	if migDir == "" {
+		migDir = "migrations"
+	}
+	if abs, err := filepath.Abs(migDir); err == nil {
+		migDir = abs
+	}
 	return append(os.Environ(),
+		"MIGRATIONS_DIR="+migDir,
 		"CONNECTORS="+e.Connectors(),
 		"ELECTRIC_HOST=127.0.0.1",
 		"OFFSET_STORAGE_FILE="+e.path(engineWorkDir+"/"+offsetFile),
