@@ -383,6 +383,13 @@ func (st *stream) refreshView() bool {
 // LSNs just after the previous entry's; the commit LSN is one below the end.
 func (st *stream) encode(e *txlog.Entry) bool {
 	se := st.se
+	if e.EchoSafe && e.Origin == se.connector {
+		// The origin already holds every merged row of e (the sequencer
+		// proved it): re-applying and decoding them again is pure cost.
+		// Skipped like an entry with nothing for it, so its position
+		// still moves by a keepalive.
+		return false
+	}
 	base := txlog.LSN(e.Offset - 1)
 	endLSN := txlog.LSN(e.Offset)
 	commitLSN := endLSN - 1

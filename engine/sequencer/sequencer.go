@@ -55,6 +55,11 @@ type Options struct {
 	// ClockCache is how many recent entry clocks are kept for
 	// ContextOffset lookups (default 4096); older ones are read from the log.
 	ClockCache int
+	// EchoRows bounds how many recently changed rows are remembered for
+	// the echo-safety check (default 256k; up to twice as many are kept).
+	// A forgotten row makes the next entry touching it unsafe, which only
+	// costs an echo.
+	EchoRows int
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.
@@ -87,6 +92,7 @@ type Sequencer struct {
 	clocks     []clockAt         // ring of recent entry clocks, by offset
 	ov         overlay
 	groups     []pendingGroup // groups merged, maybe not committed, oldest first
+	touches    touchMap       // last entry that changed each recent row
 
 	committed atomic.Uint64 // seq of the last committed group
 
@@ -136,6 +142,9 @@ func New(log *txlog.Log, opts Options) *Sequencer {
 	}
 	if opts.ClockCache <= 0 {
 		opts.ClockCache = 4096
+	}
+	if opts.EchoRows <= 0 {
+		opts.EchoRows = 256 << 10
 	}
 	return &Sequencer{
 		log:    log,
@@ -413,6 +422,9 @@ func (s *Sequencer) init() error {
 	s.next = head + 1
 	s.clock = merge.Clock{}
 	s.ov = overlay{log: s.log, rows: map[rowID]ovRow{}}
+	// Rebuilt empty: rows changed before a restart count as unknown, so
+	// their next entries are echoed until touched again.
+	s.touches = touchMap{max: s.opts.EchoRows, cur: map[rowID]touch{}}
 	if head > 0 {
 		e, err := s.log.Entry(head)
 		if err != nil {
@@ -477,13 +489,20 @@ type ovRow struct {
 type overlay struct {
 	log  *txlog.Log
 	rows map[rowID]ovRow
+	// absent collects, while one transaction is merged, the rows that had
+	// no state at all: no entry ever changed them.
+	absent map[rowID]bool
 }
 
 func (o *overlay) Row(table, key string) (*merge.Row, error) {
 	if r, ok := o.rows[rowID{table, key}]; ok {
 		return r.row, nil
 	}
-	return o.log.Row(table, key)
+	r, err := o.log.Row(table, key)
+	if err == nil && r == nil && o.absent != nil {
+		o.absent[rowID{table, key}] = true
+	}
+	return r, err
 }
 
 func (o *overlay) Keys(table string) ([]string, error) {
@@ -565,6 +584,10 @@ func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row
 		}
 		tx.Context = ctx
 	}
+	if s.ov.absent == nil {
+		s.ov.absent = map[rowID]bool{}
+	}
+	clear(s.ov.absent)
 	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
 	if err != nil {
 		return nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
@@ -602,9 +625,130 @@ func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row
 			rc.Row = c.State.Image() // the last image, so sinks can name the row
 		}
 	}
+	e.EchoSafe = s.echoSafe(it.ContextOffset, tx.Origin, tx.Ops, &res)
+	for _, c := range e.Changes {
+		s.touches.set(rowID{c.Table, c.Key}, touch{offset: e.Offset, origin: tx.Origin, safe: e.EchoSafe})
+	}
 	s.next++
 	s.clock = e.Clock
 	s.originLast[tx.Origin] = res.Eff
 	s.remember(e.Offset, e.Clock)
 	return e, nil
+}
+
+// touch is the last entry that changed a row.
+type touch struct {
+	offset uint64
+	origin string
+	safe   bool // that entry was EchoSafe
+}
+
+// touchMap remembers the last touch of recently changed rows, bounded by
+// generations: when cur holds max rows it becomes prev and prev is dropped.
+// A dropped row is unknown, which the echo check treats as unsafe.
+type touchMap struct {
+	max       int
+	cur, prev map[rowID]touch
+}
+
+func (m *touchMap) get(id rowID) (touch, bool) {
+	if t, ok := m.cur[id]; ok {
+		return t, true
+	}
+	t, ok := m.prev[id]
+	return t, ok
+}
+
+func (m *touchMap) set(id rowID, t touch) {
+	if len(m.cur) >= m.max {
+		m.prev, m.cur = m.cur, make(map[rowID]touch, m.max)
+	}
+	m.cur[id] = t
+}
+
+// heldRow is what the origin itself holds for a row after its transaction.
+type heldRow struct {
+	live bool
+	cols map[string]merge.Value
+}
+
+// echoSafe reports whether the entry merged from ops need not be sent back
+// to its origin (DESIGN.md: skipping the echo is allowed only where the
+// origin provably already holds the merged rows). For every row changed:
+//   - the merged result equals what the origin's own transaction left in
+//     it: not live after a delete, else live with an image equal, column for
+//     column, to the row the origin wrote (an update is only known in full
+//     when its old image has every column);
+//   - no entry the origin will still receive changed the row in between:
+//     the row never existed before, or its last change is at or below the
+//     origin's context offset (applied there), or was an echo-safe entry
+//     of the origin itself. Rows not remembered count as unsafe.
+//
+// A truncate is never safe: its effect on rows is not spelled out per row.
+func (s *Sequencer) echoSafe(ctxOff uint64, origin string, ops []merge.Op, res *merge.Result) bool {
+	held := make(map[rowID]heldRow, len(ops))
+	for i := range ops {
+		op := &ops[i]
+		id := rowID{op.Table, op.Key}
+		switch op.Kind {
+		case merge.OpInsert:
+			held[id] = heldRow{live: true, cols: op.Columns}
+		case merge.OpUpdate:
+			base := op.Old
+			if prev, ok := held[id]; ok {
+				if !prev.live {
+					return false // an update of a row this transaction deleted
+				}
+				base = prev.cols
+			}
+			cols := make(map[string]merge.Value, len(base)+len(op.Columns))
+			for c, v := range base {
+				cols[c] = v
+			}
+			for c, v := range op.Columns {
+				cols[c] = v
+			}
+			held[id] = heldRow{live: true, cols: cols}
+		case merge.OpDelete:
+			held[id] = heldRow{}
+		default:
+			return false
+		}
+	}
+	if len(held) != len(res.Changes) {
+		return false
+	}
+	for i := range res.Changes {
+		c := &res.Changes[i]
+		id := rowID{c.Table, c.Key}
+		h, ok := held[id]
+		if !ok || h.live != c.Live || (h.live && !sameImage(h.cols, c.Image)) {
+			return false
+		}
+		if s.ov.absent[id] {
+			continue
+		}
+		t, ok := s.touches.get(id)
+		if !ok {
+			return false
+		}
+		if t.offset > ctxOff && (t.origin != origin || !t.safe) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameImage reports whether two rows have the same columns and values.
+func sameImage(a, b map[string]merge.Value) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for c, v := range a {
+		w, ok := b[c]
+		if !ok || v != w {
+			return false
+		}
+	}
+	return true
 }

@@ -13,7 +13,19 @@ import (
 // decodes every entry it replays. It starts with a format byte so
 // a later format can be told apart.
 // Row states use merge's own codec (merge.AppendRow / merge.UnmarshalRow).
-const entryFormat byte = 1
+//
+// Format 2 is format 1 followed by a flags byte. An entry without flags is
+// still written as format 1, so records stay byte-identical to what older
+// binaries wrote and read, and format 1 records decode with no flags set.
+const (
+	entryFormat      byte = 1
+	entryFormatFlags byte = 2
+)
+
+// Entry flag bits of format 2.
+const (
+	flagEchoSafe byte = 1 << iota
+)
 
 var errShort = errors.New("truncated record")
 
@@ -41,7 +53,15 @@ func appendValue(b []byte, v merge.Value) []byte {
 
 // appendEntry appends the binary encoding of e to b.
 func appendEntry(b []byte, e *Entry) []byte {
-	b = append(b, entryFormat)
+	var flags byte
+	if e.EchoSafe {
+		flags |= flagEchoSafe
+	}
+	if flags != 0 {
+		b = append(b, entryFormatFlags)
+	} else {
+		b = append(b, entryFormat)
+	}
 	b = binary.AppendUvarint(b, e.Offset)
 	b = appendString(b, e.Origin)
 	b = binary.AppendUvarint(b, e.Eff)
@@ -67,6 +87,9 @@ func appendEntry(b []byte, e *Entry) []byte {
 			b = appendString(b, name)
 			b = appendValue(b, v)
 		}
+	}
+	if flags != 0 {
+		b = append(b, flags)
 	}
 	return b
 }
@@ -202,7 +225,8 @@ func (d *decoder) finish(what string) error {
 // decodeEntry decodes a record written by appendEntry.
 func decodeEntry(b []byte) (*Entry, error) {
 	d := decoder{s: string(b)}
-	if f := d.byte(); d.err == nil && f != entryFormat {
+	f := d.byte()
+	if d.err == nil && f != entryFormat && f != entryFormatFlags {
 		return nil, fmt.Errorf("decode entry: unknown format %d", f)
 	}
 	e := &Entry{}
@@ -232,6 +256,13 @@ func decodeEntry(b []byte) (*Entry, error) {
 			name := d.string()
 			c.Row[name] = d.value()
 		}
+	}
+	if f == entryFormatFlags {
+		flags := d.byte()
+		if d.err == nil && flags&^flagEchoSafe != 0 {
+			d.err = fmt.Errorf("unknown entry flags %#x", flags)
+		}
+		e.EchoSafe = flags&flagEchoSafe != 0
 	}
 	if err := d.finish("entry"); err != nil {
 		return nil, err

@@ -13,6 +13,12 @@ type Entry struct {
 	// last applied entry is this one has seen exactly Clock.
 	Clock   merge.Clock
 	Changes []RowChange
+	// EchoSafe: the origin provably already holds every merged row of this
+	// entry and no entry it has not applied touched them since, so the
+	// entry need not be sent back to it (DESIGN.md "The one big change":
+	// skipping the echo is allowed only where the origin holds the merged
+	// rows). False for entries written before the flag existed.
+	EchoSafe bool
 }
 
 // RowChange is the merged result of one row touched by an entry.
