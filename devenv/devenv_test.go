@@ -83,15 +83,6 @@ func stateDir(t *testing.T) string {
 	return filepath.Join(base, "dev")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := pgcluster.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // syncBuffer collects progress written by spinner goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -119,10 +110,14 @@ func (s *syncBuffer) Reset() {
 // testOptions gives an environment free ports everywhere, so that tests
 // never collide with a developer's 54321/54322 or with each other.
 func testOptions(t *testing.T, dir string, prog *syncBuffer) Options {
+	p, err := pgcluster.FreePorts(5)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Options{
 		Dir:     dir,
-		DBAPort: freePort(t), DBBPort: freePort(t),
-		WebsocketPort: freePort(t), StatusPort: freePort(t), ReplicationPort: freePort(t),
+		DBAPort: p[0], DBBPort: p[1],
+		WebsocketPort: p[2], StatusPort: p[3], ReplicationPort: p[4],
 		NoEngine:         true,
 		PostgresSettings: map[string]string{"fsync": "off"},
 		Progress:         prog,
@@ -301,7 +296,11 @@ func TestUpStatusDownReset(t *testing.T) {
 
 	// A warm up on other ports: the clusters follow, the state remembers.
 	opts2 := opts
-	opts2.DBAPort, opts2.DBBPort = freePort(t), freePort(t)
+	p2, err := pgcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts2.DBAPort, opts2.DBBPort = p2[0], p2[1]
 	e2 := newEnv(t, opts2)
 	prog.Reset()
 	up(t, e2)

@@ -67,14 +67,6 @@ func newCluster(t testing.TB, n int, sql string) *cluster {
 	return c
 }
 
-func freePort(t testing.TB) string {
-	p, err := pgcluster.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprint(p)
-}
-
 // env is the engine's configuration for state under dir; the ports are
 // chosen once per cluster so that a restarted engine is where the
 // subscriptions expect it.
@@ -85,12 +77,16 @@ func (c *cluster) envFor(dir string) map[string]string {
 		for _, n := range c.names {
 			conns = append(conns, n+"="+c.pgs[n].URI())
 		}
+		ports, err := pgcluster.FreePorts(3)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c.env = map[string]string{
 			"CONNECTORS":                strings.Join(conns, ";"),
 			"ELECTRIC_HOST":             "127.0.0.1",
-			"POSTGRES_REPLICATION_PORT": freePort(t),
-			"STATUS_PORT":               freePort(t),
-			"WEBSOCKET_PORT":            freePort(t),
+			"POSTGRES_REPLICATION_PORT": fmt.Sprint(ports[0]),
+			"STATUS_PORT":               fmt.Sprint(ports[1]),
+			"WEBSOCKET_PORT":            fmt.Sprint(ports[2]),
 			"LOG_LEVEL":                 "info",
 		}
 	}
