@@ -183,25 +183,33 @@ func (c *Client) http() *http.Client {
 	return &http.Client{Timeout: 5 * time.Minute}
 }
 
-// Statuses returns every connector's newest applied migration; a connector
-// whose state is unknown has a nil entry.
-func (c *Client) Statuses(ctx context.Context) ([]*Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/api/migrations", nil)
+// getJSON GETs path from the engine and decodes its JSON answer into v.
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
+		return fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("reading the engine's answer to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Statuses returns every connector's newest applied migration; a connector
+// whose state is unknown has a nil entry.
+func (c *Client) Statuses(ctx context.Context) ([]*Status, error) {
 	var raw []json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
-		return nil, fmt.Errorf("reading the engine's answer: %w", err)
+	if err := c.getJSON(ctx, "/api/migrations", &raw); err != nil {
+		return nil, err
 	}
 	out := make([]*Status, len(raw))
 	for i, r := range raw {
@@ -216,22 +224,9 @@ func (c *Client) Statuses(ctx context.Context) ([]*Status, error) {
 // Applied returns every migration the connector has applied, newest first
 // (GET /api/migrations/:origin?all, an extension of the seed's API).
 func (c *Client) Applied(ctx context.Context, origin string) ([]Applied, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/api/migrations/"+url.PathEscape(origin)+"?all", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
 	var out []Applied
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("reading the engine's answer: %w", err)
+	if err := c.getJSON(ctx, "/api/migrations/"+url.PathEscape(origin)+"?all", &out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -240,24 +235,11 @@ func (c *Client) Applied(ctx context.Context, origin string) ([]Applied, error) 
 // /api/status: unlike /api/migrations it names a connector whose migration
 // state is not known (an empty electric.migrations).
 func (c *Client) Connectors(ctx context.Context) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+"/api/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
 	var st struct {
 		Connectors map[string]json.RawMessage `json:"connectors"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("reading the engine's status: %w", err)
+	if err := c.getJSON(ctx, "/api/status", &st); err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(st.Connectors))
 	for n := range st.Connectors {
