@@ -201,38 +201,7 @@ func (c *cluster) exec(name, sql string, args ...any) {
 // query returns the rows of sql on one Postgres as strings, one per row.
 func (c *cluster) query(name, sql string) []string {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.pgs[name].URI())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, sql)
-	if err != nil {
-		c.t.Fatalf("%s on %s: %v", sql, name, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "<NULL>"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		c.t.Fatal(err)
-	}
-	return out
+	return c.pgs[name].Rows(c.t, sql)
 }
 
 // waitRows waits until sql returns exactly want on the named Postgres.

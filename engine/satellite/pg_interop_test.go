@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/electric-sql/electric-go/engine"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/satellite/interop"
@@ -160,35 +158,7 @@ func (pe *pgEnv) eventually(what string, cond func() bool) {
 // rows returns the rows of sql, each as "a|b|<NULL>".
 func (pe *pgEnv) rows(name, sql string) string {
 	pe.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pe.pgs[name].URI())
-	if err != nil {
-		pe.t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rs, err := conn.Query(ctx, sql)
-	if err != nil {
-		pe.t.Fatalf("%s on %s: %v", sql, name, err)
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		vals, err := rs.Values()
-		if err != nil {
-			pe.t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			if v == nil {
-				parts[i] = "<NULL>"
-			} else {
-				parts[i] = fmt.Sprint(v)
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	return strings.Join(out, "\n")
+	return strings.Join(pe.pgs[name].Rows(pe.t, sql), "\n")
 }
 
 // waitRows waits until sql gives want on every named Postgres.

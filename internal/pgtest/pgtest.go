@@ -6,8 +6,10 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,42 @@ func (c *Cluster) Exec(sql string, args ...any) {
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		c.t.Fatalf("pgtest: %s: %v", sql, err)
 	}
+}
+
+// Rows runs a query on the electric database and returns each row as its
+// values joined by "|", NULL as "<NULL>": compact enough to compare in tests.
+func (c *Cluster) Rows(t testing.TB, sql string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URI())
+	if err != nil {
+		t.Fatalf("pgtest: connecting to %s: %v", c.URI(), err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", sql, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatalf("pgtest: %s: %v", sql, err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				parts[i] = "<NULL>"
+			} else {
+				parts[i] = fmt.Sprint(v)
+			}
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("pgtest: %s: %v", sql, err)
+	}
+	return out
 }
