@@ -2,9 +2,16 @@
 // of a SatAuthReq into a user id, and generating tokens for `electric token gen`.
 //
 // There are two modes, as in the seed (spec §8). Insecure: the token is the user
-// id, for development only. JWT: an HS256 token signed with the configured key,
-// whose `iss` is the configured issuer, whose `exp` is in the future, with a
-// non-empty string `user_id` and `type` "access". Anything else fails closed.
+// id, for development only. JWT: an HS256 token signed with the configured
+// signing key or one of the verification keys (for key rotation), whose `iss` is
+// the configured issuer, whose `exp` is in the future, with a non-empty string
+// `user_id` and `type` "access". A present `nbf` must have passed and a present
+// `iat` must not be more than MaxIssuedAtSkew in the future. Tokens longer than
+// MaxTokenBytes are refused before they are parsed. Anything else fails closed.
+//
+// Only HS256 is accepted, whatever the token's header says: `alg: none`, other
+// HMAC sizes and public-key algorithms are refused before any key is looked
+// up, so an RSA public key can never be used as an HMAC secret.
 package auth
 
 import (
@@ -12,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,8 +36,19 @@ var (
 	ErrNotConfigured = errors.New("JWT authentication is not configured: set SATELLITE_AUTH_SIGNING_KEY and SATELLITE_AUTH_SIGNING_ISS")
 )
 
-// MinKeyBytes is the shortest accepted signing key (the seed's rule).
+// MinKeyBytes is the shortest accepted signing or verification key (the
+// seed's rule).
 const MinKeyBytes = 32
+
+// MaxTokenBytes bounds the token Validate accepts: it is checked before any
+// decoding, so a huge token costs no base64 or JSON work. A token the seed
+// issues is about 300 bytes.
+const MaxTokenBytes = 8 << 10
+
+// MaxIssuedAtSkew is how far in the future a token's `iat` may be: a little
+// clock skew between the issuer and the engine is tolerated, a token "issued"
+// later than that is refused.
+const MaxIssuedAtSkew = 5 * time.Minute
 
 // Mode is how tokens are validated.
 type Mode int
@@ -51,7 +70,12 @@ func (m Mode) String() string {
 // Options configure an Authenticator. With neither SigningKey nor Issuer the
 // mode is insecure; with both it is JWT; with one of them New refuses.
 type Options struct {
+	// SigningKey signs the tokens Generate makes, and verifies tokens.
 	SigningKey string
+	// VerifyKeys are further keys accepted when verifying a token, never used
+	// to sign: during a key rotation they hold the key being introduced or the
+	// one being retired. They need a SigningKey.
+	VerifyKeys []string
 	Issuer     string
 	// Now is the clock used for exp; nil means time.Now.
 	Now func() time.Time
@@ -60,8 +84,11 @@ type Options struct {
 // Authenticator validates and generates Satellite tokens. It is safe for
 // concurrent use.
 type Authenticator struct {
-	mode   Mode
-	key    []byte
+	mode Mode
+	key  []byte // signs
+	// verify holds every key a token may be signed with, the signing key
+	// first.
+	verify jwt.VerificationKeySet
 	issuer string
 	now    func() time.Time
 }
@@ -74,6 +101,8 @@ func New(opts Options) (*Authenticator, error) {
 		now = time.Now
 	}
 	switch {
+	case opts.SigningKey == "" && len(opts.VerifyKeys) > 0:
+		return nil, fmt.Errorf("configuring auth: verification keys without a signing key: %w", ErrNotConfigured)
 	case opts.SigningKey == "" && opts.Issuer == "":
 		return &Authenticator{mode: ModeInsecure, now: now}, nil
 	case opts.SigningKey == "":
@@ -83,7 +112,20 @@ func New(opts Options) (*Authenticator, error) {
 	case len(opts.SigningKey) < MinKeyBytes:
 		return nil, fmt.Errorf("configuring auth: the signing key is %d bytes, at least %d are needed", len(opts.SigningKey), MinKeyBytes)
 	}
-	return &Authenticator{mode: ModeJWT, key: []byte(opts.SigningKey), issuer: opts.Issuer, now: now}, nil
+	a := &Authenticator{mode: ModeJWT, key: []byte(opts.SigningKey), issuer: opts.Issuer, now: now}
+	seen := []string{opts.SigningKey}
+	a.verify.Keys = append(a.verify.Keys, a.key)
+	for i, k := range opts.VerifyKeys {
+		if len(k) < MinKeyBytes {
+			return nil, fmt.Errorf("configuring auth: verification key %d is %d bytes, at least %d are needed", i+1, len(k), MinKeyBytes)
+		}
+		if slices.Contains(seen, k) {
+			continue // trying a key twice would only cost time
+		}
+		seen = append(seen, k)
+		a.verify.Keys = append(a.verify.Keys, []byte(k))
+	}
+	return a, nil
 }
 
 // Insecure returns an Authenticator in insecure mode.
@@ -102,6 +144,9 @@ func (a *Authenticator) Issuer() string { return a.issuer }
 // Validate returns the user id the token authenticates. Errors wrap ErrExpired
 // or ErrInvalid.
 func (a *Authenticator) Validate(token string) (string, error) {
+	if len(token) > MaxTokenBytes {
+		return "", fmt.Errorf("validating token: %d bytes, at most %d are accepted: %w", len(token), MaxTokenBytes, ErrInvalid)
+	}
 	if a.mode == ModeInsecure {
 		if token == "" {
 			return "", fmt.Errorf("validating token: empty token: %w", ErrInvalid)
@@ -109,18 +154,25 @@ func (a *Authenticator) Validate(token string) (string, error) {
 		return token, nil
 	}
 	claims := jwt.MapClaims{}
+	now := a.now()
 	_, err := jwt.ParseWithClaims(token, claims,
-		func(*jwt.Token) (any, error) { return a.key, nil },
+		// Only reached for HS256 (WithValidMethods is checked first).
+		func(*jwt.Token) (any, error) { return a.verify, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(a.issuer),
 		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(a.now),
+		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
+	// The signature and the other claims were checked when err is nil or
+	// only about expiry; iat is ours to check (jwt's own check allows no
+	// skew at all).
+	if err == nil || onlyExpired(err) {
+		if ierr := checkIssuedAt(claims, now); ierr != nil {
+			return "", fmt.Errorf("validating token: %w: %w", ierr, ErrInvalid)
+		}
+	}
 	if err != nil {
-		// Expired only when expiry is the sole problem: a token that is
-		// also from another issuer is simply invalid.
-		if errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenInvalidIssuer) &&
-			!errors.Is(err, jwt.ErrTokenNotValidYet) && !errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+		if onlyExpired(err) {
 			return "", fmt.Errorf("validating token: %w", ErrExpired)
 		}
 		return "", fmt.Errorf("validating token: %v: %w", err, ErrInvalid)
@@ -137,6 +189,26 @@ func (a *Authenticator) Validate(token string) (string, error) {
 		return "", fmt.Errorf("validating token: no user_id claim: %w", ErrInvalid)
 	}
 	return userID, nil
+}
+
+// onlyExpired reports whether expiry is the token's sole problem: a token that
+// is also from another issuer, say, is simply invalid.
+func onlyExpired(err error) bool {
+	return errors.Is(err, jwt.ErrTokenExpired) && !errors.Is(err, jwt.ErrTokenInvalidIssuer) &&
+		!errors.Is(err, jwt.ErrTokenNotValidYet) && !errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
+}
+
+// checkIssuedAt refuses an iat that is not a number or is more than
+// MaxIssuedAtSkew after now.
+func checkIssuedAt(claims jwt.MapClaims, now time.Time) error {
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return err
+	}
+	if iat != nil && iat.After(now.Add(MaxIssuedAtSkew)) {
+		return fmt.Errorf("issued at %s, after now (%s) plus %v", iat.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), MaxIssuedAtSkew)
+	}
+	return nil
 }
 
 // Generate returns a token for userID valid for ttl, and its expiry. In
