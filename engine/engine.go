@@ -110,7 +110,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		return nil, err
 	}
 
-	authn, err := auth.New(auth.Options{SigningKey: cfg.SigningKey, Issuer: cfg.SigningIssuer})
+	authn, err := auth.New(auth.Options{SigningKey: cfg.SigningKey, VerifyKeys: cfg.VerifyKeys, Issuer: cfg.SigningIssuer})
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	// both are set; with neither, authentication is insecure (token = user id).
 	SigningKey    string
 	SigningIssuer string
+	// VerifyKeys are further keys Satellite JWTs may be signed with, accepted
+	// for verification only (key rotation).
+	VerifyKeys []string
 	// GlobalClusterID, RegionalID and InstanceID name this deployment. RegionalID
 	// is sent to Satellites as SatAuthResp.id; the others are logging metadata.
 	GlobalClusterID string
@@ -120,6 +123,7 @@ const (
 	EnvMigrationsSuffix    = "MIGRATIONS_FILE_NAME_SUFFIX"
 	EnvSigningKey          = "SATELLITE_AUTH_SIGNING_KEY"
 	EnvSigningIssuer       = "SATELLITE_AUTH_SIGNING_ISS"
+	EnvVerifyKeys          = "SATELLITE_AUTH_VERIFY_KEYS"
 	EnvGlobalClusterID     = "GLOBAL_CLUSTER_ID"
 	EnvRegionalID          = "ELECTRIC_REGIONAL_ID"
 	EnvInstanceID          = "ELECTRIC_INSTANCE_ID"
@@ -154,6 +158,7 @@ func Variables() []Variable {
 		{Name: EnvMigrationsSuffix, Flag: "migrations-file-name-suffix", Default: "/postgres.sql", Usage: "appended to a migration name to find its SQL file"},
 		{Name: EnvSigningKey, Flag: "satellite-auth-signing-key", Usage: "HS256 key for Satellite JWTs, at least 32 bytes (unset with the issuer: insecure auth)", Secret: true},
 		{Name: EnvSigningIssuer, Flag: "satellite-auth-signing-iss", Usage: "issuer (iss claim) Satellite JWTs must carry"},
+		{Name: EnvVerifyKeys, Flag: "satellite-auth-verify-keys", Usage: "comma-separated further HS256 keys accepted for Satellite JWTs but never used to sign, each at least 32 bytes (key rotation)", Secret: true},
 		{Name: EnvGlobalClusterID, Flag: "global-cluster-id", Default: "dev.electric-db", Usage: "cluster id (logging metadata)"},
 		{Name: EnvRegionalID, Flag: "electric-regional-id", Default: "region-1.dev.electric-db", Usage: "regional id, sent to Satellites in SatAuthResp.id"},
 		{Name: EnvInstanceID, Flag: "electric-instance-id", Default: "instance-1.region-1.dev.electric-db", Usage: "instance id (logging metadata)"},
@@ -251,6 +256,25 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < MinSigningKeyBytes {
 		bad("%s is %d bytes: it must be at least %d bytes", EnvSigningKey, len(c.SigningKey), MinSigningKeyBytes)
+	}
+	if s := get(EnvVerifyKeys); s != "" {
+		if c.SigningKey == "" {
+			bad("%s is set but %s is not: verification keys only apply to JWT authentication", EnvVerifyKeys, EnvSigningKey)
+		}
+		n := 0
+		for _, k := range strings.Split(s, ",") {
+			k = strings.TrimSpace(k)
+			if k == "" {
+				continue
+			}
+			n++
+			// Never print a key, even a bad one: say which entry it is.
+			if len(k) < MinSigningKeyBytes {
+				bad("%s entry %d is %d bytes: each key must be at least %d bytes", EnvVerifyKeys, n, len(k), MinSigningKeyBytes)
+				continue
+			}
+			c.VerifyKeys = append(c.VerifyKeys, k)
+		}
 	}
 
 	if lvl, err := ParseLogLevel(get(EnvLogLevel)); err != nil {
@@ -442,7 +466,7 @@ func maskURI(s string) string {
 const mask = "xxxxx"
 
 // Masked returns a copy of c with every secret (connector passwords, the
-// signing key) replaced, for printing.
+// signing and verification keys) replaced, for printing.
 func (c Config) Masked() Config {
 	m := c
 	m.Connectors = make([]Connector, len(c.Connectors))
@@ -455,6 +479,11 @@ func (c Config) Masked() Config {
 	}
 	if m.SigningKey != "" {
 		m.SigningKey = mask
+	}
+	// One mask per key: how many there are is worth seeing, not what they are.
+	m.VerifyKeys = nil
+	for range c.VerifyKeys {
+		m.VerifyKeys = append(m.VerifyKeys, mask)
 	}
 	m.SatelliteTables = append([]string(nil), c.SatelliteTables...)
 	m.Warnings = append([]string(nil), c.Warnings...)
@@ -489,6 +518,8 @@ func (c Config) Value(name string) string {
 		return c.SigningKey
 	case EnvSigningIssuer:
 		return c.SigningIssuer
+	case EnvVerifyKeys:
+		return strings.Join(c.VerifyKeys, ",")
 	case EnvGlobalClusterID:
 		return c.GlobalClusterID
 	case EnvRegionalID:

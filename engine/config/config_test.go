@@ -14,7 +14,11 @@ func envOf(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-const key32 = "0123456789abcdef0123456789abcdef"
+const (
+	key32  = "0123456789abcdef0123456789abcdef"
+	key32b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	key32c = "cccccccccccccccccccccccccccccccc"
+)
 
 func TestLoadDefaults(t *testing.T) {
 	c, errs := Load(envOf(nil))
@@ -56,6 +60,7 @@ func TestLoadEverySet(t *testing.T) {
 		"MIGRATIONS_FILE_NAME_SUFFIX": "/pg.sql",
 		"SATELLITE_AUTH_SIGNING_KEY":  key32,
 		"SATELLITE_AUTH_SIGNING_ISS":  "my.electric.server",
+		"SATELLITE_AUTH_VERIFY_KEYS":  " " + key32b + " ,, " + key32c + ",",
 		"GLOBAL_CLUSTER_ID":           "g",
 		"ELECTRIC_REGIONAL_ID":        "r",
 		"ELECTRIC_INSTANCE_ID":        "i",
@@ -82,6 +87,7 @@ func TestLoadEverySet(t *testing.T) {
 		MigrationsFileNameSuffix: "/pg.sql",
 		SigningKey:               key32,
 		SigningIssuer:            "my.electric.server",
+		VerifyKeys:               []string{key32b, key32c},
 		GlobalClusterID:          "g",
 		RegionalID:               "r",
 		InstanceID:               "i",
@@ -125,6 +131,11 @@ func TestLoadErrors(t *testing.T) {
 		{"short key", map[string]string{"SATELLITE_AUTH_SIGNING_KEY": "short", "SATELLITE_AUTH_SIGNING_ISS": "iss"}, []string{"SATELLITE_AUTH_SIGNING_KEY is 5 bytes: it must be at least 32 bytes"}},
 		{"issuer without key", map[string]string{"SATELLITE_AUTH_SIGNING_ISS": "iss"}, []string{"SATELLITE_AUTH_SIGNING_ISS is set but SATELLITE_AUTH_SIGNING_KEY is not"}},
 		{"key without issuer", map[string]string{"SATELLITE_AUTH_SIGNING_KEY": key32}, []string{"SATELLITE_AUTH_SIGNING_KEY is set but SATELLITE_AUTH_SIGNING_ISS is not"}},
+		{"verify keys without signing key", map[string]string{"SATELLITE_AUTH_VERIFY_KEYS": key32b}, []string{"SATELLITE_AUTH_VERIFY_KEYS is set but SATELLITE_AUTH_SIGNING_KEY is not"}},
+		{"short verify keys", map[string]string{"SATELLITE_AUTH_SIGNING_KEY": key32, "SATELLITE_AUTH_SIGNING_ISS": "iss", "SATELLITE_AUTH_VERIFY_KEYS": "secret1," + key32b + ",, secret22 "}, []string{
+			"SATELLITE_AUTH_VERIFY_KEYS entry 1 is 7 bytes: each key must be at least 32 bytes",
+			"SATELLITE_AUTH_VERIFY_KEYS entry 3 is 8 bytes: each key must be at least 32 bytes",
+		}},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{`LOG_LEVEL: unknown level "loud"`}},
 		{"bad slot", map[string]string{"POSTGRES_SLOT": "All-Changes"}, []string{`POSTGRES_SLOT="All-Changes" is not a valid slot name`}},
 		{"bad publication", map[string]string{"POSTGRES_PUBLICATION": "all tables"}, []string{`POSTGRES_PUBLICATION="all tables" is not a valid publication name`}},
@@ -202,6 +213,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		"CONNECTORS":                 "a=postgresql://electric:hunter2hunter2@localhost:54321/electric;b=postgresql://nopass@localhost:54322/electric",
 		"SATELLITE_AUTH_SIGNING_KEY": key32,
 		"SATELLITE_AUTH_SIGNING_ISS": "my.electric.server",
+		"SATELLITE_AUTH_VERIFY_KEYS": key32b + "," + key32c,
 		"SATELLITE_TABLES":           "public.items",
 	}))
 	if len(errs) != 0 {
@@ -212,7 +224,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, secret := range []string{"hunter2hunter2", key32} {
+	for _, secret := range []string{"hunter2hunter2", key32, key32b, key32c} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output leaks %q:\n%s", secret, out)
 		}
@@ -221,6 +233,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		"CONNECTORS='a=postgresql://electric:xxxxx@localhost:54321/electric;b=postgresql://nopass@localhost:54322/electric'\n",
 		"SATELLITE_AUTH_SIGNING_KEY=xxxxx\n",
 		"SATELLITE_AUTH_SIGNING_ISS=my.electric.server\n",
+		"SATELLITE_AUTH_VERIFY_KEYS=xxxxx,xxxxx\n",
 		"WEBSOCKET_PORT=5133\n",
 		"LOG_LEVEL=info\n",
 		"SATELLITE_TABLES=public.items\n",
@@ -234,7 +247,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		t.Errorf("output lists unused variables:\n%s", out)
 	}
 	// Masking must not touch the original.
-	if c.SigningKey != key32 || c.Connectors[0].Password != "hunter2hunter2" {
+	if c.SigningKey != key32 || c.Connectors[0].Password != "hunter2hunter2" || !reflect.DeepEqual(c.VerifyKeys, []string{key32b, key32c}) {
 		t.Error("Masked modified the original config")
 	}
 	// One line per variable that is not unused.
