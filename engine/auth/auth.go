@@ -77,7 +77,7 @@ type Options struct {
 	// one being retired. They need a SigningKey.
 	VerifyKeys []string
 	Issuer     string
-	// Now is the clock used for exp; nil means time.Now.
+	// Now is the clock used for exp, nbf and iat; nil means time.Now.
 	Now func() time.Time
 }
 
