@@ -17,6 +17,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 )
 
@@ -32,9 +33,9 @@ const (
 	DefaultDir             = ".electric/dev"
 	DefaultDBAPort         = 54321
 	DefaultDBBPort         = 54322
-	DefaultWebsocketPort   = 5133
-	DefaultStatusPort      = 5050
-	DefaultReplicationPort = 5433
+	DefaultWebsocketPort   = config.DefaultWebsocketPort
+	DefaultStatusPort      = config.DefaultStatusPort
+	DefaultReplicationPort = config.DefaultReplicationPort
 	DefaultEngineTimeout   = 30 * time.Second
 	DefaultStopTimeout     = 10 * time.Second
 )

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/electric-sql/electric-go/engine/config"
 )
 
 // Files of the engine under the state directory.
@@ -40,21 +42,21 @@ func (e *Env) engineEnv() []string {
 	// The engine runs inside the state directory, so a relative
 	// MIGRATIONS_DIR (or the default ./migrations) is resolved here, where
 	// 'electric migrate new' writes it.
-	migDir := os.Getenv("MIGRATIONS_DIR")
+	migDir := os.Getenv(config.EnvMigrationsDir)
 	if migDir == "" {
-		migDir = "migrations"
+		migDir = config.DefaultMigrationsDir
 	}
 	if abs, err := filepath.Abs(migDir); err == nil {
 		migDir = abs
 	}
 	return append(os.Environ(),
-		"MIGRATIONS_DIR="+migDir,
-		"CONNECTORS="+e.Connectors(),
-		"ELECTRIC_HOST=127.0.0.1",
-		"OFFSET_STORAGE_FILE="+e.path(engineWorkDir+"/"+offsetFile),
-		"WEBSOCKET_PORT="+strconv.Itoa(e.state.WebsocketPort),
-		"STATUS_PORT="+strconv.Itoa(e.state.StatusPort),
-		"POSTGRES_REPLICATION_PORT="+strconv.Itoa(e.state.ReplicationPort),
+		config.EnvMigrationsDir+"="+migDir,
+		config.EnvConnectors+"="+e.Connectors(),
+		config.EnvElectricHost+"=127.0.0.1",
+		config.EnvOffsetStorageFile+"="+e.path(engineWorkDir+"/"+offsetFile),
+		config.EnvWebsocketPort+"="+strconv.Itoa(e.state.WebsocketPort),
+		config.EnvStatusPort+"="+strconv.Itoa(e.state.StatusPort),
+		config.EnvReplicationPort+"="+strconv.Itoa(e.state.ReplicationPort),
 	)
 }
 

@@ -16,19 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/electric-sql/electric-go/internal/pgcluster"
+	"github.com/electric-sql/electric-go/migrations"
 )
-
-// bootstrapSQL installs what the engine expects in every database (spec
-// §4.1): the electric schema and its migrations table. It is idempotent.
-const bootstrapSQL = `
-CREATE SCHEMA IF NOT EXISTS electric;
-CREATE TABLE IF NOT EXISTS electric.migrations (
-  id SERIAL PRIMARY KEY,
-  version VARCHAR(64) NOT NULL,
-  hash VARCHAR(64) NOT NULL,
-  applied_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
-  UNIQUE(version));
-`
 
 // Summary is what Up brought up.
 type Summary struct {
@@ -232,7 +221,8 @@ func bootstrap(ctx context.Context, uri string) error {
 		return fmt.Errorf("connecting to install the electric schema: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, bootstrapSQL); err != nil {
+	// What the engine expects in every database (spec §4.1).
+	if err := migrations.EnsureTable(ctx, conn); err != nil {
 		return fmt.Errorf("installing the electric schema: %w", err)
 	}
 	return nil

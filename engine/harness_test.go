@@ -22,6 +22,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/migrations"
 )
 
 // cluster is a test setup: N Postgres and one engine in-process.
@@ -44,11 +45,7 @@ CREATE TABLE public.entries (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL, 
 CREATE TABLE public.entries_default (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL, content_b VARCHAR(64));
 ALTER TABLE public.entries_default REPLICA IDENTITY DEFAULT;
 CREATE TABLE public.owned_entries (id UUID PRIMARY KEY, electric_user_id VARCHAR(255) NOT NULL, content VARCHAR(64) NOT NULL);
-CREATE SCHEMA electric;
-CREATE TABLE electric.migrations (id SERIAL PRIMARY KEY, version VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL,
-  applied_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP, UNIQUE(version));
-INSERT INTO electric.migrations (version, hash) VALUES ('1', 'initial');
-`
+` + migrations.TableDDL
 
 // newCluster starts n Postgres named postgres_1..n, each initialised with
 // sql, without the engine.

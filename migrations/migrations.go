@@ -22,14 +22,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/electric-sql/electric-go/engine/config"
 )
 
 // DefaultDir is the migrations directory when MIGRATIONS_DIR is not set,
 // for the CLI and the engine alike.
-const DefaultDir = "migrations"
+const DefaultDir = config.DefaultMigrationsDir
 
 // DefaultSuffix is appended to a migration name to find its Postgres file.
-const DefaultSuffix = "/postgres.sql"
+const DefaultSuffix = config.DefaultMigrationsSuffix
 
 // Errors callers act on (the HTTP API maps them to the seed's answers).
 var (
@@ -204,7 +206,11 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-const tableOnlyDDL = `CREATE SCHEMA IF NOT EXISTS electric;
+// TableSQL creates the electric schema and the electric.migrations table
+// when they do not exist. It is the one definition of that table: the engine,
+// 'electric dev up' and tests all create it through TableSQL, EnsureTable or
+// TableDDL.
+const TableSQL = `CREATE SCHEMA IF NOT EXISTS electric;
 CREATE TABLE IF NOT EXISTS electric.migrations (
   id SERIAL PRIMARY KEY,
   version VARCHAR(64) NOT NULL,
@@ -214,15 +220,23 @@ CREATE TABLE IF NOT EXISTS electric.migrations (
 
 // TableDDL creates the electric schema and the migrations table as the seed's
 // init script did, with the seed's initial row.
-const TableDDL = `CREATE SCHEMA IF NOT EXISTS electric;
-CREATE TABLE IF NOT EXISTS electric.migrations (
-  id SERIAL PRIMARY KEY,
-  version VARCHAR(64) NOT NULL,
-  hash VARCHAR(64) NOT NULL,
-  applied_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP,
-  UNIQUE(version));
+const TableDDL = TableSQL + `;
 INSERT INTO electric.migrations (version, hash) SELECT '1', 'initial'
   WHERE NOT EXISTS (SELECT 1 FROM electric.migrations);`
+
+// Execer runs a statement: a connection, a pool or a transaction.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// EnsureTable creates the electric schema and electric.migrations (TableSQL)
+// when they do not exist; it leaves an existing table and its rows alone.
+func EnsureTable(ctx context.Context, db Execer) error {
+	if _, err := db.Exec(ctx, TableSQL); err != nil {
+		return fmt.Errorf("creating electric.migrations: %w", err)
+	}
+	return nil
+}
 
 // AppliedList returns electric.migrations, newest first.
 func AppliedList(ctx context.Context, q Querier) ([]Applied, error) {
@@ -304,8 +318,8 @@ func ApplyThen(ctx context.Context, conn *pgx.Conn, m Migration, then func(ctx c
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	// A Postgres prepared without the seed's init script has no table yet.
-	if _, err := tx.Exec(ctx, tableOnlyDDL); err != nil {
-		return fmt.Errorf("creating electric.migrations: %w", err)
+	if err := EnsureTable(ctx, tx); err != nil {
+		return err
 	}
 	var hash string
 	err = tx.QueryRow(ctx, `SELECT hash FROM electric.migrations WHERE version = $1`, m.Name).Scan(&hash)

@@ -159,3 +159,35 @@ func TestApplyCreatesTableAndThenShares(t *testing.T) {
 		t.Fatalf("then's row: %d %v", n, err)
 	}
 }
+
+// EnsureTable makes electric.migrations on a bare Postgres and leaves an
+// existing one, rows included, alone; TableDDL adds the seed's initial row
+// only to an empty table.
+func TestEnsureTable(t *testing.T) {
+	pg := pgtest.Start(t)
+	ctx := context.Background()
+	conn := pg.Connect()
+	if _, err := migrations.AppliedList(ctx, conn); !errors.Is(err, migrations.ErrNoMigrationsTable) {
+		t.Fatalf("bare Postgres: %v, want no table", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := migrations.EnsureTable(ctx, conn); err != nil {
+			t.Fatalf("EnsureTable #%d: %v", i+1, err)
+		}
+	}
+	if list, err := migrations.AppliedList(ctx, conn); err != nil || len(list) != 0 {
+		t.Fatalf("after EnsureTable: %+v %v, want an empty table", list, err)
+	}
+	pg.Exec(`INSERT INTO electric.migrations (version, hash) VALUES ('2_x', 'H')`)
+	if err := migrations.EnsureTable(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(migrations.TableDDL)
+	list, err := migrations.AppliedList(ctx, conn)
+	if err != nil || len(list) != 1 || list[0].Version != "2_x" || list[0].Hash != "H" || list[0].AppliedAt.IsZero() {
+		t.Fatalf("existing rows after EnsureTable and TableDDL: %+v %v", list, err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO electric.migrations (version, hash) VALUES ('2_x', 'again')`); err == nil {
+		t.Fatal("a version was recorded twice: electric.migrations lacks UNIQUE(version)")
+	}
+}

@@ -138,6 +138,18 @@ const (
 	EnvVaxineConnTimeoutMs = "VAXINE_CONNECTION_TIMEOUT"
 )
 
+// Defaults of the engine's listeners and migration files (the seed's), for the
+// engine and for every command that talks to it or starts it.
+const (
+	DefaultReplicationPort = 5433
+	DefaultStatusPort      = 5050
+	DefaultWebsocketPort   = 5133
+	// DefaultMigrationsDir is where migrations are looked for when
+	// MIGRATIONS_DIR is not set (relative to the working directory).
+	DefaultMigrationsDir    = "migrations"
+	DefaultMigrationsSuffix = "/postgres.sql"
+)
+
 // MinSigningKeyBytes is the shortest accepted SATELLITE_AUTH_SIGNING_KEY.
 const MinSigningKeyBytes = 32
 
@@ -150,12 +162,12 @@ func Variables() []Variable {
 	return []Variable{
 		{Name: EnvElectricHost, Flag: "electric-host", Usage: "host name the Postgres instances use to connect back to electric (required when CONNECTORS is set)"},
 		{Name: EnvConnectors, Flag: "connectors", Usage: "Postgres instances of the cluster: name=postgresql://user:pass@host:port/db;name2=…", Secret: true},
-		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: "5433", Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
-		{Name: EnvStatusPort, Flag: "status-port", Default: "5050", Usage: "port of the HTTP status, migrations and metrics API"},
-		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: "5133", Usage: "port of the Satellite WebSocket API (path /ws)"},
+		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: strconv.Itoa(DefaultReplicationPort), Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
+		{Name: EnvStatusPort, Flag: "status-port", Default: strconv.Itoa(DefaultStatusPort), Usage: "port of the HTTP status, migrations and metrics API"},
+		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: strconv.Itoa(DefaultWebsocketPort), Usage: "port of the Satellite WebSocket API (path /ws)"},
 		{Name: EnvOffsetStorageFile, Flag: "offset-storage-file", Default: "./offset_storage_data.dat", Usage: "directory of the engine's durable state (log, merged rows, source positions); keep it across restarts"},
 		{Name: EnvMigrationsDir, Flag: "migrations-dir", Usage: "directory of migration folders"},
-		{Name: EnvMigrationsSuffix, Flag: "migrations-file-name-suffix", Default: "/postgres.sql", Usage: "appended to a migration name to find its SQL file"},
+		{Name: EnvMigrationsSuffix, Flag: "migrations-file-name-suffix", Default: DefaultMigrationsSuffix, Usage: "appended to a migration name to find its SQL file"},
 		{Name: EnvSigningKey, Flag: "satellite-auth-signing-key", Usage: "HS256 key for Satellite JWTs, at least 32 bytes (unset with the issuer: insecure auth)", Secret: true},
 		{Name: EnvSigningIssuer, Flag: "satellite-auth-signing-iss", Usage: "issuer (iss claim) Satellite JWTs must carry"},
 		{Name: EnvVerifyKeys, Flag: "satellite-auth-verify-keys", Usage: "comma-separated further HS256 keys accepted for Satellite JWTs but never used to sign, each at least 32 bytes (key rotation)", Secret: true},
@@ -172,6 +184,17 @@ func Variables() []Variable {
 		{Name: EnvVaxineReplPort, Default: "8088", Usage: "accepted for compatibility; unused", Unused: true},
 		{Name: EnvVaxineConnTimeoutMs, Default: "5000", Usage: "accepted for compatibility; unused", Unused: true},
 	}
+}
+
+// Default is the default of the variable called name, "" when it has none or
+// is not one of Variables.
+func Default(name string) string {
+	for _, v := range Variables() {
+		if v.Name == name {
+			return v.Default
+		}
+	}
+	return ""
 }
 
 var (
@@ -194,12 +217,7 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		if v, ok := env(name); ok && strings.TrimSpace(v) != "" {
 			return strings.TrimSpace(v)
 		}
-		for _, v := range Variables() {
-			if v.Name == name {
-				return v.Default
-			}
-		}
-		return ""
+		return Default(name)
 	}
 	port := func(name string) int {
 		s := get(name)

@@ -296,3 +296,31 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// The exported defaults are the ones the variable table applies: commands
+// that start or reach the engine read them instead of repeating the values.
+func TestDefaultsAgreeWithVariables(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+	}{
+		{EnvStatusPort, "5050"},
+		{EnvWebsocketPort, "5133"},
+		{EnvReplicationPort, "5433"},
+		{EnvMigrationsSuffix, "/postgres.sql"},
+		{EnvMigrationsDir, ""}, // unset: the engine and the CLI use DefaultMigrationsDir
+		{EnvLogLevel, "info"},
+		{"NO_SUCH_VARIABLE", ""},
+	} {
+		if got := Default(tc.name); got != tc.want {
+			t.Errorf("Default(%s) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	c, errs := Load(envOf(nil))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if c.StatusPort != DefaultStatusPort || c.WebsocketPort != DefaultWebsocketPort || c.ReplicationPort != DefaultReplicationPort ||
+		c.MigrationsFileNameSuffix != DefaultMigrationsSuffix {
+		t.Errorf("Load's defaults %d/%d/%d/%q differ from the exported constants", c.StatusPort, c.WebsocketPort, c.ReplicationPort, c.MigrationsFileNameSuffix)
+	}
+}

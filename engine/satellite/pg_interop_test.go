@@ -18,6 +18,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/migrations"
 )
 
 // The seed's e2e schema for Satellites (m_sanity_check and
@@ -27,11 +28,7 @@ CREATE TABLE public.items (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL DEF
 CREATE TABLE public.nulls (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL, content_text_null VARCHAR(64),
   content_text_null_default VARCHAR(64) DEFAULT '', intvalue_null INTEGER, intvalue_null_default INTEGER DEFAULT 10);
 CREATE TABLE public.owned (id UUID PRIMARY KEY, value TEXT, electric_user_id VARCHAR(255));
-CREATE SCHEMA electric;
-CREATE TABLE electric.migrations (id SERIAL PRIMARY KEY, version VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL,
-  applied_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP, UNIQUE(version));
-INSERT INTO electric.migrations (version, hash) VALUES ('1', 'initial');
-`
+` + migrations.TableDDL
 
 // The same tables as the client's SQLite has them.
 var clientTables = []interop.Table{
