@@ -18,7 +18,38 @@ import (
 var (
 	ErrUnknownOrigin = errors.New("unknown connector")
 	ErrNotReady      = errors.New("connector is not ready")
+	ErrBadFile       = errors.New("bad migration file")
 )
+
+// refusals pairs each error the API reports by a 403 with the seed's term for
+// it (clients of the seed match on the term) and what it means to a person.
+// The handler writes the term from here and the client parses it back into
+// the error (parseTerm), so both sides agree by construction.
+var refusals = []struct {
+	err  error
+	term string
+	why  string
+}{
+	{ErrAlreadyMigrated, "{:error, :already_migrated}", "already applied"},
+	{ErrHashMismatch, "{:error, :already_migrated_bad_md5}", "already applied, but the file changed since (hash mismatch)"},
+	{ErrBadStatements, "{:error, :bad_migration_stms}", "a statement failed; nothing was applied"},
+	{ErrNotReady, "{:invalid_state, :init}", "the connector is not ready (starting, down, or migrating)"},
+	{ErrNotFound, ":vsn_not_found", "the engine has no such migration in its MIGRATIONS_DIR"},
+	{ErrBadFile, "{:error, :bad_migration_file}", ""},
+}
+
+// termMigrationFailed answers any other failure of a migration.
+const termMigrationFailed = "{:error, :migration_failed}"
+
+// termOf is the term the handler answers err with.
+func termOf(err error) string {
+	for _, r := range refusals {
+		if errors.Is(err, r.err) {
+			return r.term
+		}
+	}
+	return termMigrationFailed
+}
 
 // Controller is the engine side of the migrations API: it pauses a
 // connector's replication, applies the migration and resumes.
@@ -132,28 +163,19 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, origin string) {
 			rl.Refused(origin, body.Vsn, err)
 		}
 		if errors.Is(err, ErrNotFound) {
-			forbidden(w, ":vsn_not_found", err)
+			forbidden(w, termOf(ErrNotFound), err)
 			return
 		}
-		forbidden(w, "{:error, :bad_migration_file}", err)
+		forbidden(w, termOf(ErrBadFile), err)
 		return
 	}
-	switch err := h.Ctrl.Migrate(r.Context(), origin, m); {
-	case err == nil:
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, "ok")
-	case errors.Is(err, ErrAlreadyMigrated):
-		forbidden(w, "{:error, :already_migrated}", err)
-	case errors.Is(err, ErrHashMismatch):
-		forbidden(w, "{:error, :already_migrated_bad_md5}", err)
-	case errors.Is(err, ErrBadStatements):
-		forbidden(w, "{:error, :bad_migration_stms}", err)
-	case errors.Is(err, ErrNotReady):
-		forbidden(w, "{:invalid_state, :init}", err)
-	default:
-		forbidden(w, "{:error, :migration_failed}", err)
+	if err := h.Ctrl.Migrate(r.Context(), origin, m); err != nil {
+		forbidden(w, termOf(err), err)
+		return
 	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "ok")
 }
 
 // forbidden answers 403 with the seed's Elixir-style term first (clients match
@@ -174,7 +196,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:5050
 	HTTP    *http.Client
+	// RetryEvery is the pause between two tries of ApplyWhenReady; 500ms
+	// when zero.
+	RetryEvery time.Duration
 }
+
+// ErrNoConnectors: the engine runs without any connector to apply to.
+var ErrNoConnectors = errors.New("the engine has no connectors (CONNECTORS is empty)")
 
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
@@ -249,30 +277,45 @@ func (c *Client) Connectors(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// APIError is a refusal of the engine, with the seed's term.
+// APIError is a refusal of the engine, with the seed's term. It unwraps to
+// the package's error for the refusal (ErrAlreadyMigrated, ErrHashMismatch,
+// ErrBadStatements, ErrNotReady, ErrNotFound, ErrBadFile, ErrUnknownOrigin,
+// ErrInvalidName), so callers decide with errors.Is, never on the term.
 type APIError struct {
 	Status  int
 	Term    string // e.g. "{:error, :already_migrated}"
 	Message string
 }
 
+// Unwrap is the error the refusal stands for, nil when the engine gave no
+// term or status this package knows.
+func (e *APIError) Unwrap() error {
+	if err := parseTerm(e.Term); err != nil {
+		return err
+	}
+	switch e.Status {
+	case http.StatusNotFound:
+		return ErrUnknownOrigin
+	case http.StatusBadRequest:
+		return ErrInvalidName
+	}
+	return nil
+}
+
 func (e *APIError) Error() string {
 	var why string
-	switch {
-	case strings.Contains(e.Term, ":already_migrated_bad_md5"):
-		why = "already applied, but the file changed since (hash mismatch)"
-	case strings.Contains(e.Term, ":already_migrated"):
-		why = "already applied"
-	case strings.Contains(e.Term, ":vsn_not_found"):
-		why = "the engine has no such migration in its MIGRATIONS_DIR"
-	case strings.Contains(e.Term, ":bad_migration_stms"):
-		why = "a statement failed; nothing was applied"
-	case strings.Contains(e.Term, ":invalid_state"):
-		why = "the connector is not ready (starting, down, or migrating)"
-	case e.Status == http.StatusNotFound:
+	switch err := e.Unwrap(); {
+	case err == nil:
+	case errors.Is(err, ErrUnknownOrigin):
 		why = "the engine has no such connector"
-	case e.Status == http.StatusBadRequest:
+	case errors.Is(err, ErrInvalidName):
 		why = "invalid migration name"
+	default:
+		for _, r := range refusals {
+			if r.err == err {
+				why = r.why
+			}
+		}
 	}
 	switch {
 	case why != "" && e.Message != "":
@@ -283,6 +326,67 @@ func (e *APIError) Error() string {
 		return e.Message
 	}
 	return e.Term
+}
+
+// parseTerm reads the seed's Elixir-style refusal term: an atom (":a") or a
+// tuple of atoms ("{:a, :b}"). It is the one place a term is interpreted:
+// it returns the error the term stands for, or nil for a term it does not
+// know (including {:error, :migration_failed}, a failure with no meaning of
+// its own). Every {:invalid_state, …} means the connector is not ready.
+func parseTerm(term string) error {
+	atoms, ok := termAtoms(term)
+	switch {
+	case !ok:
+		return nil
+	case len(atoms) >= 1 && atoms[0] == "invalid_state":
+		return ErrNotReady
+	}
+	want := strings.Join(atoms, ",")
+	for _, r := range refusals {
+		if a, ok := termAtoms(r.term); ok && strings.Join(a, ",") == want {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// termAtoms splits ":a" or "{:a, :b, …}" into its atoms' names.
+func termAtoms(term string) ([]string, bool) {
+	term = strings.TrimSpace(term)
+	if inner, ok := strings.CutPrefix(term, "{"); ok {
+		inner, ok = strings.CutSuffix(inner, "}")
+		if !ok {
+			return nil, false
+		}
+		var atoms []string
+		for _, part := range strings.Split(inner, ",") {
+			a, ok := atom(strings.TrimSpace(part))
+			if !ok {
+				return nil, false
+			}
+			atoms = append(atoms, a)
+		}
+		return atoms, true
+	}
+	a, ok := atom(term)
+	if !ok {
+		return nil, false
+	}
+	return []string{a}, true
+}
+
+// atom returns the name of ":name" (letters, digits and underscores).
+func atom(s string) (string, bool) {
+	name, ok := strings.CutPrefix(s, ":")
+	if !ok || name == "" {
+		return "", false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return "", false
+		}
+	}
+	return name, true
 }
 
 // Apply asks the engine to apply migration vsn on one connector.
@@ -304,4 +408,43 @@ func (c *Client) Apply(ctx context.Context, origin, vsn string) error {
 	}
 	term, msg, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	return &APIError{Status: resp.StatusCode, Term: term, Message: strings.TrimSpace(msg)}
+}
+
+// ApplyWhenReady is Apply, tried again while the engine answers that the
+// connector is not ready (ErrNotReady), for at most wait: right after
+// 'electric serve' or 'electric dev up' starts, connectors are still setting
+// up. Any other answer, or ctx ending, returns at once.
+func (c *Client) ApplyWhenReady(ctx context.Context, origin, vsn string, wait time.Duration) error {
+	every := c.RetryEvery
+	if every <= 0 {
+		every = 500 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := c.Apply(ctx, origin, vsn)
+		if !errors.Is(err, ErrNotReady) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(every):
+		}
+	}
+}
+
+// Targets is the connectors to apply to: named when it is not empty, else
+// every connector of the engine (ErrNoConnectors when it has none).
+func (c *Client) Targets(ctx context.Context, named []string) ([]string, error) {
+	if len(named) > 0 {
+		return named, nil
+	}
+	all, err := c.Connectors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, ErrNoConnectors
+	}
+	return all, nil
 }
