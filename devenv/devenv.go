@@ -40,6 +40,10 @@ const (
 	DefaultStopTimeout     = 10 * time.Second
 )
 
+// EnvDir is the variable that names the state directory of `electric dev`
+// when --dir is not given (DefaultDir when unset).
+const EnvDir = "ELECTRIC_DEV_DIR"
+
 // stateFile marks a directory as an environment made by devenv and records
 // the ports chosen at `up`, so that later commands need no flags.
 const stateFile = "state.json"

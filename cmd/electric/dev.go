@@ -7,21 +7,59 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/electric-sql/electric-go/devenv"
+	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/tui"
 )
 
-// devFlags are the options shared by every dev subcommand.
-type devFlags struct {
-	dir string
+// devUpOptions are dev up's flags: the environment to bring up and how to
+// report it.
+type devUpOptions struct {
+	Env       devenv.Options
+	JSON      bool
+	Dashboard bool
+}
+
+type devStatusOptions struct {
+	Env  devenv.Options
+	JSON bool
+}
+
+type devPsqlOptions struct {
+	Env  devenv.Options
+	DB   string   // db_a or db_b
+	Args []string // passed to psql unchanged
+}
+
+type devLogsOptions struct {
+	Env    devenv.Options
+	Parts  []string // none: every log
+	Lines  int
+	Follow bool
+}
+
+// devRunners are what the dev subcommands do once their flags are parsed into
+// options.
+type devRunners struct {
+	up     func(*cobra.Command, devUpOptions) error
+	down   func(*cobra.Command, devenv.Options) error
+	status func(*cobra.Command, devStatusOptions) error
+	psql   func(*cobra.Command, devPsqlOptions) error
+	logs   func(*cobra.Command, devLogsOptions) error
+	reset  func(*cobra.Command, devenv.Options) error
 }
 
 func newDevCmd() *cobra.Command {
-	f := &devFlags{}
+	return newDevCmdWith(devRunners{up: runDevUp, down: runDevDown, status: runDevStatus, psql: runDevPsql, logs: runDevLogs, reset: runDevReset})
+}
+
+// newDevCmdWith is dev with its behaviour as a parameter, so that flag
+// parsing is tested apart from starting Postgres and the engine.
+func newDevCmdWith(run devRunners) *cobra.Command {
+	var dir string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Local development environment: two Postgres and the engine",
@@ -40,18 +78,22 @@ state directory (default .electric/dev, or $ELECTRIC_DEV_DIR, or --dir).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	defDir := devenv.DefaultDir
-	if d := os.Getenv("ELECTRIC_DEV_DIR"); d != "" {
-		defDir = d
+	cmd.PersistentFlags().StringVar(&dir, "dir", envOr(devenv.EnvDir, devenv.DefaultDir), "state directory (env "+devenv.EnvDir+")")
+	// The environment every subcommand starts from.
+	envOpts := func(cmd *cobra.Command) devenv.Options {
+		progress := cmd.ErrOrStderr()
+		f, isFile := progress.(*os.File)
+		return devenv.Options{Dir: dir, Out: cmd.OutOrStdout(), Progress: progress, TTY: isFile && isTerminal(f)}
 	}
-	cmd.PersistentFlags().StringVar(&f.dir, "dir", defDir, "state directory (env ELECTRIC_DEV_DIR)")
-	cmd.AddCommand(newDevUpCmd(f), newDevDownCmd(f), newDevStatusCmd(f), newDevPsqlCmd(f), newDevLogsCmd(f), newDevResetCmd(f))
+	cmd.AddCommand(
+		newDevUpCmd(envOpts, run.up),
+		newDevDownCmd(envOpts, run.down),
+		newDevStatusCmd(envOpts, run.status),
+		newDevPsqlCmd(envOpts, run.psql),
+		newDevLogsCmd(envOpts, run.logs),
+		newDevResetCmd(envOpts, run.reset),
+	)
 	return cmd
-}
-
-// devOptions are the options every subcommand starts from.
-func (f *devFlags) options() devenv.Options {
-	return devenv.Options{Dir: f.dir, Out: os.Stdout, Progress: os.Stderr, TTY: isTerminal(os.Stderr)}
 }
 
 // signalContext is cancelled by Ctrl-C or SIGTERM.
@@ -64,12 +106,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func newDevUpCmd(f *devFlags) *cobra.Command {
-	var (
-		noEngine, asJSON, dashboard  bool
-		portA, portB, ws, status, pg int
-		timeout                      time.Duration
-	)
+func newDevUpCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devUpOptions) error) *cobra.Command {
+	var o devUpOptions
+	var portA, portB, ws, status, pg int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start both Postgres clusters and the engine (idempotent)",
@@ -86,59 +125,64 @@ given once are remembered in the state directory.`,
   electric dev up --dashboard                      # then the live dashboard`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := f.options()
-			opts.NoEngine = noEngine
-			opts.EngineTimeout = timeout
-			// Unset flags fall back to the ports recorded by the last up.
+			opts := o
+			env := envOpts(cmd)
+			env.NoEngine, env.EngineTimeout = o.Env.NoEngine, o.Env.EngineTimeout
+			// Unset flags stay 0: the ports recorded by the last up.
 			set := func(name string, dst *int, v int) {
 				if cmd.Flags().Changed(name) {
 					*dst = v
 				}
 			}
-			set("db-a-port", &opts.DBAPort, portA)
-			set("db-b-port", &opts.DBBPort, portB)
-			set("ws-port", &opts.WebsocketPort, ws)
-			set("status-port", &opts.StatusPort, status)
-			set("pg-port", &opts.ReplicationPort, pg)
-			env, err := devenv.New(opts)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			sum, err := env.Up(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(sum)
-			}
-			sum.Write(cmd.OutOrStdout())
-			if dashboard {
-				if sum.Engine == nil {
-					return fmt.Errorf("no dashboard: the engine is not running (%s)", sum.EngineNote)
-				}
-				return tui.Run(ctx, sum.Engine.StatusURL)
-			}
-			return nil
+			set("db-a-port", &env.DBAPort, portA)
+			set("db-b-port", &env.DBBPort, portB)
+			set("ws-port", &env.WebsocketPort, ws)
+			set("status-port", &env.StatusPort, status)
+			set("pg-port", &env.ReplicationPort, pg)
+			opts.Env = env
+			return run(cmd, opts)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&noEngine, "no-engine", false, "start only Postgres")
-	fl.BoolVar(&dashboard, "dashboard", false, "end in the live dashboard (electric dashboard)")
-	fl.BoolVar(&asJSON, "json", false, "print the connection strings as JSON (progress still goes to stderr)")
+	fl.BoolVar(&o.Env.NoEngine, "no-engine", false, "start only Postgres")
+	fl.BoolVar(&o.Dashboard, "dashboard", false, "end in the live dashboard (electric dashboard)")
+	fl.BoolVar(&o.JSON, "json", false, "print the connection strings as JSON (progress still goes to stderr)")
 	fl.IntVar(&portA, "db-a-port", devenv.DefaultDBAPort, "port of db_a")
 	fl.IntVar(&portB, "db-b-port", devenv.DefaultDBBPort, "port of db_b")
-	fl.IntVar(&ws, "ws-port", devenv.DefaultWebsocketPort, "engine Satellite WebSocket port (WEBSOCKET_PORT)")
-	fl.IntVar(&status, "status-port", devenv.DefaultStatusPort, "engine status API port (STATUS_PORT)")
-	fl.IntVar(&pg, "pg-port", devenv.DefaultReplicationPort, "engine replication publisher port (POSTGRES_REPLICATION_PORT)")
-	fl.DurationVar(&timeout, "engine-timeout", devenv.DefaultEngineTimeout, "how long to wait for the engine's status API")
+	fl.IntVar(&ws, "ws-port", devenv.DefaultWebsocketPort, "engine Satellite WebSocket port ("+config.EnvWebsocketPort+")")
+	fl.IntVar(&status, "status-port", devenv.DefaultStatusPort, "engine status API port ("+config.EnvStatusPort+")")
+	fl.IntVar(&pg, "pg-port", devenv.DefaultReplicationPort, "engine replication publisher port ("+config.EnvReplicationPort+")")
+	fl.DurationVar(&o.Env.EngineTimeout, "engine-timeout", devenv.DefaultEngineTimeout, "how long to wait for the engine's status API")
 	return cmd
 }
 
-func newDevDownCmd(f *devFlags) *cobra.Command {
+func runDevUp(cmd *cobra.Command, o devUpOptions) error {
+	env, err := devenv.New(o.Env)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	sum, err := env.Up(ctx)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	sum.Write(cmd.OutOrStdout())
+	if o.Dashboard {
+		if sum.Engine == nil {
+			return fmt.Errorf("no dashboard: the engine is not running (%s)", sum.EngineNote)
+		}
+		return tui.Run(ctx, sum.Engine.StatusURL)
+	}
+	return nil
+}
+
+func newDevDownCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devenv.Options) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
 		Short: "Stop the engine and both clusters",
@@ -147,19 +191,21 @@ after 10s) and both clusters (pg_ctl stop, fast mode). Data is kept.`,
 		Example: `  electric dev down
   electric dev down --dir /tmp/other-env`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			env, err := devenv.New(f.options())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return env.Down(ctx)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, envOpts(cmd)) },
 	}
 }
 
-func newDevStatusCmd(f *devFlags) *cobra.Command {
+func runDevDown(_ *cobra.Command, o devenv.Options) error {
+	env, err := devenv.New(o)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return env.Down(ctx)
+}
+
+func newDevStatusCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devStatusOptions) error) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -168,20 +214,24 @@ func newDevStatusCmd(f *devFlags) *cobra.Command {
   electric dev status --json | jq '.parts[] | select(.state != "running")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := devenv.New(f.options())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return env.WriteStatus(ctx, cmd.OutOrStdout(), asJSON)
+			return run(cmd, devStatusOptions{Env: envOpts(cmd), JSON: asJSON})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-func newDevPsqlCmd(f *devFlags) *cobra.Command {
+func runDevStatus(cmd *cobra.Command, o devStatusOptions) error {
+	env, err := devenv.New(o.Env)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return env.WriteStatus(ctx, cmd.OutOrStdout(), o.JSON)
+}
+
+func newDevPsqlCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devPsqlOptions) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "psql db_a|db_b [psql arguments]",
 		Short: "Open psql on a cluster",
@@ -191,19 +241,8 @@ name go to psql unchanged.`,
   electric dev psql db_b -c 'SELECT * FROM electric.migrations'`,
 		Args:      cobra.MinimumNArgs(1),
 		ValidArgs: []string{devenv.DBA, devenv.DBB},
-		RunE: func(_ *cobra.Command, args []string) error {
-			env, err := devenv.New(f.options())
-			if err != nil {
-				return err
-			}
-			path, argv, environ, err := env.Psql(args[0], args[1:])
-			if err != nil {
-				return err
-			}
-			if err := syscall.Exec(path, argv, environ); err != nil {
-				return fmt.Errorf("running %s: %w", path, err)
-			}
-			return nil
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return run(cmd, devPsqlOptions{Env: envOpts(cmd), DB: args[0], Args: args[1:]})
 		},
 	}
 	// Everything after the name belongs to psql, flags included.
@@ -211,7 +250,22 @@ name go to psql unchanged.`,
 	return cmd
 }
 
-func newDevLogsCmd(f *devFlags) *cobra.Command {
+func runDevPsql(_ *cobra.Command, o devPsqlOptions) error {
+	env, err := devenv.New(o.Env)
+	if err != nil {
+		return err
+	}
+	path, argv, environ, err := env.Psql(o.DB, o.Args)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Exec(path, argv, environ); err != nil {
+		return fmt.Errorf("running %s: %w", path, err)
+	}
+	return nil
+}
+
+func newDevLogsCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devLogsOptions) error) *cobra.Command {
 	var (
 		follow bool
 		lines  int
@@ -225,13 +279,7 @@ func newDevLogsCmd(f *devFlags) *cobra.Command {
 		Args:      cobra.MaximumNArgs(1),
 		ValidArgs: []string{devenv.DBA, devenv.DBB, devenv.Engine},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env, err := devenv.New(f.options())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return env.Logs(ctx, cmd.OutOrStdout(), args, lines, follow)
+			return run(cmd, devLogsOptions{Env: envOpts(cmd), Parts: args, Lines: lines, Follow: follow})
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
@@ -239,34 +287,47 @@ func newDevLogsCmd(f *devFlags) *cobra.Command {
 	return cmd
 }
 
-func newDevResetCmd(f *devFlags) *cobra.Command {
+func runDevLogs(cmd *cobra.Command, o devLogsOptions) error {
+	env, err := devenv.New(o.Env)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return env.Logs(ctx, cmd.OutOrStdout(), o.Parts, o.Lines, o.Follow)
+}
+
+func newDevResetCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Command, devenv.Options) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   "reset",
 		Short: "Stop everything and delete the state directory",
 		Long: `Stop the engine and both clusters, then delete the state directory with all
 data and logs. It asks nothing; it refuses a directory that 'electric dev up'
 did not make.`,
-		Example: `  electric dev reset && electric dev up   # start from scratch`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			env, err := devenv.New(f.options())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			removed, err := env.Reset(ctx)
-			if err != nil {
-				return err
-			}
-			if len(removed) == 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "nothing to remove: %s does not exist\n", env.Dir())
-				return nil
-			}
-			for _, p := range removed {
-				fmt.Fprintln(cmd.OutOrStdout(), "removed", p)
-			}
-			return nil
-		},
+		Example: `  electric dev reset && electric dev up   # start from scratch
+  electric dev reset --dir /tmp/other-env`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, envOpts(cmd)) },
 	}
+}
+
+func runDevReset(cmd *cobra.Command, o devenv.Options) error {
+	env, err := devenv.New(o)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	removed, err := env.Reset(ctx)
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "nothing to remove: %s does not exist\n", env.Dir())
+		return nil
+	}
+	for _, p := range removed {
+		fmt.Fprintln(cmd.OutOrStdout(), "removed", p)
+	}
+	return nil
 }

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/electric-sql/electric-go/engine/config"
 )
 
 // exitError carries a specific exit code for a failure already reported.
@@ -58,4 +63,24 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// envOr is the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultStatusURL is the status API of an engine on this machine: STATUS_PORT
+// or its default.
+func defaultStatusURL() string {
+	return "http://127.0.0.1:" + envOr(config.EnvStatusPort, strconv.Itoa(config.DefaultStatusPort))
+}
+
+func writeJSONOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/config"
 )
 
-// tokenAuthFlags are the signing key and issuer, from flags or the environment.
+// tokenAuthFlags are the --key and --issuer flags of the token subcommands.
 type tokenAuthFlags struct {
 	key, issuer string
 }
@@ -30,17 +30,27 @@ func (f *tokenAuthFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.issuer, "issuer", "", "issuer, the iss claim (default $"+config.EnvSigningIssuer+")")
 }
 
+// resolve is the key and issuer in effect: each flag, else its variable.
+func (f *tokenAuthFlags) resolve() tokenAuth {
+	a := tokenAuth{Key: f.key, Issuer: f.issuer}
+	if a.Key == "" {
+		a.Key = os.Getenv(config.EnvSigningKey)
+	}
+	if a.Issuer == "" {
+		a.Issuer = os.Getenv(config.EnvSigningIssuer)
+	}
+	return a
+}
+
+// tokenAuth is the signing key and issuer the token subcommands use.
+type tokenAuth struct {
+	Key, Issuer string
+}
+
 // authenticator returns the JWT authenticator, refusing insecure mode: a token
 // generated without a key would only be the user id.
-func (f *tokenAuthFlags) authenticator() (*auth.Authenticator, error) {
-	key, iss := f.key, f.issuer
-	if key == "" {
-		key = os.Getenv(config.EnvSigningKey)
-	}
-	if iss == "" {
-		iss = os.Getenv(config.EnvSigningIssuer)
-	}
-	a, err := auth.New(auth.Options{SigningKey: key, Issuer: iss})
+func (ta tokenAuth) authenticator() (*auth.Authenticator, error) {
+	a, err := auth.New(auth.Options{SigningKey: ta.Key, Issuer: ta.Issuer})
 	if err == nil && a.Insecure() {
 		err = auth.ErrNotConfigured
 	}
@@ -51,7 +61,35 @@ func (f *tokenAuthFlags) authenticator() (*auth.Authenticator, error) {
 	return a, err
 }
 
+// tokenGenOptions are token gen's flags and arguments, checked.
+type tokenGenOptions struct {
+	tokenAuth
+	TTL    time.Duration
+	Format string // text, csv or json
+	Output string // file to write, "" for stdout
+	Users  []string
+}
+
+// tokenVerifyOptions are token verify's flags and argument.
+type tokenVerifyOptions struct {
+	tokenAuth
+	Token string
+}
+
+// tokenRunners are what the token subcommands do once their flags are parsed
+// into options.
+type tokenRunners struct {
+	gen    func(*cobra.Command, tokenGenOptions) error
+	verify func(*cobra.Command, tokenVerifyOptions) error
+}
+
 func newTokenCmd() *cobra.Command {
+	return newTokenCmdWith(tokenRunners{gen: runTokenGen, verify: runTokenVerify})
+}
+
+// newTokenCmdWith is token with its behaviour as a parameter, so that flag
+// parsing is tested apart from signing and checking tokens.
+func newTokenCmdWith(run tokenRunners) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Generate and check Satellite authentication tokens (JWT)",
@@ -65,15 +103,8 @@ user id.`,
   electric token verify "$(electric token gen alice --format csv | cut -d, -f2)"`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newTokenGenCmd(), newTokenVerifyCmd())
+	cmd.AddCommand(newTokenGenCmd(run.gen), newTokenVerifyCmd(run.verify))
 	return cmd
-}
-
-type tokenGenOptions struct {
-	tokenAuthFlags
-	ttl    string
-	format string
-	output string
 }
 
 // generatedToken is one user's token in the output.
@@ -83,8 +114,11 @@ type generatedToken struct {
 	Expiry time.Time `json:"expiry"`
 }
 
-func newTokenGenCmd() *cobra.Command {
-	o := &tokenGenOptions{}
+func newTokenGenCmd(run func(*cobra.Command, tokenGenOptions) error) *cobra.Command {
+	var (
+		f                   tokenAuthFlags
+		ttl, format, output string
+	)
 	cmd := &cobra.Command{
 		Use:   "gen USER_ID...",
 		Short: "Generate an access token for each user id",
@@ -100,69 +134,78 @@ Expiries are RFC 3339 timestamps in UTC.`,
   electric token gen alice --key "$KEY" --issuer my.electric.server`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTokenGen(cmd, o, args)
+			o, err := parseTokenGen(f.resolve(), ttl, format, output, args)
+			if err != nil {
+				return fmt.Errorf("token gen: %w", err)
+			}
+			return run(cmd, o)
 		},
 	}
-	cmd.Flags().StringVar(&o.ttl, "ttl", "8760h", "how long the tokens are valid: a duration (90m, 24h, 30d) or seconds")
-	cmd.Flags().StringVar(&o.format, "format", "", "output format: text, csv or json (default text, or csv with --output)")
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the tokens to this file (mode 0600) instead of stdout")
-	o.register(cmd)
+	cmd.Flags().StringVar(&ttl, "ttl", "8760h", "how long the tokens are valid: a duration (90m, 24h, 30d) or seconds")
+	cmd.Flags().StringVar(&format, "format", "", "output format: text, csv or json (default text, or csv with --output)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the tokens to this file (mode 0600) instead of stdout")
+	f.register(cmd)
 	return cmd
 }
 
-func runTokenGen(cmd *cobra.Command, o *tokenGenOptions, users []string) error {
-	format := o.format
+// parseTokenGen checks token gen's flags and user ids, in the order the
+// errors are reported: format, ttl, user ids.
+func parseTokenGen(ta tokenAuth, ttl, format, output string, users []string) (tokenGenOptions, error) {
 	if format == "" {
 		format = "text"
-		if o.output != "" {
+		if output != "" {
 			format = "csv"
 		}
 	}
 	switch format {
 	case "text", "csv", "json":
 	default:
-		return fmt.Errorf("token gen: invalid format %q: use text, csv or json", format)
+		return tokenGenOptions{}, fmt.Errorf("invalid format %q: use text, csv or json", format)
 	}
-	ttl, err := parseTTL(o.ttl)
+	d, err := parseTTL(ttl)
 	if err != nil {
-		return fmt.Errorf("token gen: %w", err)
+		return tokenGenOptions{}, err
 	}
 	seen := map[string]bool{}
 	for _, u := range users {
 		if strings.TrimSpace(u) == "" {
-			return errors.New("token gen: a user id is empty")
+			return tokenGenOptions{}, errors.New("a user id is empty")
 		}
 		if seen[u] {
-			return fmt.Errorf("token gen: user id %q is given twice", u)
+			return tokenGenOptions{}, fmt.Errorf("user id %q is given twice", u)
 		}
 		seen[u] = true
 	}
+	return tokenGenOptions{tokenAuth: ta, TTL: d, Format: format, Output: output, Users: users}, nil
+}
+
+func runTokenGen(cmd *cobra.Command, o tokenGenOptions) error {
 	a, err := o.authenticator()
 	if err != nil {
 		return fmt.Errorf("token gen: %w", err)
 	}
 
-	toks := make([]generatedToken, 0, len(users))
-	for _, u := range users {
-		tok, exp, err := a.Generate(u, ttl)
+	toks := make([]generatedToken, 0, len(o.Users))
+	for _, u := range o.Users {
+		tok, exp, err := a.Generate(u, o.TTL)
 		if err != nil {
 			return fmt.Errorf("token gen: %w", err)
 		}
 		toks = append(toks, generatedToken{UserID: u, Token: tok, Expiry: exp})
 	}
 
-	if o.output == "" {
-		return writeTokens(cmd.OutOrStdout(), format, toks)
+	if o.Output == "" {
+		return writeTokens(cmd.OutOrStdout(), o.Format, toks)
 	}
 	var buf bytes.Buffer
-	if err := writeTokens(&buf, format, toks); err != nil {
+	if err := writeTokens(&buf, o.Format, toks); err != nil {
 		return fmt.Errorf("token gen: %w", err)
 	}
 	// Tokens are credentials: not readable by other users.
-	if err := os.WriteFile(o.output, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(o.Output, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("token gen: writing tokens: %w", err)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d token(s) to %s (%s)\n", len(toks), o.output, format)
+	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d token(s) to %s (%s)\n", len(toks), o.Output, o.Format)
 	return nil
 }
 
@@ -229,8 +272,8 @@ func writeTokens(w io.Writer, format string, toks []generatedToken) error {
 	}
 }
 
-func newTokenVerifyCmd() *cobra.Command {
-	f := &tokenAuthFlags{}
+func newTokenVerifyCmd(run func(*cobra.Command, tokenVerifyOptions) error) *cobra.Command {
+	var f tokenAuthFlags
 	cmd := &cobra.Command{
 		Use:   "verify TOKEN",
 		Short: "Check a token as the engine would and print its user id",
@@ -238,18 +281,22 @@ func newTokenVerifyCmd() *cobra.Command {
   electric token verify "$TOKEN" --key "$KEY" --issuer my.electric.server`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := f.authenticator()
-			if err != nil {
-				return fmt.Errorf("token verify: %w", err)
-			}
-			user, err := a.Validate(strings.TrimSpace(args[0]))
-			if err != nil {
-				return fmt.Errorf("token verify: %w", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "valid access token for user id %s\n", user)
-			return nil
+			return run(cmd, tokenVerifyOptions{tokenAuth: f.resolve(), Token: strings.TrimSpace(args[0])})
 		},
 	}
 	f.register(cmd)
 	return cmd
+}
+
+func runTokenVerify(cmd *cobra.Command, o tokenVerifyOptions) error {
+	a, err := o.authenticator()
+	if err != nil {
+		return fmt.Errorf("token verify: %w", err)
+	}
+	user, err := a.Validate(o.Token)
+	if err != nil {
+		return fmt.Errorf("token verify: %w", err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "valid access token for user id %s\n", user)
+	return nil
 }
