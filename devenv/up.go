@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/migrations"
 )
@@ -241,5 +242,5 @@ func (s *Summary) Write(w io.Writer) {
 		fmt.Fprintf(w, "%-7s %s\n", Engine, s.EngineNote)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "CONNECTORS=%q\n", s.Connectors)
+	fmt.Fprintf(w, config.EnvConnectors+"=%q\n", s.Connectors)
 }

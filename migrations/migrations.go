@@ -3,7 +3,10 @@
 // "/postgres.sql"), named <unix seconds>_<slug>, identified in Postgres by its
 // name and the upper-case hex MD5 of the file, and recorded in the
 // electric.migrations table. It applies one migration to one Postgres in one
-// transaction; pausing replication around it is the engine's job.
+// transaction; pausing replication around it is the engine's job. It also
+// holds both ends of the engine's migrations API (Handler, Client, with the
+// refusals as typed errors) and the comparison of local migrations with what
+// each connector has applied, so that `electric migrate` is only wiring.
 package migrations
 
 import (
