@@ -35,6 +35,13 @@ func (f *tokenAuthFlags) resolve() tokenAuth {
 	a := tokenAuth{Key: f.key, Issuer: f.issuer}
 	if a.Key == "" {
 		a.Key = os.Getenv(config.EnvSigningKey)
+		// The rotation keys go with the signing key of the environment, as the
+		// engine reads them; an explicit --key means exactly that key.
+		for _, k := range strings.Split(os.Getenv(config.EnvVerifyKeys), ",") {
+			if k != "" {
+				a.VerifyKeys = append(a.VerifyKeys, k)
+			}
+		}
 	}
 	if a.Issuer == "" {
 		a.Issuer = os.Getenv(config.EnvSigningIssuer)
@@ -42,15 +49,17 @@ func (f *tokenAuthFlags) resolve() tokenAuth {
 	return a
 }
 
-// tokenAuth is the signing key and issuer the token subcommands use.
+// tokenAuth is the signing key and issuer the token subcommands use, and the
+// further keys verify accepts (SATELLITE_AUTH_VERIFY_KEYS).
 type tokenAuth struct {
 	Key, Issuer string
+	VerifyKeys  []string
 }
 
 // authenticator returns the JWT authenticator, refusing insecure mode: a token
 // generated without a key would only be the user id.
 func (ta tokenAuth) authenticator() (*auth.Authenticator, error) {
-	a, err := auth.New(auth.Options{SigningKey: ta.Key, Issuer: ta.Issuer})
+	a, err := auth.New(auth.Options{SigningKey: ta.Key, Issuer: ta.Issuer, VerifyKeys: ta.VerifyKeys})
 	if err == nil && a.Insecure() {
 		err = auth.ErrNotConfigured
 	}
