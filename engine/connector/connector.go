@@ -369,8 +369,6 @@ func conninfoValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 type subscription struct {
 	oid      uint32
 	enabled  bool
@@ -408,7 +406,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 	name := schema.QuoteIdent(c.opts.Name)
 	if sub == nil {
 		q := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (connect = false)",
-			name, quoteLiteral(ci), schema.QuoteIdent(c.opts.Publication))
+			name, schema.QuoteLiteral(ci), schema.QuoteIdent(c.opts.Publication))
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("creating subscription %s: %w", c.opts.Name, err)
 		}
@@ -417,7 +415,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 			return fmt.Errorf("reading subscription %s after creating it: %w", c.opts.Name, err)
 		}
 	} else if sub.conninfo != ci {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION %s", name, quoteLiteral(ci))); err != nil {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION %s", name, schema.QuoteLiteral(ci))); err != nil {
 			return fmt.Errorf("updating the connection of subscription %s: %w", c.opts.Name, err)
 		}
 		c.log.Info("subscription connection updated", "conninfo", ci)
