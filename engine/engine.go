@@ -267,9 +267,9 @@ func (c *conn) state() status.ConnectorState {
 	switch {
 	case migrating:
 		return status.StateMigration
-	case c.source.Ready() && c.sub.Status().State == "ready":
+	case c.source.Ready() && c.sub.Status().Ready():
 		return status.StateReady
-	case c.source.Status().LastError != "" || c.sub.Status().State == "error":
+	case c.source.Status().LastError != "" || c.sub.Status().State == connector.StateError:
 		return status.StateError
 	default:
 		return status.StateInit

@@ -95,7 +95,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		c.mu.Unlock()
 		return fmt.Errorf("%w: a migration is already running", migrations.ErrNotReady)
 	}
-	if !(c.source.Ready() && c.sub.Status().State == "ready") {
+	if !(c.source.Ready() && c.sub.Status().Ready()) {
 		c.mu.Unlock()
 		return migrations.ErrNotReady
 	}

@@ -57,10 +57,21 @@ type Connector struct {
 	status Status
 }
 
+// State is the connector's lifecycle state.
+type State string
+
+// States.
+const (
+	StateInit      State = "init"      // not set up yet
+	StateSubscribe State = "subscribe" // triggers installed, subscription being set up
+	StateReady     State = "ready"     // subscribed and following the schema
+	StateError     State = "error"     // the last attempt failed; retrying
+)
+
 // Status is a snapshot for the status API.
 type Status struct {
 	Name            string
-	State           string // "init", "subscribe", "ready", "error"
+	State           State
 	LastError       string
 	SubscriptionOID uint32 // the subscriber's own WAL names its applies pg_<oid>
 	Tables          int    // replicated tables on that Postgres
@@ -93,7 +104,7 @@ func New(opts Options) (*Connector, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{opts: opts, log: opts.Logger.With("component", "connector", "connector", opts.Name)}
-	c.status = Status{Name: opts.Name, State: "init"}
+	c.status = Status{Name: opts.Name, State: StateInit}
 	return c, nil
 }
 
@@ -110,6 +121,9 @@ func (c *Connector) Status() Status {
 	defer c.mu.Unlock()
 	return c.status
 }
+
+// Ready reports whether the connector is subscribed and following the schema.
+func (s Status) Ready() bool { return s.State == StateReady }
 
 // SubscriptionOID is the OID of the subscription once it exists (0 before).
 func (c *Connector) SubscriptionOID() uint32 { return c.Status().SubscriptionOID }
@@ -131,7 +145,7 @@ func (c *Connector) Run(ctx context.Context) error {
 			return nil
 		}
 		c.log.Warn("connector setup failed, retrying", "err", err, "in", backoff)
-		c.setStatus(func(s *Status) { s.State = "error"; s.LastError = err.Error() })
+		c.setStatus(func(s *Status) { s.State = StateError; s.LastError = err.Error() })
 		select {
 		case <-ctx.Done():
 			return nil
@@ -174,14 +188,14 @@ func (c *Connector) session(ctx context.Context) error {
 	// Ready before ENABLE/REFRESH: both make Postgres connect to the
 	// publisher, which refuses a connector whose schema it does not know.
 	c.publish(tables, nil, false)
-	c.setStatus(func(s *Status) { s.State = "subscribe"; s.Tables = len(tables) })
+	c.setStatus(func(s *Status) { s.State = StateSubscribe; s.Tables = len(tables) })
 	if err := c.ensureSubscription(ctx, conn); err != nil {
 		return err
 	}
 	if err := c.refresh(ctx, conn, tables, nil); err != nil {
 		return err
 	}
-	c.setStatus(func(s *Status) { s.State = "ready"; s.LastError = "" })
+	c.setStatus(func(s *Status) { s.State = StateReady; s.LastError = "" })
 	c.log.Info("connector ready", "tables", len(tables))
 
 	tick := time.NewTicker(c.opts.PollInterval)

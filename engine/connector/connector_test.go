@@ -189,14 +189,14 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	stop := run(c1)
 	waitFor(t, "a refresh error", func() (bool, string) {
 		st := c1.Status()
-		return st.State == "error" && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
+		return st.State == StateError && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
 	})
 	ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	startPublisher(t, ln, conns)
-	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	st1 := c1.Status()
 	if st1.Tables != 2 || st1.Subscribed != 2 || st1.SubscriptionOID == 0 {
 		t.Fatalf("status %+v", st1)
@@ -224,7 +224,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	}
 	conns.set(c2)
 	stop = run(c2)
-	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	if st := c2.Status(); st.SubscriptionOID != st1.SubscriptionOID || st.Subscribed != 2 {
 		t.Fatalf("second run: %+v, first %+v", st, st1)
 	}
@@ -272,7 +272,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
 	stop := run(c)
 	defer stop()
-	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	refreshed := c.Status().LastRefresh
 
 	pg.Exec(`ALTER TABLE items REPLICA IDENTITY FULL`)
@@ -280,7 +280,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	pg.Exec(`CREATE TABLE public.later (id int PRIMARY KEY)`)
 	// Many polls happen meanwhile; none may fail or touch the subscription.
 	time.Sleep(time.Second)
-	if st := c.Status(); st.State != "ready" || !st.LastRefresh.Equal(refreshed) {
+	if st := c.Status(); st.State != StateReady || !st.LastRefresh.Equal(refreshed) {
 		t.Fatalf("status with the subscription disabled: %+v", st)
 	}
 	if n := count(t, pg, `SELECT count(*) FROM pg_subscription WHERE subenabled`); n != 0 {
