@@ -436,9 +436,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 	}
 	c.setStatus(func(s *Status) { s.SubscriptionOID = sub.oid })
 	if !sub.enabled {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s ENABLE", name)); err != nil {
-			return fmt.Errorf("enabling subscription %s: %w", c.opts.Name, err)
-		}
+		return c.setEnabled(ctx, conn, true)
 	}
 	return nil
 }
