@@ -3,7 +3,8 @@
 // replicated table a replica-enabled upsert trigger so that a stock Postgres
 // never stops applying on a conflict. It keeps both in step with the
 // database's schema (a table created later is picked up) and exposes what
-// that Postgres has to the publisher. It owns the subscription, the
+// that Postgres has to the publisher; a migration pauses and resumes the
+// subscription through it (Pause, Resume). It owns the subscription, the
 // electric.upsert_* functions and the electric_upsert triggers; it does not
 // touch the publication or the slot (pgsource owns those).
 package connector
