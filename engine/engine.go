@@ -39,8 +39,29 @@ type Engine struct {
 	conns  []*conn // in configuration order
 	byName map[string]*conn
 
-	listeners []net.Listener // publisher, websocket, status: bound in New
-	started   time.Time
+	ln      listeners // bound in New
+	started time.Time
+}
+
+// listeners are the engine's bound ports, by role.
+type listeners struct {
+	publisher net.Listener // POSTGRES_REPLICATION_PORT: the connectors' subscriptions
+	websocket net.Listener // WEBSOCKET_PORT: Satellite clients
+	status    net.Listener // STATUS_PORT: status and migrations API
+}
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.publisher, l.websocket, l.status} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// Addrs are the bound addresses of the engine's listeners (the actual ports
+// when the configured ones are 0, as in tests).
+type Addrs struct {
+	Publisher, Websocket, Status net.Addr
 }
 
 // conn is everything the engine runs for one Postgres connector.
@@ -76,7 +97,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e.listeners = append(e.listeners, pubLn)
+	e.ln.publisher = pubLn
 	for _, c := range cfg.Connectors {
 		c := c
 		cn := &conn{cfg: c}
@@ -122,11 +143,9 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	wsLn, err := listen("websocket (WEBSOCKET_PORT)", cfg.WebsocketPort)
-	if err != nil {
+	if e.ln.websocket, err = listen("websocket (WEBSOCKET_PORT)", cfg.WebsocketPort); err != nil {
 		return nil, err
 	}
-	e.listeners = append(e.listeners, wsLn)
 
 	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Logger: log.With("component", "status")})
 	if err != nil {
@@ -134,11 +153,9 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	}
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
-	statLn, err := listen("status (STATUS_PORT)", cfg.StatusPort)
-	if err != nil {
+	if e.ln.status, err = listen("status (STATUS_PORT)", cfg.StatusPort); err != nil {
 		return nil, err
 	}
-	e.listeners = append(e.listeners, statLn)
 	return e, nil
 }
 
@@ -150,16 +167,13 @@ func listen(what string, port int) (net.Listener, error) {
 	return ln, nil
 }
 
-// Addr returns the bound address of the publisher, websocket and status
-// listeners (useful when ports are 0 in tests).
-func (e *Engine) Addrs() (publisher, websocket, statusAddr net.Addr) {
-	return e.listeners[0].Addr(), e.listeners[1].Addr(), e.listeners[2].Addr()
+// Addrs returns the bound addresses of the engine's listeners.
+func (e *Engine) Addrs() Addrs {
+	return Addrs{Publisher: e.ln.publisher.Addr(), Websocket: e.ln.websocket.Addr(), Status: e.ln.status.Addr()}
 }
 
 func (e *Engine) close() {
-	for _, l := range e.listeners {
-		l.Close()
-	}
+	e.ln.close()
 	if e.txlog != nil {
 		e.txlog.Close()
 	}
@@ -189,8 +203,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		run("connector "+c.cfg.Name, c.sub.Run)
 	}
 	run("satellite", e.sat.Run)
-	run("websocket", func(ctx context.Context) error { return serveHTTP(ctx, e.listeners[1], e.sat.Handler()) })
-	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.listeners[2]) })
+	run("websocket", func(ctx context.Context) error { return serveHTTP(ctx, e.ln.websocket, e.sat.Handler()) })
+	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
 
 	<-ctx.Done()
@@ -267,9 +281,9 @@ func (c *conn) state() status.ConnectorState {
 	switch {
 	case migrating:
 		return status.StateMigration
-	case c.source.Ready() && c.sub.Status().State == "ready":
+	case c.source.Ready() && c.sub.Status().Ready():
 		return status.StateReady
-	case c.source.Status().LastError != "" || c.sub.Status().State == "error":
+	case c.source.Status().LastError != "" || c.sub.Status().State == connector.StateError:
 		return status.StateError
 	default:
 		return status.StateInit

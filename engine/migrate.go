@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/status"
@@ -95,7 +94,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		c.mu.Unlock()
 		return fmt.Errorf("%w: a migration is already running", migrations.ErrNotReady)
 	}
-	if !(c.source.Ready() && c.sub.Status().State == "ready") {
+	if !(c.source.Ready() && c.sub.Status().Ready()) {
 		c.mu.Unlock()
 		return migrations.ErrNotReady
 	}
@@ -138,14 +137,14 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		if resumed {
 			return
 		}
-		if rerr := setSubscription(context.Background(), conn, origin, true); rerr != nil {
+		if rerr := c.sub.Resume(context.Background(), conn); rerr != nil {
 			log.Error("resuming the subscription after the migration", "err", rerr)
 			if err == nil {
 				err = rerr
 			}
 		}
 	}()
-	if err := pauseSubscription(ctx, conn, origin); err != nil {
+	if err := c.sub.Pause(ctx, conn); err != nil {
 		return err
 	}
 	log.Info("about to apply migration")
@@ -158,7 +157,7 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		if err := replicaIdentityFull(ctx, tx); err != nil {
 			return err
 		}
-		return setSubscription(ctx, tx, origin, true)
+		return c.sub.Resume(ctx, tx)
 	})
 	if err != nil {
 		log.Error("failed to migrate to version", "err", err)
@@ -194,62 +193,19 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 	return nil
 }
 
-// execer runs SQL on a connection or in a transaction.
-type execer interface {
-	schema.Querier
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}
-
-func setSubscription(ctx context.Context, q execer, name string, enabled bool) error {
-	verb := "DISABLE"
-	if enabled {
-		verb = "ENABLE"
-	}
-	if _, err := q.Exec(ctx, "ALTER SUBSCRIPTION "+schema.QuoteIdent(name)+" "+verb); err != nil {
-		return fmt.Errorf("%s subscription %s: %w", strings.ToLower(verb), name, err)
-	}
-	return nil
-}
-
-// pauseSubscription disables the subscription and waits until its apply
-// worker has exited: DISABLE only asks the worker to stop, and what it
-// applies afterwards would race the caller. What the worker had received but
-// not applied is sent again when the subscription is enabled: it restarts
-// from its replication origin's position.
-func pauseSubscription(ctx context.Context, conn *pgx.Conn, name string) error {
-	if err := setSubscription(ctx, conn, name, false); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var n int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`, name).Scan(&n); err != nil {
-			return fmt.Errorf("waiting for the apply worker of %s to stop: %w", name, err)
-		}
-		if n == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the apply worker of subscription %s did not stop within 30s of DISABLE", name)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func replicaIdentityFull(ctx context.Context, q execer) error {
-	tables, err := schema.Introspect(ctx, q)
+// replicaIdentityFull gives every keyed table REPLICA IDENTITY FULL in the
+// migration's transaction (tables without a key are not replicated into).
+func replicaIdentityFull(ctx context.Context, tx pgx.Tx) error {
+	tables, err := schema.Introspect(ctx, tx)
 	if err != nil {
 		return err
 	}
-	for _, t := range tables {
-		if len(t.PrimaryKey) > 0 && t.ReplicaIdentity != 'f' {
-			if _, err := q.Exec(ctx, "ALTER TABLE "+t.Quoted()+" REPLICA IDENTITY FULL"); err != nil {
-				return fmt.Errorf("setting replica identity full on %s: %w", t.QualifiedName(), err)
-			}
+	for i := range tables {
+		if len(tables[i].PrimaryKey) == 0 {
+			continue
+		}
+		if _, err := pgsource.ReplicaIdentityFull(ctx, tx, &tables[i]); err != nil {
+			return err
 		}
 	}
 	return nil

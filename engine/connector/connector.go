@@ -3,7 +3,8 @@
 // replicated table a replica-enabled upsert trigger so that a stock Postgres
 // never stops applying on a conflict. It keeps both in step with the
 // database's schema (a table created later is picked up) and exposes what
-// that Postgres has to the publisher. It owns the subscription, the
+// that Postgres has to the publisher; a migration pauses and resumes the
+// subscription through it (Pause, Resume). It owns the subscription, the
 // electric.upsert_* functions and the electric_upsert triggers; it does not
 // touch the publication or the slot (pgsource owns those).
 package connector
@@ -57,10 +58,21 @@ type Connector struct {
 	status Status
 }
 
+// State is the connector's lifecycle state.
+type State string
+
+// States.
+const (
+	StateInit      State = "init"      // not set up yet
+	StateSubscribe State = "subscribe" // triggers installed, subscription being set up
+	StateReady     State = "ready"     // subscribed and following the schema
+	StateError     State = "error"     // the last attempt failed; retrying
+)
+
 // Status is a snapshot for the status API.
 type Status struct {
 	Name            string
-	State           string // "init", "subscribe", "ready", "error"
+	State           State
 	LastError       string
 	SubscriptionOID uint32 // the subscriber's own WAL names its applies pg_<oid>
 	Tables          int    // replicated tables on that Postgres
@@ -93,7 +105,7 @@ func New(opts Options) (*Connector, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{opts: opts, log: opts.Logger.With("component", "connector", "connector", opts.Name)}
-	c.status = Status{Name: opts.Name, State: "init"}
+	c.status = Status{Name: opts.Name, State: StateInit}
 	return c, nil
 }
 
@@ -110,6 +122,9 @@ func (c *Connector) Status() Status {
 	defer c.mu.Unlock()
 	return c.status
 }
+
+// Ready reports whether the connector is subscribed and following the schema.
+func (s Status) Ready() bool { return s.State == StateReady }
 
 // SubscriptionOID is the OID of the subscription once it exists (0 before).
 func (c *Connector) SubscriptionOID() uint32 { return c.Status().SubscriptionOID }
@@ -131,7 +146,7 @@ func (c *Connector) Run(ctx context.Context) error {
 			return nil
 		}
 		c.log.Warn("connector setup failed, retrying", "err", err, "in", backoff)
-		c.setStatus(func(s *Status) { s.State = "error"; s.LastError = err.Error() })
+		c.setStatus(func(s *Status) { s.State = StateError; s.LastError = err.Error() })
 		select {
 		case <-ctx.Done():
 			return nil
@@ -174,14 +189,14 @@ func (c *Connector) session(ctx context.Context) error {
 	// Ready before ENABLE/REFRESH: both make Postgres connect to the
 	// publisher, which refuses a connector whose schema it does not know.
 	c.publish(tables, nil, false)
-	c.setStatus(func(s *Status) { s.State = "subscribe"; s.Tables = len(tables) })
+	c.setStatus(func(s *Status) { s.State = StateSubscribe; s.Tables = len(tables) })
 	if err := c.ensureSubscription(ctx, conn); err != nil {
 		return err
 	}
 	if err := c.refresh(ctx, conn, tables, nil); err != nil {
 		return err
 	}
-	c.setStatus(func(s *Status) { s.State = "ready"; s.LastError = "" })
+	c.setStatus(func(s *Status) { s.State = StateReady; s.LastError = "" })
 	c.log.Info("connector ready", "tables", len(tables))
 
 	tick := time.NewTicker(c.opts.PollInterval)
@@ -369,8 +384,6 @@ func conninfoValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
 type subscription struct {
 	oid      uint32
 	enabled  bool
@@ -408,7 +421,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 	name := schema.QuoteIdent(c.opts.Name)
 	if sub == nil {
 		q := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (connect = false)",
-			name, quoteLiteral(ci), schema.QuoteIdent(c.opts.Publication))
+			name, schema.QuoteLiteral(ci), schema.QuoteIdent(c.opts.Publication))
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("creating subscription %s: %w", c.opts.Name, err)
 		}
@@ -417,16 +430,14 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 			return fmt.Errorf("reading subscription %s after creating it: %w", c.opts.Name, err)
 		}
 	} else if sub.conninfo != ci {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION %s", name, quoteLiteral(ci))); err != nil {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION %s", name, schema.QuoteLiteral(ci))); err != nil {
 			return fmt.Errorf("updating the connection of subscription %s: %w", c.opts.Name, err)
 		}
 		c.log.Info("subscription connection updated", "conninfo", ci)
 	}
 	c.setStatus(func(s *Status) { s.SubscriptionOID = sub.oid })
 	if !sub.enabled {
-		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s ENABLE", name)); err != nil {
-			return fmt.Errorf("enabling subscription %s: %w", c.opts.Name, err)
-		}
+		return c.setEnabled(ctx, conn, true)
 	}
 	return nil
 }

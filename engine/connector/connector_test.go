@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -102,12 +104,41 @@ func (r *registry) set(c *Connector) {
 	r.conns[c.Name()] = c
 }
 
-// startPublisher serves the connectors of reg on ln.
+// gatedFeed holds one entry until gate is closed, then has no more.
+type gatedFeed struct {
+	after uint64
+	entry *txlog.Entry
+	gate  <-chan struct{}
+	sent  bool
+}
+
+func (f *gatedFeed) Next(ctx context.Context) (*txlog.Entry, error) {
+	if !f.sent && f.entry.Offset > f.after {
+		select {
+		case <-f.gate:
+			f.sent = true
+			return f.entry, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (*gatedFeed) Close() {}
+
+// startPublisher serves the connectors of reg on ln, with an empty log.
 func startPublisher(t *testing.T, ln net.Listener, reg *registry) {
+	t.Helper()
+	startPublisherFeed(t, ln, reg, func(uint64) publisher.Reader { return emptyFeed{} })
+}
+
+// startPublisherFeed serves the connectors of reg on ln from feed.
+func startPublisherFeed(t *testing.T, ln net.Listener, reg *registry, feed publisher.Feed) {
 	t.Helper()
 	srv, err := publisher.New(publisher.Options{
 		Listener: ln,
-		Feed:     func(uint64) publisher.Reader { return emptyFeed{} },
+		Feed:     feed,
 		Connectors: func(name string) (*publisher.View, bool) {
 			reg.mu.Lock()
 			c, ok := reg.conns[name]
@@ -189,14 +220,14 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	stop := run(c1)
 	waitFor(t, "a refresh error", func() (bool, string) {
 		st := c1.Status()
-		return st.State == "error" && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
+		return st.State == StateError && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
 	})
 	ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	startPublisher(t, ln, conns)
-	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	st1 := c1.Status()
 	if st1.Tables != 2 || st1.Subscribed != 2 || st1.SubscriptionOID == 0 {
 		t.Fatalf("status %+v", st1)
@@ -224,7 +255,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	}
 	conns.set(c2)
 	stop = run(c2)
-	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	if st := c2.Status(); st.SubscriptionOID != st1.SubscriptionOID || st.Subscribed != 2 {
 		t.Fatalf("second run: %+v, first %+v", st, st1)
 	}
@@ -272,7 +303,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
 	stop := run(c)
 	defer stop()
-	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	refreshed := c.Status().LastRefresh
 
 	pg.Exec(`ALTER TABLE items REPLICA IDENTITY FULL`)
@@ -280,7 +311,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	pg.Exec(`CREATE TABLE public.later (id int PRIMARY KEY)`)
 	// Many polls happen meanwhile; none may fail or touch the subscription.
 	time.Sleep(time.Second)
-	if st := c.Status(); st.State != "ready" || !st.LastRefresh.Equal(refreshed) {
+	if st := c.Status(); st.State != StateReady || !st.LastRefresh.Equal(refreshed) {
 		t.Fatalf("status with the subscription disabled: %+v", st)
 	}
 	if n := count(t, pg, `SELECT count(*) FROM pg_subscription WHERE subenabled`); n != 0 {
@@ -291,4 +322,93 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 		v := c.View()
 		return v != nil && v.Subscribed["public.later"], fmt.Sprintf("%+v", c.Status())
 	})
+}
+
+// TestPauseResume: Pause returns only once the apply worker is gone (here
+// it is held applying a transaction, on a lock), and Resume in the caller's
+// transaction enables the subscription only if that transaction commits.
+func TestPauseResume(t *testing.T) {
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	entry := &txlog.Entry{Offset: 1, Origin: "other", Eff: 1, CommitTime: 1, Changes: []txlog.RowChange{
+		{Table: "public.items", Key: "1", Row: map[string]merge.Value{"id": {Text: "1"}, "v": {Text: "x"}}},
+	}}
+	startPublisherFeed(t, ln, &registry{conns: map[string]*Connector{c.Name(): c}},
+		func(after uint64) publisher.Reader { return &gatedFeed{after: after, entry: entry, gate: gate} })
+	stop := run(c)
+	defer stop()
+	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.Ready(), fmt.Sprintf("%+v", st) })
+	const workers = `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL`
+	const enabled = `SELECT count(*) FROM pg_subscription WHERE subenabled`
+	waitFor(t, "the apply worker", func() (bool, string) { return count(t, pg, workers) == 1, "" })
+
+	// The worker blocks applying the entry until the lock is released.
+	ctx := context.Background()
+	locker := pg.Connect()
+	lockTx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lockTx.Rollback(ctx)
+	if _, err := lockTx.Exec(ctx, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	waitFor(t, "the apply worker waiting on the lock", func() (bool, string) {
+		return count(t, pg, `SELECT count(*) FROM pg_locks l JOIN pg_stat_subscription s ON s.pid = l.pid WHERE NOT l.granted`) == 1, ""
+	})
+
+	conn := pg.Connect()
+	paused := make(chan error, 1)
+	go func() { paused <- c.Pause(ctx, conn) }()
+	waitFor(t, "the subscription disabled", func() (bool, string) { return count(t, pg, enabled) == 0, "" })
+	select {
+	case err := <-paused:
+		t.Fatalf("Pause returned (%v) while the apply worker was still running", err)
+	case <-time.After(time.Second):
+	}
+	if err := lockTx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-paused; err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pg, workers); n != 0 {
+		t.Fatalf("%d apply workers running after Pause", n)
+	}
+
+	rolledBack := errors.New("rolled back")
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := c.Resume(ctx, tx); err != nil {
+			return err
+		}
+		return rolledBack
+	})
+	if !errors.Is(err, rolledBack) {
+		t.Fatalf("resume in a transaction: %v", err)
+	}
+	if n := count(t, pg, enabled); n != 0 {
+		t.Fatal("subscription enabled by a transaction that rolled back")
+	}
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return c.Resume(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, pg, enabled); n != 1 {
+		t.Fatal("subscription not enabled after Resume committed")
+	}
+	waitFor(t, "the apply worker back and the entry applied", func() (bool, string) {
+		return count(t, pg, workers) == 1 && count(t, pg, `SELECT count(*) FROM items WHERE id = 1 AND v = 'x'`) == 1, ""
+	})
+	if st := c.Status(); !st.Ready() {
+		t.Fatalf("status after pause and resume: %+v", st)
+	}
 }

@@ -1,7 +1,8 @@
 // Package pgsource owns the ingest side of one Postgres connector: it sets up
-// the publication and the logical replication slot, streams pgoutput (v1)
-// from the slot, turns each source transaction into a merge.Tx and hands it
-// to the sequencer, and confirms a transaction's end LSN to Postgres only
+// the publication, the logical replication slot and the tables' replica
+// identity (ReplicaIdentityFull, which migrations use too), streams pgoutput
+// (v1) from the slot, turns each source transaction into a merge.Tx and hands
+// it to the sequencer, and confirms a transaction's end LSN to Postgres only
 // once the log reports it durable.
 //
 // It owns the rules that keep replication loop-free (transactions applied by

@@ -235,14 +235,14 @@ func (c *catalog) refresh(ctx context.Context, all bool) error {
 		// Every table gets FULL, with or without a key: the all-tables
 		// publication makes UPDATE and DELETE fail on a table without a
 		// replica identity, and the old row is how updates show what changed.
-		if t.ReplicaIdentity != 'f' {
+		set, err := ReplicaIdentityFull(ctx, c.conn, t)
+		if err != nil {
 			// Not fatal: updates without the old row count as writing every
 			// column, and the next refresh tries again.
-			if _, err := c.conn.Exec(ctx, "ALTER TABLE "+t.Quoted()+" REPLICA IDENTITY FULL"); err != nil {
-				c.s.log.Warn("could not set REPLICA IDENTITY FULL: updates of this table count as writing every column", "table", name, "err", err)
-				continue
-			}
-			t.ReplicaIdentity = 'f'
+			c.s.log.Warn("could not set REPLICA IDENTITY FULL: updates of this table count as writing every column", "table", name, "err", err)
+			continue
+		}
+		if set {
 			identityFull = append(identityFull, name)
 		}
 	}
@@ -250,6 +250,30 @@ func (c *catalog) refresh(ctx context.Context, all bool) error {
 		c.s.log.Info("set REPLICA IDENTITY FULL so updates carry the old row", "tables", strings.Join(identityFull, ","))
 	}
 	return nil
+}
+
+// Execer runs SQL on a connection or in the caller's transaction
+// (*pgx.Conn, pgx.Tx).
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// ReplicaIdentityFull gives table t REPLICA IDENTITY FULL unless it has it
+// already (per t.ReplicaIdentity, which it updates), and reports whether it
+// changed it. A full old row is how an update shows which columns it changed
+// (DESIGN.md "Conflict semantics"), and the all-tables publication refuses
+// UPDATE and DELETE on a table without a replica identity. q may be the
+// caller's transaction: a migration sets it in the transaction that changes
+// the schema.
+func ReplicaIdentityFull(ctx context.Context, q Execer, t *schema.Table) (bool, error) {
+	if t.ReplicaIdentity == 'f' {
+		return false, nil
+	}
+	if _, err := q.Exec(ctx, "ALTER TABLE "+t.Quoted()+" REPLICA IDENTITY FULL"); err != nil {
+		return false, fmt.Errorf("setting replica identity full on %s: %w", t.QualifiedName(), err)
+	}
+	t.ReplicaIdentity = 'f'
+	return true, nil
 }
 
 func sameKey(a, b *schema.Table) bool {

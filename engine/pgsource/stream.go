@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
@@ -64,7 +64,7 @@ func (s *Source) runOnce(ctx context.Context) error {
 	s.mu.Unlock()
 
 	err = pglogrepl.StartReplication(ctx, rconn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(s.opts.Publication)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + schema.QuoteLiteral(s.opts.Publication)},
 	})
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.opts.Slot, start, err)
@@ -166,9 +166,6 @@ func (s *Source) readLoop(ctx context.Context, cat *catalog, rconn *pgconn.PgCon
 		}
 	}
 }
-
-// quoteLiteral quotes a string for the replication command's options.
-func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 func (s *Source) noteReceived(lsn pglogrepl.LSN) {
 	s.mu.Lock()

@@ -68,6 +68,13 @@ func (t *Table) IsKey(n string) bool {
 // QuoteIdent quotes a SQL identifier.
 func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
+// QuoteLiteral quotes a SQL string constant: single quotes doubled, nothing
+// else escaped. That is exact with standard_conforming_strings = on (the
+// default since Postgres 9.1, and the only form the replication command
+// grammar knows: it has no escape strings), where a backslash is an ordinary
+// character.
+func QuoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // Querier is what Introspect needs: a pgx connection or pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

@@ -48,3 +48,40 @@ ALTER TABLE public.items DROP COLUMN b; ALTER TABLE public.items ADD COLUMN "Odd
 		t.Fatalf("nokey has key %q", tables[1].PrimaryKey)
 	}
 }
+
+func TestQuoteLiteral(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", `''`},
+		{"all_tables", `'all_tables'`},
+		{"it's", `'it''s'`},
+		{"''", `''''''`},
+		{`a\b`, `'a\b'`},
+		{`\'`, `'\'''`},
+		{`host=x password='p\'q'`, `'host=x password=''p\''q'''`},
+		{"é\n\t", "'é\n\t'"},
+	}
+	for _, tt := range tests {
+		if got := schema.QuoteLiteral(tt.in); got != tt.want {
+			t.Errorf("QuoteLiteral(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+
+	// Postgres reads every one of them back as the original string.
+	pg := pgtest.Start(t)
+	conn := pg.Connect()
+	ctx := context.Background()
+	var scs string
+	if err := conn.QueryRow(ctx, "SHOW standard_conforming_strings").Scan(&scs); err != nil || scs != "on" {
+		t.Fatalf("standard_conforming_strings = %q (%v), want on", scs, err)
+	}
+	for _, tt := range tests {
+		var got string
+		if err := conn.QueryRow(ctx, "SELECT "+schema.QuoteLiteral(tt.in)+"::text").Scan(&got); err != nil {
+			t.Errorf("SELECT %s: %v", schema.QuoteLiteral(tt.in), err)
+			continue
+		}
+		if got != tt.in {
+			t.Errorf("SELECT %s = %q, want %q", schema.QuoteLiteral(tt.in), got, tt.in)
+		}
+	}
+}
