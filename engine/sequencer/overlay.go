@@ -38,7 +38,7 @@ type ovRow struct {
 // overlay is the merge.Store the sequencer merges against: the row states of
 // groups not yet committed over the log's committed states.
 type overlay struct {
-	log  *txlog.Log
+	log  txlog.Log
 	rows map[rowID]ovRow
 	// absent collects, while one transaction is merged, the rows that had
 	// no state at all: no entry ever changed them.

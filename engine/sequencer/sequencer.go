@@ -68,7 +68,7 @@ type Options struct {
 // of the groups not yet committed (an overlay over the log), so the disk
 // wait and the commit's encoding overlap with merging.
 type Sequencer struct {
-	log  *txlog.Log
+	log  txlog.Log
 	lg   *slog.Logger
 	opts Options
 
@@ -116,7 +116,7 @@ type Status struct {
 
 // New returns a sequencer writing to log. Run must be called for items to
 // be processed.
-func New(log *txlog.Log, opts Options) *Sequencer {
+func New(log txlog.Log, opts Options) *Sequencer {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,60 +1,24 @@
-package txlog
+package pebblelog
 
 import (
 	"fmt"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
 )
-
-// Batch is one atomic write: new entries, row states and source positions.
-// After Commit the Log owns the entries; they must not be modified.
-type Batch struct {
-	// Entries must have offsets Head()+1, Head()+2, … in order.
-	Entries   []*Entry
-	Rows      []RowState
-	Positions map[string][]byte
-}
-
-// RowState sets (Row != nil) or deletes (Row == nil) the state of a row.
-type RowState struct {
-	Table, Key string
-	Row        *merge.Row
-}
-
-// Append adds an entry to the batch.
-func (b *Batch) Append(e *Entry) { b.Entries = append(b.Entries, e) }
-
-// SetRow sets the state of a row; nil deletes it. A later call for the same
-// row wins.
-func (b *Batch) SetRow(table, key string, r *merge.Row) {
-	b.Rows = append(b.Rows, RowState{Table: table, Key: key, Row: r})
-}
-
-// SetPosition records source's position.
-func (b *Batch) SetPosition(source string, pos []byte) {
-	if b.Positions == nil {
-		b.Positions = map[string][]byte{}
-	}
-	b.Positions[source] = pos
-}
-
-// Empty reports whether the batch writes nothing.
-func (b *Batch) Empty() bool {
-	return len(b.Entries) == 0 && len(b.Rows) == 0 && len(b.Positions) == 0
-}
 
 // Commit writes the batch atomically and returns once it is durable
 // (fsynced). Readers are woken afterwards. On error nothing of the batch is
 // visible.
-func (l *Log) Commit(b *Batch) error {
+func (l *Log) Commit(b *txlog.Batch) error {
 	l.commitMu.Lock()
 	defer l.commitMu.Unlock()
 	l.mu.RLock()
 	head, closed := l.head, l.closed
 	l.mu.RUnlock()
 	if closed {
-		return ErrClosed
+		return txlog.ErrClosed
 	}
 	if l.failed != nil {
 		return fmt.Errorf("commit: an earlier commit failed, reopen the log: %w", l.failed)
@@ -81,7 +45,7 @@ func (l *Log) Commit(b *Batch) error {
 	var nrows uint64
 	total := 0
 	for i, e := range b.Entries {
-		l.entryBuf = appendEntry(l.entryBuf[:0], e)
+		l.entryBuf = txlog.AppendEntry(l.entryBuf[:0], e)
 		sizes[i] = len(l.entryBuf)
 		total += len(l.entryBuf) + 20
 		kb.set(entryKey(e.Offset), l.entryBuf)

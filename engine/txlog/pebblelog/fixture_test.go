@@ -1,4 +1,4 @@
-package txlog
+package pebblelog
 
 import (
 	"context"
@@ -9,7 +9,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
 // The state directory in testdata/state-format1 was written by the engine of
@@ -20,12 +23,12 @@ import (
 //	go test ./engine/txlog/... -run TestFixtureFormat1 -update-fixture
 var updateFixture = flag.Bool("update-fixture", false, "rewrite testdata/state-format1 with the current code")
 
-const fixtureDir = "testdata/state-format1"
+const fixtureDir = "../testdata/state-format1"
 
 // fixtureBatches is what the fixture holds: three commits with entries
 // (one echo-safe, one with a delete), row states (one deleted outright, one
 // a tombstone: a merged row without live tags) and positions.
-func fixtureBatches() []*Batch {
+func fixtureBatches() []*txlog.Batch {
 	row := func(id, name string, eff uint64, origin string, live bool) *merge.Row {
 		r := &merge.Row{
 			Cells: map[string]merge.Cell{
@@ -44,10 +47,10 @@ func fixtureBatches() []*Batch {
 	img := func(id, name string) map[string]merge.Value {
 		return map[string]merge.Value{"id": {Text: id}, "name": {Text: name}, "note": {Null: true}}
 	}
-	b1 := &Batch{}
-	b1.Append(&Entry{
+	b1 := &txlog.Batch{}
+	b1.Append(&txlog.Entry{
 		Offset: 1, Origin: "a", Eff: 1001, CommitTime: 1000, Clock: merge.Clock{"a": 1001},
-		Changes: []RowChange{
+		Changes: []txlog.RowChange{
 			{Table: "public.items", Key: "1", Row: img("1", "one")},
 			{Table: "public.items", Key: "2", Row: img("2", "two")},
 		},
@@ -56,26 +59,26 @@ func fixtureBatches() []*Batch {
 	b1.SetRow("public.items", "2", row("2", "two", 1001, "a", true))
 	b1.SetPosition("a", []byte{0, 0, 0, 0, 0, 0, 0x10, 0})
 
-	b2 := &Batch{}
-	b2.Append(&Entry{
+	b2 := &txlog.Batch{}
+	b2.Append(&txlog.Entry{
 		Offset: 2, Origin: "satellite:c1", Eff: 2002, CommitTime: 2000, Clock: merge.Clock{"a": 1001, "satellite:c1": 2002},
-		Changes:  []RowChange{{Table: "public.other", Key: "x", Row: img("x", "ex")}},
+		Changes:  []txlog.RowChange{{Table: "public.other", Key: "x", Row: img("x", "ex")}},
 		EchoSafe: true,
 	})
 	b2.SetRow("public.other", "x", row("x", "ex", 2002, "satellite:c1", true))
 	b2.SetRow("public.other", "gone", row("gone", "", 1, "b", true))
 	b2.SetPosition("satellite:c1", []byte("lsn-7"))
 
-	b3 := &Batch{}
-	b3.Append(&Entry{
+	b3 := &txlog.Batch{}
+	b3.Append(&txlog.Entry{
 		Offset: 3, Origin: "b", Eff: 3003, CommitTime: 3000, Clock: merge.Clock{"a": 1001, "b": 3003, "satellite:c1": 2002},
-		Changes: []RowChange{{Table: "public.items", Key: "2", Deleted: true, Row: img("2", "two")}},
+		Changes: []txlog.RowChange{{Table: "public.items", Key: "2", Deleted: true, Row: img("2", "two")}},
 	})
 	b3.SetRow("public.items", "2", row("2", "two", 3003, "b", false)) // the tombstone
 	b3.SetRow("public.other", "gone", nil)
 	b3.SetPosition("a", []byte{0, 0, 0, 0, 0, 0, 0x20, 0})
 	b3.SetPosition("b", []byte{0, 0, 0, 0, 0, 0, 0x30, 0})
-	return []*Batch{b1, b2, b3}
+	return []*txlog.Batch{b1, b2, b3}
 }
 
 // copyDir copies the fixture so that a test never opens (and so rewrites)
@@ -125,7 +128,20 @@ func TestFixtureFormat1(t *testing.T) {
 	if *updateFixture {
 		writeFixture(t)
 	}
-	l := openTest(t, copyDir(t, fixtureDir), Options{})
+	dir := copyDir(t, fixtureDir)
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, closer, err := db.Get(metaKey)
+	if err != nil || string(m) != "electric-txlog format 1" {
+		t.Errorf("fixture marker = %q, %v; the fixture must stay format 1", m, err)
+	}
+	if err == nil {
+		closer.Close()
+	}
+	db.Close()
+	l := openTest(t, dir, Options{})
 	checkFixture(t, l)
 }
 

@@ -1,24 +1,25 @@
-package txlog
+package pebblelog
 
 import (
 	"bytes"
 	"fmt"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
 // Entry returns the entry at offset. The entry is shared with readers and
 // must not be modified.
-func (l *Log) Entry(offset uint64) (*Entry, error) {
+func (l *Log) Entry(offset uint64) (*txlog.Entry, error) {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
-		return nil, ErrClosed
+		return nil, txlog.ErrClosed
 	}
 	if offset == 0 || offset > l.head {
 		head := l.head
 		l.mu.RUnlock()
-		return nil, fmt.Errorf("read entry %d (head %d): %w", offset, head, ErrNoEntry)
+		return nil, fmt.Errorf("read entry %d (head %d): %w", offset, head, txlog.ErrNoEntry)
 	}
 	if e := l.tailEntry(offset); e != nil {
 		l.mu.RUnlock()
@@ -30,9 +31,9 @@ func (l *Log) Entry(offset uint64) (*Entry, error) {
 		return nil, fmt.Errorf("read entry %d: %w", offset, err)
 	}
 	if v == nil {
-		return nil, fmt.Errorf("read entry %d: %w", offset, ErrNoEntry)
+		return nil, fmt.Errorf("read entry %d: %w", offset, txlog.ErrNoEntry)
 	}
-	e, err := decodeEntry(v)
+	e, err := txlog.DecodeEntry(v)
 	if err != nil {
 		return nil, fmt.Errorf("read entry %d: %w", offset, err)
 	}
@@ -43,7 +44,7 @@ func (l *Log) Entry(offset uint64) (*Entry, error) {
 }
 
 // tailEntry returns the cached entry at offset or nil; l.mu must be held.
-func (l *Log) tailEntry(offset uint64) *Entry {
+func (l *Log) tailEntry(offset uint64) *txlog.Entry {
 	if len(l.tail) == 0 {
 		return nil
 	}
@@ -60,7 +61,7 @@ func (l *Log) Row(table, key string) (*merge.Row, error) {
 	k := rowKey(table, key)
 	if !l.keys.mayContain(k) {
 		if l.isClosed() {
-			return nil, ErrClosed
+			return nil, txlog.ErrClosed
 		}
 		return nil, nil
 	}
@@ -94,7 +95,7 @@ func (l *Log) get(k []byte) ([]byte, error) {
 	l.storeMu.RLock()
 	defer l.storeMu.RUnlock()
 	if l.storeClosed {
-		return nil, ErrClosed
+		return nil, txlog.ErrClosed
 	}
 	return l.store.get(k)
 }
@@ -104,16 +105,27 @@ func (l *Log) scan(lower, upper []byte, fn func(k, v []byte) error) error {
 	l.storeMu.RLock()
 	defer l.storeMu.RUnlock()
 	if l.storeClosed {
-		return ErrClosed
+		return txlog.ErrClosed
 	}
 	return l.store.scan(lower, upper, fn)
 }
 
 // Keys lists the keys of every row state of table, in key order.
-func (l *Log) Keys(table string) ([]string, error) {
+func (l *Log) Keys(table string) ([]string, error) { return readKeys(l.scan, table) }
+
+// Rows calls fn for every row state of table, in key order, until fn
+// returns an error, which Rows returns.
+func (l *Log) Rows(table string, fn func(key string, r *merge.Row) error) error {
+	return readRows(l.scan, table, fn)
+}
+
+// scanFunc is kvReader.scan of the store or of a snapshot.
+type scanFunc func(lower, upper []byte, fn func(k, v []byte) error) error
+
+func readKeys(scan scanFunc, table string) ([]string, error) {
 	var keys []string
 	p := tablePrefix(table)
-	err := l.scanPrefix(p, func(k, _ []byte) error {
+	err := scanPrefix(scan, p, func(k, _ []byte) error {
 		keys = append(keys, string(k[len(p):]))
 		return nil
 	})
@@ -123,11 +135,9 @@ func (l *Log) Keys(table string) ([]string, error) {
 	return keys, nil
 }
 
-// Rows calls fn for every row state of table, in key order, until fn
-// returns an error, which Rows returns.
-func (l *Log) Rows(table string, fn func(key string, r *merge.Row) error) error {
+func readRows(scan scanFunc, table string, fn func(key string, r *merge.Row) error) error {
 	p := tablePrefix(table)
-	return l.scanPrefix(p, func(k, v []byte) error {
+	return scanPrefix(scan, p, func(k, v []byte) error {
 		r, err := merge.UnmarshalRow(v)
 		if err != nil {
 			return fmt.Errorf("read rows of %s: key %q: %w", table, k[len(p):], err)
@@ -136,10 +146,10 @@ func (l *Log) Rows(table string, fn func(key string, r *merge.Row) error) error 
 	})
 }
 
-func (l *Log) scanPrefix(p []byte, fn func(k, v []byte) error) error {
+func scanPrefix(scan scanFunc, p []byte, fn func(k, v []byte) error) error {
 	upper := bytes.Clone(p)
 	upper[len(upper)-1]++ // p ends in 0
-	return l.scan(p, upper, fn)
+	return scan(p, upper, fn)
 }
 
 // Position returns the position last committed for source, nil if none.

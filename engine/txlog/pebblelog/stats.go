@@ -1,31 +1,24 @@
-package txlog
+package pebblelog
 
-import "time"
+import (
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
 
 type rateSample struct {
 	at         time.Time
 	head, rows uint64
 }
 
-// Stats is a snapshot for the status API.
-type Stats struct {
-	Head           uint64
-	SizeBytes      int64   // on disk
-	EntriesPerSec  float64 // over the last ~10 s
-	RowsPerSec     float64 // row changes over the last ~10 s
-	Readers        int     // open readers
-	RowCacheBytes  int
-	KeyFilterBytes int // memory of the in-memory filter of row keys
-}
-
 const rateWindow = 10 * time.Second
 
 // Stats returns current figures.
-func (l *Log) Stats() Stats {
+func (l *Log) Stats() txlog.Stats {
 	l.mu.RLock()
 	head, closed := l.head, l.closed
 	l.mu.RUnlock()
-	s := Stats{Head: head}
+	s := txlog.Stats{Head: head}
 	if !closed {
 		l.storeMu.RLock()
 		if !l.storeClosed {
