@@ -20,7 +20,7 @@ import (
 // state directory written by an older binary still opens after an upgrade.
 // Regenerate it only when that is the point:
 //
-//	go test ./engine/txlog/... -run TestFixtureFormat1 -update-fixture
+//	go test ./engine/txlog/pebblelog -run TestFixtureFormat1 -update-fixture
 var updateFixture = flag.Bool("update-fixture", false, "rewrite testdata/state-format1 with the current code")
 
 const fixtureDir = "../testdata/state-format1"
