@@ -21,6 +21,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -30,7 +31,7 @@ type Engine struct {
 	log    *slog.Logger
 	events *status.Events
 
-	txlog *txlog.Log
+	txlog txlog.Log
 	seq   *sequencer.Sequencer
 	pub   *publisher.Server
 	sat   *satellite.Server
@@ -87,7 +88,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 			e.close()
 		}
 	}()
-	e.txlog, err = txlog.Open(cfg.DataDir(), txlog.Options{Logger: log.With("component", "txlog")})
+	e.txlog, err = pebblelog.Open(cfg.DataDir(), pebblelog.Options{Logger: log.With("component", "txlog")})
 	if err != nil {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}

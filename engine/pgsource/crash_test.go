@@ -18,6 +18,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
 
@@ -97,7 +98,7 @@ func (w *writer) count() int {
 // The source is the judge of what committed: acknowledged is what the writer
 // saw commit (a commit cut off by a cancel may have happened or not), and
 // every acknowledged transaction must be in the source too.
-func validateLog(t *testing.T, pg *pgtest.Cluster, l *txlog.Log, origin string, rowsPerTx int, acknowledged []int) {
+func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, rowsPerTx int, acknowledged []int) {
 	t.Helper()
 	var anomalies []string
 	add := func(f string, args ...any) { anomalies = append(anomalies, fmt.Sprintf(f, args...)) }
@@ -372,7 +373,7 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 	waitForUpTo(t, 2*time.Minute, "final catch-up", func() bool { return slotConfirmed(t, pg) >= target })
 	child.kill(t)
 
-	l, err := txlog.Open(dir, txlog.Options{})
+	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

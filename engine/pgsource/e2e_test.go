@@ -11,13 +11,14 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
 
 // engineHarness is the ingest half of the engine: txlog, sequencer and one
 // pgsource, as engine.Run wires them.
 type engineHarness struct {
-	log       *txlog.Log
+	log       txlog.Log
 	seq       *sequencer.Sequencer
 	src       *Source
 	srcCancel context.CancelFunc
@@ -28,7 +29,7 @@ type engineHarness struct {
 }
 
 func startEngine(t testing.TB, uri, dir, name string, logger *slog.Logger) (*engineHarness, error) {
-	l, err := txlog.Open(dir, txlog.Options{Logger: logger})
+	l, err := pebblelog.Open(dir, pebblelog.Options{Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func startTestEngine(t *testing.T, pg *pgtest.Cluster, name string) *engineHarne
 	return h
 }
 
-func liveImage(t *testing.T, l *txlog.Log, table, key string) map[string]merge.Value {
+func liveImage(t *testing.T, l txlog.Log, table, key string) map[string]merge.Value {
 	t.Helper()
 	r, err := l.Row(table, key)
 	if err != nil {

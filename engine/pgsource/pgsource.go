@@ -37,7 +37,7 @@ type Sink interface {
 }
 
 // PositionStore reads the position stored with the last durable item of a
-// source (implemented by *txlog.Log); nil when none.
+// source (implemented by every txlog.Log); nil when none.
 type PositionStore interface {
 	Position(source string) ([]byte, error)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
 
@@ -22,11 +23,11 @@ import (
 type testLog struct {
 	t   testing.TB
 	mu  sync.Mutex
-	log *txlog.Log
+	log txlog.Log
 }
 
 func newTestLog(t testing.TB) *testLog {
-	l, err := txlog.Open(t.TempDir(), txlog.Options{})
+	l, err := pebblelog.Open(t.TempDir(), pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,12 +42,8 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
-// Reader reads log entries in order; *txlog.Reader implements it.
-type Reader interface {
-	// Next blocks until the next entry or ctx is done.
-	Next(ctx context.Context) (*txlog.Entry, error)
-	Close()
-}
+// Reader reads log entries in order: the log contract's reader.
+type Reader = txlog.Reader
 
 // Feed opens a reader of the entries with Offset > after, following the head
 // live. Wire it as func(after uint64) publisher.Reader { return log.NewReader(after) }.
@@ -84,7 +80,7 @@ type Options struct {
 	Feed       Feed
 	Connectors Connectors
 	// Rows, when set, iterates the merged row states of a table
-	// ((*txlog.Log).Rows): Backfill needs it.
+	// (txlog.Log.Rows): Backfill needs it.
 	Rows func(table string, fn func(key string, r *merge.Row) error) error
 	// Head, when set, returns the offset of the last committed entry: a
 	// subscriber asking to start beyond it (its origin outlived a reset

@@ -18,6 +18,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 )
@@ -44,7 +45,7 @@ var ownedTable = schema.Table{
 
 type testEnv struct {
 	t    testing.TB
-	log  *txlog.Log
+	log  txlog.Log
 	seq  *sequencer.Sequencer
 	srv  *Server
 	http *httptest.Server
@@ -72,7 +73,7 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 
 func newEnvDir(t testing.TB, dir string, mod func(*Options)) *testEnv {
 	t.Helper()
-	l, err := txlog.Open(dir, txlog.Options{})
+	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

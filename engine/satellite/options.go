@@ -59,7 +59,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
-// Log is what sessions read from the txlog. *txlog.Log satisfies it through
+// Log is what sessions read from the txlog. txlog.Log satisfies it through
 // TxlogSource.
 type Log interface {
 	Head() uint64
@@ -150,10 +150,10 @@ func (o *Options) withDefaults() Options {
 	return c
 }
 
-// TxlogSource adapts a *txlog.Log to Log.
-func TxlogSource(l *txlog.Log) Log { return txlogSource{l} }
+// TxlogSource adapts a txlog.Log to Log.
+func TxlogSource(l txlog.Log) Log { return txlogSource{l} }
 
-type txlogSource struct{ l *txlog.Log }
+type txlogSource struct{ l txlog.Log }
 
 func (s txlogSource) Head() uint64                              { return s.l.Head() }
 func (s txlogSource) NewReader(after uint64) Reader             { return s.l.NewReader(after) }

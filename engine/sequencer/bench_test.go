@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
-	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 )
 
 // The ingest benchmark of issue 3 item 6, for the part after decoding:
@@ -70,7 +70,7 @@ func vmHWM() float64 {
 
 func BenchmarkIngest(b *testing.B) {
 	b.Run("sequencer-txlog", func(b *testing.B) {
-		l, err := txlog.Open(b.TempDir(), txlog.Options{})
+		l, err := pebblelog.Open(b.TempDir(), pebblelog.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

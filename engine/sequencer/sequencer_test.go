@@ -10,13 +10,14 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 )
 
 const table = "public.items"
 
-func openLog(t *testing.T, dir string) *txlog.Log {
+func openLog(t *testing.T, dir string) txlog.Log {
 	t.Helper()
-	l, err := txlog.Open(dir, txlog.Options{})
+	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func openLog(t *testing.T, dir string) *txlog.Log {
 }
 
 // start runs a sequencer until the test ends.
-func start(t *testing.T, l *txlog.Log, opts Options) *Sequencer {
+func start(t *testing.T, l txlog.Log, opts Options) *Sequencer {
 	t.Helper()
 	s := New(l, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,7 +76,7 @@ func submit(t *testing.T, s *Sequencer, it Item) uint64 {
 	return off
 }
 
-func entry(t *testing.T, l *txlog.Log, off uint64) *txlog.Entry {
+func entry(t *testing.T, l txlog.Log, off uint64) *txlog.Entry {
 	t.Helper()
 	e, err := l.Entry(off)
 	if err != nil {
@@ -278,7 +279,8 @@ func TestMergeErrorFailsOnlyItsItem(t *testing.T) {
 // originLast comes back after a restart from the head entry's clock.
 func TestRestartKeepsOriginClock(t *testing.T) {
 	dir := t.TempDir()
-	l, err := txlog.Open(dir, txlog.Options{})
+	var l txlog.Log
+	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +420,7 @@ func TestPipelinedGroupsSeeEachOther(t *testing.T) {
 // A failed commit stops the sequencer: the items get the error, Run returns
 // it and new items are refused.
 func TestCommitFailureStops(t *testing.T) {
-	l, err := txlog.Open(t.TempDir(), txlog.Options{})
+	l, err := pebblelog.Open(t.TempDir(), pebblelog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,8 +51,8 @@ func appendValue(b []byte, v merge.Value) []byte {
 	return appendString(b, v.Text)
 }
 
-// appendEntry appends the binary encoding of e to b.
-func appendEntry(b []byte, e *Entry) []byte {
+// AppendEntry appends the binary encoding of e to b.
+func AppendEntry(b []byte, e *Entry) []byte {
 	var flags byte
 	if e.EchoSafe {
 		flags |= flagEchoSafe
@@ -222,8 +222,8 @@ func (d *decoder) finish(what string) error {
 	return nil
 }
 
-// decodeEntry decodes a record written by appendEntry.
-func decodeEntry(b []byte) (*Entry, error) {
+// DecodeEntry decodes a record written by AppendEntry.
+func DecodeEntry(b []byte) (*Entry, error) {
 	d := decoder{s: string(b)}
 	f := d.byte()
 	if d.err == nil && f != entryFormat && f != entryFormatFlags {

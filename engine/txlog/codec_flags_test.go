@@ -13,11 +13,11 @@ import (
 func TestCodecEchoSafe(t *testing.T) {
 	e := testEntry(5, 2)
 	e.EchoSafe = true
-	b := appendEntry(nil, e)
+	b := AppendEntry(nil, e)
 	if b[0] != entryFormatFlags {
 		t.Fatalf("format byte = %d, want %d", b[0], entryFormatFlags)
 	}
-	got, err := decodeEntry(b)
+	got, err := DecodeEntry(b)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
@@ -25,23 +25,23 @@ func TestCodecEchoSafe(t *testing.T) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, e)
 	}
 	for i := 0; i < len(b); i++ {
-		if _, err := decodeEntry(b[:i]); err == nil {
+		if _, err := DecodeEntry(b[:i]); err == nil {
 			t.Errorf("flagged entry truncated to %d bytes decoded without error", i)
 		}
 	}
 	bad := append([]byte(nil), b...)
 	bad[len(bad)-1] = 0x80
-	if _, err := decodeEntry(bad); err == nil || !strings.Contains(err.Error(), "flags") {
+	if _, err := DecodeEntry(bad); err == nil || !strings.Contains(err.Error(), "flags") {
 		t.Errorf("unknown flag: err = %v", err)
 	}
 
 	old := &Entry{Offset: 7, Origin: "pg", Eff: 3, Clock: merge.Clock{"pg": 3},
 		Changes: []RowChange{{Table: "public.t", Key: "k", Row: map[string]merge.Value{"id": {Text: "1"}}}}}
-	ob := appendEntry(nil, old)
+	ob := AppendEntry(nil, old)
 	if ob[0] != entryFormat {
 		t.Fatalf("unflagged format byte = %d, want %d", ob[0], entryFormat)
 	}
-	og, err := decodeEntry(ob)
+	og, err := DecodeEntry(ob)
 	if err != nil {
 		t.Fatalf("decode format 1: %v", err)
 	}

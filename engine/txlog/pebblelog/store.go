@@ -1,4 +1,4 @@
-package txlog
+package pebblelog
 
 import (
 	"bytes"
@@ -11,20 +11,34 @@ import (
 )
 
 // kvStore is the little the Log needs from its embedded store. It exists so
-// the store can be chosen by benchmark (bench_store_test.go runs the same
+// the store can be chosen by benchmark (bench_test.go runs the same
 // workload on bbolt); the engine uses Pebble (see openPebble for why).
 type kvStore interface {
-	// get returns a copy of the value, or nil when the key is absent.
-	get(key []byte) ([]byte, error)
+	kvReader
 	// newBatch starts a batch expected to hold about size bytes.
 	newBatch(size int) kvBatch
+	// snapshot returns a reader of the store as it is now, unaffected by
+	// later commits.
+	snapshot() (kvSnapshot, error)
+	sizeBytes() int64
+	close() error
+}
+
+// kvReader reads a store or a snapshot of it.
+type kvReader interface {
+	// get returns a copy of the value, or nil when the key is absent.
+	get(key []byte) ([]byte, error)
 	// scan calls fn for keys in [lower, upper) in order until fn returns
 	// errStopScan (not an error) or another error. k and v are only valid
 	// during the call.
 	scan(lower, upper []byte, fn func(k, v []byte) error) error
 	// last returns the greatest key in [lower, upper), nil if none.
 	last(lower, upper []byte) ([]byte, error)
-	sizeBytes() int64
+}
+
+// kvSnapshot is a consistent, read-only view of the store.
+type kvSnapshot interface {
+	kvReader
 	close() error
 }
 
@@ -113,8 +127,36 @@ func openPebble(dir string, log *slog.Logger) (*pebbleStore, error) {
 	return &pebbleStore{db: db}, nil
 }
 
-func (s *pebbleStore) get(key []byte) ([]byte, error) {
-	v, closer, err := s.db.Get(key)
+func (s *pebbleStore) get(key []byte) ([]byte, error) { return pebbleGet(s.db, key) }
+
+func (s *pebbleStore) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	return pebbleScan(s.db, lower, upper, fn)
+}
+
+func (s *pebbleStore) last(lower, upper []byte) ([]byte, error) {
+	return pebbleLast(s.db, lower, upper)
+}
+
+// pebbleSnapshot reads a Pebble snapshot: a sequence number that later
+// commits are above, so nothing is copied and the writer is not blocked.
+type pebbleSnapshot struct{ s *pebble.Snapshot }
+
+func (s *pebbleStore) snapshot() (kvSnapshot, error) { return pebbleSnapshot{s.db.NewSnapshot()}, nil }
+
+func (s pebbleSnapshot) get(key []byte) ([]byte, error) { return pebbleGet(s.s, key) }
+
+func (s pebbleSnapshot) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	return pebbleScan(s.s, lower, upper, fn)
+}
+
+func (s pebbleSnapshot) last(lower, upper []byte) ([]byte, error) {
+	return pebbleLast(s.s, lower, upper)
+}
+
+func (s pebbleSnapshot) close() error { return s.s.Close() }
+
+func pebbleGet(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -146,8 +188,8 @@ func (b pebbleBatch) commit() error {
 	return err
 }
 
-func (s *pebbleStore) scan(lower, upper []byte, fn func(k, v []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+func pebbleScan(r pebble.Reader, lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
@@ -172,8 +214,8 @@ func (s *pebbleStore) scan(lower, upper []byte, fn func(k, v []byte) error) erro
 	return err
 }
 
-func (s *pebbleStore) last(lower, upper []byte) ([]byte, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+func pebbleLast(r pebble.Reader, lower, upper []byte) ([]byte, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package txlog
+package pebblelog
 
 import (
 	"bytes"
@@ -11,12 +11,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
 // The store was chosen with these benchmarks: the same Log (same encoding,
 // caches and batches) over Pebble and over bbolt, on the real workload.
 //
-//	go test -run '^$' -bench . -benchtime 2s ./engine/txlog
+//	go test -run '^$' -bench . -benchtime 2s ./engine/txlog/pebblelog
 
 // boltStore is the bbolt candidate, kept here (not in the engine) only for
 // the comparison.
@@ -91,21 +92,7 @@ func (b *boltBatch) commit() error {
 }
 
 func (s *boltStore) scan(lower, upper []byte, fn func(k, v []byte) error) error {
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(boltBucket).Cursor()
-		var k, v []byte
-		if lower == nil {
-			k, v = c.First()
-		} else {
-			k, v = c.Seek(lower)
-		}
-		for ; k != nil && (upper == nil || bytes.Compare(k, upper) < 0); k, v = c.Next() {
-			if err := fn(k, v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.db.View(func(tx *bolt.Tx) error { return boltScan(tx, lower, upper, fn) })
 	if err == errStopScan {
 		return nil
 	}
@@ -114,19 +101,40 @@ func (s *boltStore) scan(lower, upper []byte, fn func(k, v []byte) error) error 
 
 func (s *boltStore) last(lower, upper []byte) (k []byte, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(boltBucket).Cursor()
-		got, _ := c.Seek(upper)
-		if got == nil {
-			got, _ = c.Last()
-		} else {
-			got, _ = c.Prev()
-		}
-		if got != nil && bytes.Compare(got, lower) >= 0 && bytes.Compare(got, upper) < 0 {
-			k = bytes.Clone(got)
-		}
+		k = boltLast(tx, lower, upper)
 		return nil
 	})
 	return k, err
+}
+
+func boltScan(tx *bolt.Tx, lower, upper []byte, fn func(k, v []byte) error) error {
+	c := tx.Bucket(boltBucket).Cursor()
+	var k, v []byte
+	if lower == nil {
+		k, v = c.First()
+	} else {
+		k, v = c.Seek(lower)
+	}
+	for ; k != nil && (upper == nil || bytes.Compare(k, upper) < 0); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func boltLast(tx *bolt.Tx, lower, upper []byte) []byte {
+	c := tx.Bucket(boltBucket).Cursor()
+	got, _ := c.Seek(upper)
+	if got == nil {
+		got, _ = c.Last()
+	} else {
+		got, _ = c.Prev()
+	}
+	if got != nil && bytes.Compare(got, lower) >= 0 && bytes.Compare(got, upper) < 0 {
+		return bytes.Clone(got)
+	}
+	return nil
 }
 
 func (s *boltStore) sizeBytes() int64 {
@@ -138,6 +146,34 @@ func (s *boltStore) sizeBytes() int64 {
 }
 
 func (s *boltStore) close() error { return s.db.Close() }
+
+// boltSnapshot is a read-only bbolt transaction.
+type boltSnapshot struct{ tx *bolt.Tx }
+
+func (s *boltStore) snapshot() (kvSnapshot, error) {
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, err
+	}
+	return boltSnapshot{tx}, nil
+}
+
+func (s boltSnapshot) get(key []byte) ([]byte, error) {
+	return bytes.Clone(s.tx.Bucket(boltBucket).Get(key)), nil
+}
+
+func (s boltSnapshot) scan(lower, upper []byte, fn func(k, v []byte) error) error {
+	if err := boltScan(s.tx, lower, upper, fn); err != nil && err != errStopScan {
+		return err
+	}
+	return nil
+}
+
+func (s boltSnapshot) last(lower, upper []byte) ([]byte, error) {
+	return boltLast(s.tx, lower, upper), nil
+}
+
+func (s boltSnapshot) close() error { return s.tx.Rollback() }
 
 type storeCandidate struct {
 	name string
@@ -157,7 +193,7 @@ var candidates = []storeCandidate{
 		if err != nil {
 			b.Fatal(err)
 		}
-		l, err := openWith(dir, st, Options{})
+		l, err := openWith(dir, st, knownFormats(), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,11 +203,11 @@ var candidates = []storeCandidate{
 
 // benchBatch is one source transaction as the sequencer commits it: an entry
 // of n rows with 4 text columns, the n row states and the source position.
-func benchBatch(off uint64, n int, keyBase int) *Batch {
-	b := &Batch{}
-	e := &Entry{Offset: off, Origin: "pg_a", Eff: 1_700_000_000_000_000 + off, CommitTime: 1_700_000_000_000_000 + off,
+func benchBatch(off uint64, n int, keyBase int) *txlog.Batch {
+	b := &txlog.Batch{}
+	e := &txlog.Entry{Offset: off, Origin: "pg_a", Eff: 1_700_000_000_000_000 + off, CommitTime: 1_700_000_000_000_000 + off,
 		Clock: merge.Clock{"pg_a": 1_700_000_000_000_000 + off, "pg_b": 1_699_000_000_000_000}}
-	e.Changes = make([]RowChange, n)
+	e.Changes = make([]txlog.RowChange, n)
 	for i := 0; i < n; i++ {
 		key := strconv.Itoa(keyBase + i)
 		row := map[string]merge.Value{
@@ -180,7 +216,7 @@ func benchBatch(off uint64, n int, keyBase int) *Batch {
 			"content": {Text: "some longer text content for the row, about sixty bytes long"},
 			"status":  {Text: "active"},
 		}
-		e.Changes[i] = RowChange{Table: "public.items", Key: key, Row: row}
+		e.Changes[i] = txlog.RowChange{Table: "public.items", Key: key, Row: row}
 		cells := make(map[string]merge.Cell, len(row))
 		for c, v := range row {
 			cells[c] = merge.Cell{Value: v, Eff: e.Eff, Origin: e.Origin}
@@ -200,7 +236,7 @@ func BenchmarkCommit(b *testing.B) {
 			b.Run(fmt.Sprintf("rows=%d/%s", size, c.name), func(b *testing.B) {
 				l := c.open(b, b.TempDir())
 				defer l.Close()
-				batches := make([]*Batch, b.N)
+				batches := make([]*txlog.Batch, b.N)
 				for i := range batches {
 					batches[i] = benchBatch(uint64(i+1), size, i*size)
 				}

@@ -1,9 +1,10 @@
-package txlog
+package pebblelog
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/electric-sql/electric-go/engine/txlog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -28,7 +29,7 @@ func crashChild(dir string) {
 	}
 	for {
 		off := l.Head() + 1
-		b := &Batch{}
+		b := &txlog.Batch{}
 		e := testEntry(off, 200)
 		b.Append(e)
 		for _, c := range e.Changes {

@@ -1,4 +1,4 @@
-package txlog
+package pebblelog
 
 import (
 	"hash/maphash"

@@ -1,9 +1,10 @@
-package txlog
+package pebblelog
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/electric-sql/electric-go/engine/txlog"
 	"sync"
 )
 
@@ -15,7 +16,7 @@ import (
 type Reader struct {
 	log  *Log
 	next uint64 // offset of the next entry to return
-	buf  []*Entry
+	buf  []*txlog.Entry
 	err  error // sticky
 
 	closeOnce sync.Once
@@ -29,17 +30,17 @@ const (
 )
 
 // NewReader returns a reader of the entries with Offset > after. If after is
-// beyond the head, Next returns ErrBeyondHead.
-func (l *Log) NewReader(after uint64) *Reader {
+// beyond the head, Next returns txlog.ErrBeyondHead.
+func (l *Log) NewReader(after uint64) txlog.Reader {
 	r := &Reader{log: l, next: after + 1, done: make(chan struct{})}
 	l.mu.RLock()
 	head, closed := l.head, l.closed
 	l.mu.RUnlock()
 	switch {
 	case closed:
-		r.err = ErrClosed
+		r.err = txlog.ErrClosed
 	case after > head:
-		r.err = fmt.Errorf("read log after %d (head %d): %w", after, head, ErrBeyondHead)
+		r.err = fmt.Errorf("read log after %d (head %d): %w", after, head, txlog.ErrBeyondHead)
 	}
 	l.statsMu.Lock()
 	l.readers++
@@ -59,7 +60,7 @@ func (r *Reader) Close() {
 
 // Next returns the next entry, blocking until it is committed or ctx is done.
 // Entries are shared with other readers and must not be modified.
-func (r *Reader) Next(ctx context.Context) (*Entry, error) {
+func (r *Reader) Next(ctx context.Context) (*txlog.Entry, error) {
 	for {
 		if len(r.buf) > 0 {
 			e := r.buf[0]
@@ -72,7 +73,7 @@ func (r *Reader) Next(ctx context.Context) (*Entry, error) {
 		}
 		select {
 		case <-r.done:
-			return nil, ErrClosed
+			return nil, txlog.ErrClosed
 		default:
 		}
 		l := r.log
@@ -80,7 +81,7 @@ func (r *Reader) Next(ctx context.Context) (*Entry, error) {
 		head, closed, notify := l.head, l.closed, l.notify
 		if closed {
 			l.mu.RUnlock()
-			r.err = ErrClosed
+			r.err = txlog.ErrClosed
 			continue
 		}
 		if r.next <= head {
@@ -104,7 +105,7 @@ func (r *Reader) Next(ctx context.Context) (*Entry, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.done:
-			return nil, ErrClosed
+			return nil, txlog.ErrClosed
 		case <-notify:
 		}
 	}
@@ -117,7 +118,7 @@ func (r *Reader) readStore(head uint64) error {
 	size := 0
 	var derr error
 	err := r.log.scan(entryKey(r.next), entryKey(head+1), func(k, v []byte) error {
-		e, err := decodeEntry(v)
+		e, err := txlog.DecodeEntry(v)
 		if err != nil {
 			derr = fmt.Errorf("read log entry %d: %w", want, err)
 			return derr
@@ -137,8 +138,8 @@ func (r *Reader) readStore(head uint64) error {
 	if derr != nil {
 		return derr
 	}
-	if errors.Is(err, ErrClosed) {
-		return ErrClosed
+	if errors.Is(err, txlog.ErrClosed) {
+		return txlog.ErrClosed
 	}
 	if err != nil {
 		return fmt.Errorf("read log from %d: %w", r.next, err)

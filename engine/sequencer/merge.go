@@ -1,0 +1,115 @@
+package sequencer
+
+import (
+	"fmt"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// merge merges a group of items into one batch.
+func (s *Sequencer) merge(seq uint64, items []Item) *group {
+	g := &group{seq: seq, batch: &txlog.Batch{}, outs: make([]outcome, len(items))}
+	changed := map[rowID]*merge.Row{}
+	var order []rowID
+	for i := range items {
+		it := &items[i]
+		g.outs[i].done = it.Done
+		if len(it.Tx.Ops) > 0 {
+			e, err := s.mergeItem(seq, it, changed, &order)
+			if err != nil {
+				g.outs[i].err = err
+				g.failures++
+				s.lg.Warn("sequencer: item failed", "source", it.Source, "origin", it.Tx.Origin, "err", err)
+				continue // nothing of it is stored, its position included
+			}
+			if e != nil {
+				g.batch.Append(e)
+				g.outs[i].offset = e.Offset
+				g.rows += uint64(len(e.Changes))
+			}
+		}
+		if it.Source != "" && it.Position != nil {
+			g.batch.SetPosition(it.Source, it.Position)
+		}
+	}
+	g.batch.Rows = make([]txlog.RowState, 0, len(order))
+	for _, id := range order {
+		g.batch.Rows = append(g.batch.Rows, txlog.RowState{Table: id.table, Key: id.key, Row: changed[id]})
+	}
+	s.groups = append(s.groups, pendingGroup{seq: seq, rows: order})
+	return g
+}
+
+// mergeItem merges one item into the overlay and returns its entry, or nil
+// if the transaction changed no row.
+func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, error) {
+	tx := it.Tx
+	if it.ContextOffset > 0 {
+		if it.ContextOffset >= s.next {
+			return nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
+		}
+		lc, err := s.clockOf(it.ContextOffset)
+		if err != nil {
+			return nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
+		}
+		ctx := make(merge.Clock, len(lc)+len(tx.Context))
+		for o, e := range lc {
+			ctx[o] = e
+		}
+		for o, e := range tx.Context {
+			ctx[o] = max(ctx[o], e)
+		}
+		tx.Context = ctx
+	}
+	if s.ov.absent == nil {
+		s.ov.absent = map[rowID]bool{}
+	}
+	clear(s.ov.absent)
+	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
+	if err != nil {
+		return nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
+	}
+	for _, c := range res.Changes {
+		id := rowID{c.Table, c.Key}
+		if _, ok := changed[id]; !ok {
+			*order = append(*order, id)
+		}
+		changed[id] = c.State
+		s.ov.rows[id] = ovRow{row: c.State, seq: seq}
+	}
+	if len(res.Changes) == 0 {
+		return nil, nil
+	}
+	e := &txlog.Entry{
+		Offset:     s.next,
+		Origin:     tx.Origin,
+		Eff:        res.Eff,
+		CommitTime: tx.CommitTime,
+		Clock:      make(merge.Clock, len(s.clock)+1),
+		Changes:    make([]txlog.RowChange, len(res.Changes)),
+	}
+	for o, eff := range s.clock {
+		e.Clock[o] = eff
+	}
+	e.Clock[tx.Origin] = max(e.Clock[tx.Origin], res.Eff)
+	for i, c := range res.Changes {
+		rc := &e.Changes[i]
+		rc.Table, rc.Key = c.Table, c.Key
+		if c.Live {
+			rc.Row = c.Image
+		} else {
+			rc.Deleted = true
+			rc.Row = c.State.Image() // the last image, so sinks can name the row
+		}
+	}
+	e.EchoSafe = s.echoSafe(it.ContextOffset, tx.Origin, tx.Ops, &res)
+	for _, c := range e.Changes {
+		s.touches.set(rowID{c.Table, c.Key}, touch{offset: e.Offset, origin: tx.Origin, safe: e.EchoSafe})
+	}
+	s.next++
+	s.clock = e.Clock
+	s.originLast[tx.Origin] = res.Eff
+	s.remember(e.Offset, e.Clock)
+	return e, nil
+}

@@ -1,0 +1,113 @@
+package pebblelog
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// The stored format version lives in the marker key as "electric-txlog
+// format N". It stays text in the key format 1 already had, so that a binary
+// of format 1 (which compares the whole value) refuses a newer state instead
+// of misreading it, with a message naming both formats.
+var metaKey = []byte("\x00meta")
+
+const metaPrefix = "electric-txlog format "
+
+// FormatVersion is the stored format this binary writes. Format 1 is the
+// base: entries keyed 'e'+offset holding txlog.AppendEntry records, row
+// states 'r'+table+NUL+key holding merge.AppendRow records, positions
+// 'p'+source.
+const FormatVersion = 1
+
+// upgradeStep adds to b the writes that turn state of one format into the
+// next. Every step reads the state as stored (all steps of an Open go into
+// one batch, so a step does not see an earlier step's writes).
+type upgradeStep func(st kvReader, b kvBatch) error
+
+// formats is what Open knows: the current version and the step from each
+// older version v to v+1.
+type formats struct {
+	current int
+	steps   map[int]upgradeStep
+}
+
+// knownFormats: format 1 is the base, there is nothing to upgrade yet. A
+// change of the stored format bumps FormatVersion and adds its step here.
+func knownFormats() formats {
+	return formats{current: FormatVersion, steps: map[int]upgradeStep{}}
+}
+
+func formatValue(v int) []byte { return []byte(metaPrefix + strconv.Itoa(v)) }
+
+// parseFormat returns the version in a marker value, false when the value
+// is not a marker.
+func parseFormat(meta []byte) (int, bool) {
+	s, ok := strings.CutPrefix(string(meta), metaPrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 || !bytes.Equal(formatValue(v), meta) {
+		return 0, false
+	}
+	return v, true
+}
+
+// checkFormat makes the state in st of format f.current: it marks a new
+// store, upgrades an older one in one atomic batch, and refuses a foreign
+// store (txlog.ErrForeignDir) or one of a newer format (txlog.ErrFormatTooNew).
+func checkFormat(dir string, st kvStore, f formats, log *slog.Logger) error {
+	meta, err := st.get(metaKey)
+	if err != nil {
+		return fmt.Errorf("open txlog in %s: read format: %w", dir, err)
+	}
+	if meta == nil {
+		// A new store, or someone else's Pebble: refuse the latter.
+		var any bool
+		if err := st.scan(nil, nil, func(k, v []byte) error { any = true; return errStopScan }); err != nil {
+			return fmt.Errorf("open txlog in %s: %w", dir, err)
+		}
+		if any {
+			return fmt.Errorf("open txlog in %s: %w (a store without the txlog format marker)", dir, txlog.ErrForeignDir)
+		}
+		b := st.newBatch(64)
+		b.set(metaKey, formatValue(f.current))
+		if err := b.commit(); err != nil {
+			return fmt.Errorf("open txlog in %s: write format: %w", dir, err)
+		}
+		return nil
+	}
+	v, ok := parseFormat(meta)
+	switch {
+	case !ok:
+		return fmt.Errorf("open txlog in %s: %w (format marker %q)", dir, txlog.ErrForeignDir, meta)
+	case v > f.current:
+		return fmt.Errorf("open txlog in %s: %w: the state is format %d, this electric reads formats 1 to %d; run the newer electric that wrote it, or point OFFSET_STORAGE_FILE at another directory",
+			dir, txlog.ErrFormatTooNew, v, f.current)
+	case v == f.current:
+		return nil
+	}
+	b := st.newBatch(64)
+	for from := v; from < f.current; from++ {
+		step := f.steps[from]
+		if step == nil {
+			b.abandon()
+			return fmt.Errorf("open txlog in %s: no upgrade from format %d to %d", dir, from, from+1)
+		}
+		if err := step(st, b); err != nil {
+			b.abandon()
+			return fmt.Errorf("open txlog in %s: upgrade format %d to %d: %w", dir, from, from+1, err)
+		}
+	}
+	b.set(metaKey, formatValue(f.current))
+	if err := b.commit(); err != nil {
+		return fmt.Errorf("open txlog in %s: upgrade format %d to %d: %w", dir, v, f.current, err)
+	}
+	log.Info("txlog format upgraded", "dir", dir, "from", v, "to", f.current)
+	return nil
+}
