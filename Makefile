@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 15m
 TEST_PKGS ?= ./...
 
 # Benchmarks: one pass each by default (they print their figures and ratios);
-# e.g. make bench BENCH_PKGS=./engine/txlog BENCH=Append BENCHTIME=5s
+# e.g. make bench BENCH_PKGS=./engine/txlog/pebblelog BENCH=Append BENCHTIME=5s
 # engine's BenchmarkReplication replicates 1M rows natively and through the
 # engine (BENCH_ROWS=100000 to shorten it) and takes minutes: hence the long
 # timeout.
