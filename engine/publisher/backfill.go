@@ -56,10 +56,7 @@ func (st *stream) backfill() error {
 				began = true
 			}
 			if !rs.sent {
-				m := st.beginXLog(commitLSN, commitLSN, now)
-				st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
-				st.endFrame(m)
-				rs.sent = true
+				st.announce(rs, commitLSN, now)
 			}
 			m := st.beginXLog(commitLSN, commitLSN, now)
 			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
@@ -85,4 +82,15 @@ func (st *stream) backfill() error {
 	st.backfillPending = append(st.backfillPending, tables...)
 	st.backfillLSN = endLSN
 	return st.flush()
+}
+
+// requeueUnconfirmedBackfill queues again, when the stream ends, the tables
+// of backfills the subscriber has not confirmed flushing: it resumes after
+// the last entry it confirmed, which does not contain them.
+func (st *stream) requeueUnconfirmedBackfill() {
+	se := st.se
+	if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
+		se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
+		se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
+	}
 }

@@ -20,11 +20,7 @@ import (
 // LSNs just after the previous entry's; the commit LSN is one below the end.
 func (st *stream) encode(e *txlog.Entry) bool {
 	se := st.se
-	if e.EchoSafe && e.Origin == se.connector {
-		// The origin already holds every merged row of e (the sequencer
-		// proved it): re-applying and decoding them again is pure cost.
-		// Skipped like an entry with nothing for it, so its position
-		// still moves by a keepalive.
+	if st.skipEcho(e) {
 		return false
 	}
 	base := txlog.LSN(e.Offset - 1)
@@ -61,11 +57,7 @@ func (st *stream) encode(e *txlog.Entry) bool {
 			began = true
 		}
 		if !rs.sent {
-			lsn := nextLSN()
-			m := st.beginXLog(lsn, lsn, now)
-			st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
-			st.endFrame(m)
-			rs.sent = true
+			st.announce(rs, nextLSN(), now)
 		}
 		lsn := nextLSN()
 		m := st.beginXLog(lsn, lsn, now)
@@ -83,6 +75,25 @@ func (st *stream) encode(e *txlog.Entry) bool {
 	st.out = appendCommit(st.out, commitLSN, endLSN, ts)
 	st.endFrame(m)
 	return true
+}
+
+// skipEcho reports whether e goes back to its origin connector only to
+// be skipped: the origin already holds every merged row of e (the
+// sequencer proved it, EchoSafe), so re-applying and decoding them again is
+// pure cost. It is skipped like an entry with nothing for this subscriber,
+// so its position still moves by a keepalive.
+func (st *stream) skipEcho(e *txlog.Entry) bool {
+	return e.EchoSafe && e.Origin == st.se.connector
+}
+
+// announce appends the Relation message of rs, which a subscriber needs
+// before the first row of the table on a stream and again after its
+// columns changed.
+func (st *stream) announce(rs *relState, lsn uint64, now int64) {
+	m := st.beginXLog(lsn, lsn, now)
+	st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
+	st.endFrame(m)
+	rs.sent = true
 }
 
 // rowWithKey returns the row image to send, with the key columns taken from

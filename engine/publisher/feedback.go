@@ -45,13 +45,13 @@ func (st *stream) keepalive(reply bool) error {
 
 // control handles a report of the receive goroutine. done means the stream
 // is over (err nil: back to query mode).
-func (st *stream) control(m ctlMsg, recvDone <-chan struct{}) (done bool, err error) {
+func (st *stream) control(m ctlMsg) (done bool, err error) {
 	se := st.se
 	switch m.kind {
 	case ctlReply:
 		return false, st.keepalive(false)
 	case ctlDone:
-		<-recvDone
+		<-st.recvDone
 		se.send(&pgproto3.CopyDone{})
 		se.send(&pgproto3.CommandComplete{CommandTag: []byte("COPY 0")})
 		se.send(&pgproto3.CommandComplete{CommandTag: []byte("START_REPLICATION")})

@@ -42,19 +42,64 @@ type stream struct {
 	flushedLSN      atomic.Uint64 // highest flush position the subscriber reported
 	backfillPending []string
 	backfillLSN     uint64 // end LSN of the last backfill sent
+
+	// Reports of the receive goroutine, and its end (set by startReceiver).
+	ctl      <-chan ctlMsg
+	recvDone <-chan struct{}
 }
 
+// run serves one START_REPLICATION until the subscriber stops it, fails or
+// ctx ends: it claims the connector's stream, switches to copy-both, holds
+// until the subscription covers the tables, then sends backfills and the
+// log from st.after on.
 func (st *stream) run(ctx context.Context) error {
 	se := st.se
 	st.sent = st.after
-	defer func() {
-		if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
-			se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
-			se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
-		}
-	}()
-	// One stream per connector, as Postgres allows one walsender per slot:
-	// two subscribers under one name would apply every entry twice.
+	defer st.requeueUnconfirmedBackfill()
+	kick, release, ok := st.claim()
+	if !ok {
+		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
+	}
+	defer release()
+	se.srv.setState(se, "waiting")
+	defer se.srv.setState(se, "query")
+	se.log.Info("replication started", "after_offset", st.after)
+
+	se.send(&pgproto3.CopyBothResponse{})
+	if err := se.flush(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st.startReceiver(ctx)
+
+	keepalive := time.NewTicker(se.srv.opts.KeepaliveInterval)
+	defer keepalive.Stop()
+	if err := st.keepalive(false); err != nil {
+		return err
+	}
+
+	if stop, err := st.awaitSubscription(ctx, keepalive.C); stop {
+		return err
+	}
+	se.srv.setState(se, "streaming")
+	st.markReplayed()
+	if err := st.backfill(); err != nil {
+		return err
+	}
+
+	entries, readErr, stopPump := st.startPump(ctx)
+	defer stopPump()
+	return st.loop(ctx, keepalive.C, entries, readErr, kick)
+}
+
+// claim makes this stream the connector's only one, as Postgres allows one
+// walsender per slot: two subscribers under one name would apply every
+// entry twice. ok is false when another stream holds the claim. kick wakes
+// the stream when a backfill is queued; release gives the claim back.
+func (st *stream) claim() (kick <-chan struct{}, release func(), ok bool) {
+	se := st.se
 	busy := false
 	se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
 		if p.Streaming {
@@ -65,84 +110,81 @@ func (st *stream) run(ctx context.Context) error {
 		p.StartOffset = st.after
 		p.SentOffset = st.after
 	})
-	kick := make(chan struct{}, 1)
-	if !busy {
-		se.srv.mu.Lock()
-		se.srv.kick[se.connector] = kick
-		se.srv.mu.Unlock()
-		defer func() {
-			se.srv.mu.Lock()
-			delete(se.srv.kick, se.connector)
-			se.srv.mu.Unlock()
-		}()
-	}
 	if busy {
-		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
+		return nil, nil, false
 	}
-	defer se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
-	se.srv.setState(se, "waiting")
-	defer se.srv.setState(se, "query")
-	se.log.Info("replication started", "after_offset", st.after)
-
-	se.send(&pgproto3.CopyBothResponse{})
-	if err := se.flush(); err != nil {
-		return err
+	k := make(chan struct{}, 1)
+	se.srv.mu.Lock()
+	se.srv.kick[se.connector] = k
+	se.srv.mu.Unlock()
+	release = func() {
+		se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
+		se.srv.mu.Lock()
+		delete(se.srv.kick, se.connector)
+		se.srv.mu.Unlock()
 	}
+	return k, release, true
+}
 
+// startReceiver starts the goroutine that reads the subscriber's messages
+// (see receive); the reply timeout counts from now.
+func (st *stream) startReceiver(ctx context.Context) {
 	st.lastReply.Store(time.Now().UnixNano())
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	ctl := make(chan ctlMsg, 8)
 	recvDone := make(chan struct{})
+	st.ctl, st.recvDone = ctl, recvDone
 	go func() {
 		defer close(recvDone)
 		st.receive(ctx, ctl)
 	}()
+}
 
-	keepalive := time.NewTicker(se.srv.opts.KeepaliveInterval)
-	defer keepalive.Stop()
-	if err := st.keepalive(false); err != nil {
-		return err
-	}
-
-	// Hold until the subscription includes the tables: a stock apply worker
-	// silently drops changes of tables it is not subscribed to yet.
+// awaitSubscription holds the stream until the subscription includes the
+// tables: a stock apply worker silently drops changes of tables it is not
+// subscribed to yet. Meanwhile it answers the subscriber and keeps the
+// connection alive. stop means the stream is over, with err (nil: back to
+// query mode).
+func (st *stream) awaitSubscription(ctx context.Context, keepalive <-chan time.Time) (stop bool, err error) {
 	poll := time.NewTicker(viewPoll)
+	defer poll.Stop()
 	for !st.refreshView() {
 		select {
 		case <-ctx.Done():
-			poll.Stop()
-			return ctx.Err()
-		case m := <-ctl:
-			if done, err := st.control(m, recvDone); done || err != nil {
-				poll.Stop()
-				return err
+			return true, ctx.Err()
+		case m := <-st.ctl:
+			if done, err := st.control(m); done || err != nil {
+				return true, err
 			}
-		case <-keepalive.C:
+		case <-keepalive:
 			if err := st.tick(); err != nil {
-				poll.Stop()
-				return err
+				return true, err
 			}
 		case <-poll.C:
 		}
 	}
-	poll.Stop()
-	se.srv.setState(se, "streaming")
-	// A stream that replays the whole log needs no backfill of the tables
-	// it starts with.
-	if st.after == 0 {
-		st.replayed = map[string]bool{}
-		for t := range st.rels {
-			st.replayed[t] = true
-		}
-	}
-	if err := st.backfill(); err != nil {
-		return err
-	}
+	return false, nil
+}
 
-	reader := se.srv.opts.Feed(st.after)
-	entries := make(chan *txlog.Entry, maxBatch)
-	pumpErr := make(chan error, 1)
+// markReplayed records that a stream replaying the whole log needs no
+// backfill of the tables it starts with.
+func (st *stream) markReplayed() {
+	if st.after != 0 {
+		return
+	}
+	st.replayed = map[string]bool{}
+	for t := range st.rels {
+		st.replayed[t] = true
+	}
+}
+
+// startPump reads the log after st.after in a goroutine of its own, so that
+// the stream waits on entries, the subscriber and its timers at once. A
+// read error ends the pump and is reported on readErr. stop ends the pump
+// and closes the reader.
+func (st *stream) startPump(ctx context.Context) (entries <-chan *txlog.Entry, readErr <-chan error, stop func()) {
+	reader := st.se.srv.opts.Feed(st.after)
+	out := make(chan *txlog.Entry, maxBatch)
+	errc := make(chan error, 1)
 	pumpCtx, stopPump := context.WithCancel(ctx)
 	pumpDone := make(chan struct{})
 	go func() {
@@ -150,37 +192,43 @@ func (st *stream) run(ctx context.Context) error {
 		for {
 			e, err := reader.Next(pumpCtx)
 			if err != nil {
-				pumpErr <- err
+				errc <- err
 				return
 			}
 			select {
-			case entries <- e:
+			case out <- e:
 			case <-pumpCtx.Done():
 				return
 			}
 		}
 	}()
-	defer func() {
+	stop = func() {
 		stopPump()
 		<-pumpDone
 		reader.Close()
-	}()
+	}
+	return out, errc, stop
+}
 
+// loop sends the log as it comes, and the backfills kick announces, while
+// answering the subscriber, until the stream is over.
+func (st *stream) loop(ctx context.Context, keepalive <-chan time.Time, entries <-chan *txlog.Entry, readErr <-chan error, kick <-chan struct{}) error {
+	se := st.se
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-pumpErr:
+		case err := <-readErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			se.fatal("XX000", fmt.Sprintf("electric: reading the log: %v", err))
 			return fmt.Errorf("reading the log: %w", err)
-		case m := <-ctl:
-			if done, err := st.control(m, recvDone); done || err != nil {
+		case m := <-st.ctl:
+			if done, err := st.control(m); done || err != nil {
 				return err
 			}
-		case <-keepalive.C:
+		case <-keepalive:
 			if err := st.tick(); err != nil {
 				return err
 			}
