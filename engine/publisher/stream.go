@@ -2,15 +2,12 @@ package publisher
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
@@ -20,17 +17,6 @@ const viewPoll = 100 * time.Millisecond
 
 // maxBatch bounds how many ready entries are encoded before a flush.
 const maxBatch = 256
-
-// relState is how one table is presented to this subscriber.
-type relState struct {
-	oid       uint32
-	namespace string
-	name      string
-	cols      []relColumn
-	pk        []string // primary key columns in key order (the order of merge.EncodeKey)
-	hasKey    bool
-	sent      bool // Relation message sent on this stream
-}
 
 // stream is one START_REPLICATION copy-both exchange.
 type stream struct {
@@ -56,33 +42,64 @@ type stream struct {
 	flushedLSN      atomic.Uint64 // highest flush position the subscriber reported
 	backfillPending []string
 	backfillLSN     uint64 // end LSN of the last backfill sent
+
+	// Reports of the receive goroutine, and its end (set by startReceiver).
+	ctl      <-chan ctlMsg
+	recvDone <-chan struct{}
 }
 
-// ctlKind is what the receive goroutine reports.
-type ctlKind int
-
-const (
-	ctlReply ctlKind = iota // keepalive requested by the subscriber
-	ctlDone                 // CopyDone: back to query mode
-	ctlEnd                  // Terminate or connection closed
-)
-
-type ctlMsg struct {
-	kind ctlKind
-	err  error
-}
-
+// run serves one START_REPLICATION until the subscriber stops it, fails or
+// ctx ends: it claims the connector's stream, switches to copy-both, holds
+// until the subscription covers the tables, then sends backfills and the
+// log from st.after on.
 func (st *stream) run(ctx context.Context) error {
 	se := st.se
 	st.sent = st.after
-	defer func() {
-		if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
-			se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
-			se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
-		}
-	}()
-	// One stream per connector, as Postgres allows one walsender per slot:
-	// two subscribers under one name would apply every entry twice.
+	defer st.requeueUnconfirmedBackfill()
+	kick, release, ok := st.claim()
+	if !ok {
+		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
+	}
+	defer release()
+	se.srv.setState(se, "waiting")
+	defer se.srv.setState(se, "query")
+	se.log.Info("replication started", "after_offset", st.after)
+
+	se.send(&pgproto3.CopyBothResponse{})
+	if err := se.flush(); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st.startReceiver(ctx)
+
+	keepalive := time.NewTicker(se.srv.opts.KeepaliveInterval)
+	defer keepalive.Stop()
+	if err := st.keepalive(false); err != nil {
+		return err
+	}
+
+	if stop, err := st.awaitSubscription(ctx, keepalive.C); stop {
+		return err
+	}
+	se.srv.setState(se, "streaming")
+	st.markReplayed()
+	if err := st.backfill(); err != nil {
+		return err
+	}
+
+	entries, readErr, stopPump := st.startPump(ctx)
+	defer stopPump()
+	return st.loop(ctx, keepalive.C, entries, readErr, kick)
+}
+
+// claim makes this stream the connector's only one, as Postgres allows one
+// walsender per slot: two subscribers under one name would apply every
+// entry twice. ok is false when another stream holds the claim. kick wakes
+// the stream when a backfill is queued; release gives the claim back.
+func (st *stream) claim() (kick <-chan struct{}, release func(), ok bool) {
+	se := st.se
 	busy := false
 	se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
 		if p.Streaming {
@@ -93,84 +110,81 @@ func (st *stream) run(ctx context.Context) error {
 		p.StartOffset = st.after
 		p.SentOffset = st.after
 	})
-	kick := make(chan struct{}, 1)
-	if !busy {
-		se.srv.mu.Lock()
-		se.srv.kick[se.connector] = kick
-		se.srv.mu.Unlock()
-		defer func() {
-			se.srv.mu.Lock()
-			delete(se.srv.kick, se.connector)
-			se.srv.mu.Unlock()
-		}()
-	}
 	if busy {
-		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
+		return nil, nil, false
 	}
-	defer se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
-	se.srv.setState(se, "waiting")
-	defer se.srv.setState(se, "query")
-	se.log.Info("replication started", "after_offset", st.after)
-
-	se.send(&pgproto3.CopyBothResponse{})
-	if err := se.flush(); err != nil {
-		return err
+	k := make(chan struct{}, 1)
+	se.srv.mu.Lock()
+	se.srv.kick[se.connector] = k
+	se.srv.mu.Unlock()
+	release = func() {
+		se.srv.updateProgress(se.connector, func(p *ConnectorStatus) { p.Streaming = false })
+		se.srv.mu.Lock()
+		delete(se.srv.kick, se.connector)
+		se.srv.mu.Unlock()
 	}
+	return k, release, true
+}
 
+// startReceiver starts the goroutine that reads the subscriber's messages
+// (see receive); the reply timeout counts from now.
+func (st *stream) startReceiver(ctx context.Context) {
 	st.lastReply.Store(time.Now().UnixNano())
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	ctl := make(chan ctlMsg, 8)
 	recvDone := make(chan struct{})
+	st.ctl, st.recvDone = ctl, recvDone
 	go func() {
 		defer close(recvDone)
 		st.receive(ctx, ctl)
 	}()
+}
 
-	keepalive := time.NewTicker(se.srv.opts.KeepaliveInterval)
-	defer keepalive.Stop()
-	if err := st.keepalive(false); err != nil {
-		return err
-	}
-
-	// Hold until the subscription includes the tables: a stock apply worker
-	// silently drops changes of tables it is not subscribed to yet.
+// awaitSubscription holds the stream until the subscription includes the
+// tables: a stock apply worker silently drops changes of tables it is not
+// subscribed to yet. Meanwhile it answers the subscriber and keeps the
+// connection alive. stop means the stream is over, with err (nil: back to
+// query mode).
+func (st *stream) awaitSubscription(ctx context.Context, keepalive <-chan time.Time) (stop bool, err error) {
 	poll := time.NewTicker(viewPoll)
+	defer poll.Stop()
 	for !st.refreshView() {
 		select {
 		case <-ctx.Done():
-			poll.Stop()
-			return ctx.Err()
-		case m := <-ctl:
-			if done, err := st.control(m, recvDone); done || err != nil {
-				poll.Stop()
-				return err
+			return true, ctx.Err()
+		case m := <-st.ctl:
+			if done, err := st.control(m); done || err != nil {
+				return true, err
 			}
-		case <-keepalive.C:
+		case <-keepalive:
 			if err := st.tick(); err != nil {
-				poll.Stop()
-				return err
+				return true, err
 			}
 		case <-poll.C:
 		}
 	}
-	poll.Stop()
-	se.srv.setState(se, "streaming")
-	// A stream that replays the whole log needs no backfill of the tables
-	// it starts with.
-	if st.after == 0 {
-		st.replayed = map[string]bool{}
-		for t := range st.rels {
-			st.replayed[t] = true
-		}
-	}
-	if err := st.backfill(); err != nil {
-		return err
-	}
+	return false, nil
+}
 
-	reader := se.srv.opts.Feed(st.after)
-	entries := make(chan *txlog.Entry, maxBatch)
-	pumpErr := make(chan error, 1)
+// markReplayed records that a stream replaying the whole log needs no
+// backfill of the tables it starts with.
+func (st *stream) markReplayed() {
+	if st.after != 0 {
+		return
+	}
+	st.replayed = map[string]bool{}
+	for t := range st.rels {
+		st.replayed[t] = true
+	}
+}
+
+// startPump reads the log after st.after in a goroutine of its own, so that
+// the stream waits on entries, the subscriber and its timers at once. A
+// read error ends the pump and is reported on readErr. stop ends the pump
+// and closes the reader.
+func (st *stream) startPump(ctx context.Context) (entries <-chan *txlog.Entry, readErr <-chan error, stop func()) {
+	reader := st.se.srv.opts.Feed(st.after)
+	out := make(chan *txlog.Entry, maxBatch)
+	errc := make(chan error, 1)
 	pumpCtx, stopPump := context.WithCancel(ctx)
 	pumpDone := make(chan struct{})
 	go func() {
@@ -178,37 +192,43 @@ func (st *stream) run(ctx context.Context) error {
 		for {
 			e, err := reader.Next(pumpCtx)
 			if err != nil {
-				pumpErr <- err
+				errc <- err
 				return
 			}
 			select {
-			case entries <- e:
+			case out <- e:
 			case <-pumpCtx.Done():
 				return
 			}
 		}
 	}()
-	defer func() {
+	stop = func() {
 		stopPump()
 		<-pumpDone
 		reader.Close()
-	}()
+	}
+	return out, errc, stop
+}
 
+// loop sends the log as it comes, and the backfills kick announces, while
+// answering the subscriber, until the stream is over.
+func (st *stream) loop(ctx context.Context, keepalive <-chan time.Time, entries <-chan *txlog.Entry, readErr <-chan error, kick <-chan struct{}) error {
+	se := st.se
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-pumpErr:
+		case err := <-readErr:
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			se.fatal("XX000", fmt.Sprintf("electric: reading the log: %v", err))
 			return fmt.Errorf("reading the log: %w", err)
-		case m := <-ctl:
-			if done, err := st.control(m, recvDone); done || err != nil {
+		case m := <-st.ctl:
+			if done, err := st.control(m); done || err != nil {
 				return err
 			}
-		case <-keepalive.C:
+		case <-keepalive:
 			if err := st.tick(); err != nil {
 				return err
 			}
@@ -257,374 +277,4 @@ func (st *stream) batch(e *txlog.Entry, more <-chan *txlog.Entry) error {
 	sent := st.sent
 	st.se.srv.updateProgress(st.se.connector, func(p *ConnectorStatus) { p.SentOffset = sent })
 	return st.flush()
-}
-
-// backfill sends the merged rows of the tables pending for this connector
-// as one transaction. Its LSNs are those of the last entry sent: the
-// subscriber's origin stays at that entry (it is not an entry of the log),
-// and an echo of it maps to the offset whose state it at least contains.
-func (st *stream) backfill() error {
-	se := st.se
-	tables := se.srv.takeBackfill(se.connector)
-	if len(tables) == 0 || se.srv.opts.Rows == nil {
-		return nil
-	}
-	st.refreshView()
-	if st.sent == 0 {
-		// Nothing sent yet: the entries to come hold every row.
-		return nil
-	}
-	// One past the last entry's end LSN: still maps to that offset (an
-	// echo of it and a resume both land there), but the subscriber's flush
-	// report tells whether it has the backfill.
-	commitLSN := txlog.LSN(st.sent)
-	endLSN := commitLSN + 1
-	if st.flushedLSN.Load() >= st.backfillLSN {
-		st.backfillPending = nil
-	}
-	now := pgNow()
-	began := false
-	rows := 0
-	for _, table := range tables {
-		rs, ok := st.rels[table]
-		if !ok || !rs.hasKey || st.replayed[table] {
-			continue
-		}
-		err := se.srv.opts.Rows(table, func(key string, r *merge.Row) error {
-			if !r.Live() {
-				return nil
-			}
-			row, ok := rowWithKey(rs, &txlog.RowChange{Table: table, Key: key, Row: r.Image()})
-			if !ok {
-				return nil
-			}
-			if !began {
-				m := st.beginXLog(commitLSN, commitLSN, now)
-				st.out = appendBegin(st.out, commitLSN, now, xidOf(st.sent))
-				st.endFrame(m)
-				began = true
-			}
-			if !rs.sent {
-				m := st.beginXLog(commitLSN, commitLSN, now)
-				st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
-				st.endFrame(m)
-				rs.sent = true
-			}
-			m := st.beginXLog(commitLSN, commitLSN, now)
-			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
-			st.endFrame(m)
-			rows++
-			if len(st.out) > 1<<20 {
-				return st.flush()
-			}
-			return nil
-		})
-		if err != nil {
-			se.fatal("XX000", fmt.Sprintf("electric: backfilling %s: %v", table, err))
-			return fmt.Errorf("backfilling %s: %w", table, err)
-		}
-	}
-	if !began {
-		return nil
-	}
-	m := st.beginXLog(commitLSN, endLSN, now)
-	st.out = appendCommit(st.out, commitLSN, endLSN, now)
-	st.endFrame(m)
-	se.log.Info("backfilled", "tables", tables, "rows", rows, "at_offset", st.sent)
-	st.backfillPending = append(st.backfillPending, tables...)
-	st.backfillLSN = endLSN
-	return st.flush()
-}
-
-// refreshView re-reads the connector's view and rebuilds the relation map
-// when it changed. It reports whether streaming may proceed.
-func (st *stream) refreshView() bool {
-	v, ok := st.se.srv.opts.Connectors(st.se.connector)
-	if !ok || v == nil || !v.Ready {
-		// Keep the last view: the connector may be reinitialising (a
-		// migration); entries keep flowing for what is known.
-		return st.view != nil && st.view.Refreshed
-	}
-	if v == st.view {
-		return v.Refreshed
-	}
-	rels := map[string]*relState{}
-	for i := range v.Tables {
-		t := &v.Tables[i]
-		q := t.QualifiedName()
-		if !v.Subscribed[q] {
-			continue
-		}
-		rs := &relState{oid: t.OID, namespace: t.Schema, name: t.Name, pk: t.PrimaryKey, hasKey: len(t.PrimaryKey) > 0}
-		for _, c := range t.Columns {
-			rs.cols = append(rs.cols, relColumn{Name: c.Name, Key: t.IsKey(c.Name), TypeOID: c.TypeOID, TypeMod: c.TypeMod})
-		}
-		if old, ok := st.rels[q]; ok {
-			if old.sent && old.oid == rs.oid && slices.Equal(old.cols, rs.cols) {
-				rs.sent = true
-			} else {
-				// What the replay sent lacked the new columns.
-				delete(st.replayed, q)
-			}
-		}
-		rels[q] = rs
-	}
-	st.view, st.rels = v, rels
-	return v.Refreshed
-}
-
-// encode appends the pgoutput transaction of entry e for this subscriber to
-// the send queue. It reports false when nothing of e concerns it.
-//
-// LSNs: the commit end LSN is txlog.LSN(offset), a pure function of the
-// offset, because the subscriber stores it as its replication origin
-// position, asks to restart from it, and echoes it in the Origin message
-// that ingest maps back to an offset. Messages inside the entry take the
-// LSNs just after the previous entry's; the commit LSN is one below the end.
-func (st *stream) encode(e *txlog.Entry) bool {
-	se := st.se
-	if e.EchoSafe && e.Origin == se.connector {
-		// The origin already holds every merged row of e (the sequencer
-		// proved it): re-applying and decoding them again is pure cost.
-		// Skipped like an entry with nothing for it, so its position
-		// still moves by a keepalive.
-		return false
-	}
-	base := txlog.LSN(e.Offset - 1)
-	endLSN := txlog.LSN(e.Offset)
-	commitLSN := endLSN - 1
-	ts := pgTime(e.CommitTime)
-	now := pgNow()
-	k := uint64(0)
-	nextLSN := func() uint64 {
-		k++
-		if l := base + k; l < commitLSN {
-			return l
-		}
-		return commitLSN
-	}
-	began := false
-	for i := range e.Changes {
-		ch := &e.Changes[i]
-		rs, ok := st.rels[ch.Table]
-		if !ok || !rs.hasKey {
-			continue
-		}
-		row, ok := rowWithKey(rs, ch)
-		if !ok {
-			se.log.Error("change whose key matches neither the row image nor the table's primary key: not sent",
-				"table", ch.Table, "offset", e.Offset)
-			continue
-		}
-		if !began {
-			lsn := nextLSN()
-			m := st.beginXLog(lsn, lsn, now)
-			st.out = appendBegin(st.out, commitLSN, ts, xidOf(e.Offset))
-			st.endFrame(m)
-			began = true
-		}
-		if !rs.sent {
-			lsn := nextLSN()
-			m := st.beginXLog(lsn, lsn, now)
-			st.out = appendRelation(st.out, rs.oid, rs.namespace, rs.name, 'd', rs.cols)
-			st.endFrame(m)
-			rs.sent = true
-		}
-		lsn := nextLSN()
-		m := st.beginXLog(lsn, lsn, now)
-		if ch.Deleted {
-			st.out = appendDelete(st.out, rs.oid, rs.cols, row)
-		} else {
-			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
-		}
-		st.endFrame(m)
-	}
-	if !began {
-		return false
-	}
-	m := st.beginXLog(commitLSN, endLSN, now)
-	st.out = appendCommit(st.out, commitLSN, endLSN, ts)
-	st.endFrame(m)
-	return true
-}
-
-// rowWithKey returns the row image to send, with the key columns taken from
-// the change's key when the image lacks them (a delete's image may be empty).
-func rowWithKey(rs *relState, ch *txlog.RowChange) (map[string]merge.Value, bool) {
-	complete := true
-	for _, k := range rs.pk {
-		if v, ok := ch.Row[k]; !ok || v.Null {
-			complete = false
-			break
-		}
-	}
-	if complete {
-		return ch.Row, true
-	}
-	vals, err := merge.DecodeKey(ch.Key)
-	if err != nil || len(vals) != len(rs.pk) {
-		return nil, false
-	}
-	row := make(map[string]merge.Value, len(ch.Row)+len(vals))
-	for k, v := range ch.Row {
-		row[k] = v
-	}
-	for i, k := range rs.pk {
-		if vals[i].Null {
-			return nil, false
-		}
-		row[k] = vals[i]
-	}
-	return row, true
-}
-
-// xidOf derives a transaction id from the offset; 0 is InvalidTransactionId.
-func xidOf(offset uint64) uint32 {
-	x := uint32(offset)
-	if x == 0 {
-		x = 1
-	}
-	return x
-}
-
-// beginFrame starts a CopyData message in out; endFrame sets its length.
-func (st *stream) beginFrame() int {
-	st.out = append(st.out, 'd', 0, 0, 0, 0)
-	return len(st.out) - 4
-}
-
-func (st *stream) endFrame(mark int) {
-	binary.BigEndian.PutUint32(st.out[mark:], uint32(len(st.out)-mark))
-}
-
-// beginXLog starts a CopyData message with the XLogData header; the
-// pgoutput message is appended after it.
-func (st *stream) beginXLog(start, end uint64, now int64) int {
-	mark := st.beginFrame()
-	st.out = appendXLogData(st.out, start, end, now, nil)
-	return mark
-}
-
-func (st *stream) appendKeepalive(reply bool) {
-	m := st.beginFrame()
-	st.out = appendKeepalive(st.out, txlog.LSN(st.sent), pgNow(), reply)
-	st.endFrame(m)
-}
-
-// flush writes out.
-func (st *stream) flush() error {
-	err := st.se.writeRaw(st.out)
-	if cap(st.out) > 4<<20 {
-		st.out = nil // do not keep the buffer of one huge entry
-	} else {
-		st.out = st.out[:0]
-	}
-	return err
-}
-
-// tick sends the periodic keepalive, asking for a reply, after checking
-// that the subscriber answered recently.
-func (st *stream) tick() error {
-	timeout := st.se.srv.opts.ReplyTimeout
-	if since := time.Since(time.Unix(0, st.lastReply.Load())); since > timeout {
-		st.se.fatal("08006", fmt.Sprintf("electric: terminating replication of %s: no status update from the subscriber for %s", st.se.connector, since.Round(time.Second)))
-		return fmt.Errorf("replication timeout: no status update for %s", since.Round(time.Second))
-	}
-	return st.keepalive(true)
-}
-
-func (st *stream) keepalive(reply bool) error {
-	st.appendKeepalive(reply)
-	return st.flush()
-}
-
-// control handles a report of the receive goroutine. done means the stream
-// is over (err nil: back to query mode).
-func (st *stream) control(m ctlMsg, recvDone <-chan struct{}) (done bool, err error) {
-	se := st.se
-	switch m.kind {
-	case ctlReply:
-		return false, st.keepalive(false)
-	case ctlDone:
-		<-recvDone
-		se.send(&pgproto3.CopyDone{})
-		se.send(&pgproto3.CommandComplete{CommandTag: []byte("COPY 0")})
-		se.send(&pgproto3.CommandComplete{CommandTag: []byte("START_REPLICATION")})
-		se.send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-		se.log.Info("replication stopped by the subscriber", "sent_offset", st.sent)
-		return true, se.flush()
-	default:
-		if m.err != nil {
-			return true, m.err
-		}
-		return true, errClosed
-	}
-}
-
-// receive reads the subscriber's messages in copy-both mode until CopyDone,
-// Terminate or an error. It never writes: writes are the stream's.
-func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
-	se := st.se
-	report := func(m ctlMsg) {
-		select {
-		case ctl <- m:
-		case <-ctx.Done():
-		}
-	}
-	for {
-		msg, err := se.be.Receive()
-		if err != nil {
-			report(ctlMsg{kind: ctlEnd, err: fmt.Errorf("reading from subscriber: %w", err)})
-			return
-		}
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			if len(m.Data) == 0 {
-				se.fatal("08P01", "electric: empty CopyData message")
-				report(ctlMsg{kind: ctlEnd})
-				return
-			}
-			switch m.Data[0] {
-			case 'r':
-				ss, ok := parseStandbyStatus(m.Data)
-				if !ok {
-					se.fatal("08P01", fmt.Sprintf("electric: invalid standby status update (%d bytes)", len(m.Data)))
-					report(ctlMsg{kind: ctlEnd})
-					return
-				}
-				now := time.Now()
-				st.lastReply.Store(now.UnixNano())
-				if uint64(ss.Flush) > st.flushedLSN.Load() {
-					st.flushedLSN.Store(uint64(ss.Flush))
-				}
-				se.srv.updateProgress(se.connector, func(p *ConnectorStatus) {
-					p.FlushedOffset = txlog.OffsetOfLSN(ss.Flush)
-					p.AppliedOffset = txlog.OffsetOfLSN(ss.Apply)
-					p.LastReply = now
-				})
-				if ss.Reply {
-					report(ctlMsg{kind: ctlReply})
-				}
-			case 'h':
-				// Hot standby feedback concerns physical replication only.
-			default:
-				se.fatal("08P01", fmt.Sprintf("electric: unexpected CopyData message type %q", m.Data[0]))
-				report(ctlMsg{kind: ctlEnd})
-				return
-			}
-		case *pgproto3.CopyDone:
-			report(ctlMsg{kind: ctlDone})
-			return
-		case *pgproto3.CopyFail:
-			report(ctlMsg{kind: ctlEnd, err: fmt.Errorf("subscriber aborted replication: %s", m.Message)})
-			return
-		case *pgproto3.Terminate:
-			report(ctlMsg{kind: ctlEnd})
-			return
-		default:
-			se.fatal("08P01", fmt.Sprintf("electric: unexpected message %T during replication", msg))
-			report(ctlMsg{kind: ctlEnd})
-			return
-		}
-	}
 }

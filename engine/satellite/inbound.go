@@ -1,3 +1,7 @@
+// The client→server stream: the client's relations and transactions,
+// checked, decoded into merge ops and handed to the sink; a stream with
+// transactions missing is restarted (kick).
+
 package satellite
 
 import (
@@ -29,13 +33,6 @@ type pendingTx struct {
 	nops      int // row operations received, rejected ones included
 	rejected  int
 	notReady  bool // a table could not be resolved: the engine has no tables yet
-}
-
-// ackItem is one client transaction waiting for its SatPingResp. Items are
-// acked strictly in arrival order.
-type ackItem struct {
-	lsn  []byte
-	done chan error // nil: already durable (a re-sent transaction)
 }
 
 func (s *session) handleRelation(m *satpb.SatRelation) error {
@@ -171,13 +168,6 @@ func (s *session) reject(table, why string) {
 	s.log.Warn("satellite write not applied", "client", s.clientID, "table", table, "reason", why)
 }
 
-// owned reports whether a row image belongs to user: no owner column, or an
-// owner that is NULL, empty or user (spec §3.7).
-func owned(row map[string]merge.Value, user string) bool {
-	v, ok := row[OwnerColumn]
-	return !ok || v.Null || v.Text == "" || v.Text == user
-}
-
 // commitTx hands a complete client transaction to the sink, or acks it
 // again if it is a re-send of one already taken.
 func (s *session) commitTx(tx *pendingTx) error {
@@ -304,71 +294,26 @@ func (s *session) gap(tx *pendingTx) bool {
 	return true
 }
 
-// ownedOps drops the writes to rows owned by another user, and writes that
-// would give a row to another user (DESIGN.md "Satellite side").
-func (s *session) ownedOps(ops []merge.Op) ([]merge.Op, error) {
-	kept := ops[:0]
-	for _, op := range ops {
-		if op.Columns != nil && !owned(op.Columns, s.userID) {
-			s.reject(op.Table, "row would belong to another user")
-			continue
-		}
-		cur, err := s.srv.opts.Log.Row(op.Table, op.Key)
-		if err != nil {
-			return nil, fmt.Errorf("reading row %s %q: %w", op.Table, op.Key, err)
-		}
-		if cur.Live() && !owned(cur.Image(), s.userID) {
-			s.reject(op.Table, "row belongs to another user")
-			continue
-		}
-		kept = append(kept, op)
-	}
-	return kept, nil
-}
-
-func (s *session) queueAck(a *ackItem) error {
-	select {
-	case s.acks <- a:
+// kick restarts the client's stream: SatInStopReplicationReq then
+// SatInStartReplicationReq, in one segment. 0.4.3 then re-sends every
+// transaction not yet acked, starting with the oldest; those already taken
+// are recognised by their lsn and acked again.
+func (s *session) kick(why string) error {
+	if s.inState.Load() != inActive || !s.kicking.CompareAndSwap(false, true) {
 		return nil
-	case <-s.ctx.Done():
-		return fmt.Errorf("queueing ack: %w", s.ctx.Err())
 	}
-}
-
-// acker sends SatPingResp{lsn} for client transactions in order, each once
-// it is durable, with the client's exact lsn bytes, and never one below the
-// last (0.4.3 exits on an ack below its last acked position).
-func (s *session) acker() {
-	defer s.wg.Done()
-	for {
-		var a *ackItem
-		select {
-		case a = <-s.acks:
-		case <-s.ctx.Done():
-			return
-		}
-		if a.done != nil {
-			select {
-			case err := <-a.done:
-				if err != nil {
-					s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: fmt.Errorf("storing client transaction: %w", err)})
-					return
-				}
-			case <-s.ctx.Done():
-				return
-			}
-		}
-		s.mu.Lock()
-		below := compareClientLSN(a.lsn, s.lastAckLSN) < 0
-		if !below {
-			s.lastAckLSN = a.lsn
-		}
-		s.mu.Unlock()
-		if below {
-			continue
-		}
-		if err := s.send(s.ctx, &satpb.SatPingResp{Lsn: a.lsn}); err != nil {
-			return
-		}
+	s.resyncs.Add(1)
+	s.log.Debug("restarting the client's stream", "client", s.clientID, "reason", why)
+	stop, err := satpb.Encode(&satpb.SatInStopReplicationReq{})
+	if err != nil {
+		return err
 	}
+	start, err := satpb.Encode(&satpb.SatInStartReplicationReq{
+		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
+		SyncBatchSize: 1,
+	})
+	if err != nil {
+		return err
+	}
+	return s.queue(s.ctx, outFrame{data: stop, next: start})
 }

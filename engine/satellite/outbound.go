@@ -1,3 +1,6 @@
+// The server→client stream: the log from the client's position, as
+// SatRelation and SatOpLog frames of the rows this client's user gets.
+
 package satellite
 
 import (
@@ -155,7 +158,7 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 		if t == nil {
 			continue
 		}
-		if v, ok := rc.Row[OwnerColumn]; ok && !v.Null && v.Text != "" {
+		if hasOwner(rc.Row) {
 			key.user = s.userID // which rows are sent depends on the user
 		}
 		if !owned(rc.Row, s.userID) {

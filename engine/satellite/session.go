@@ -1,14 +1,14 @@
+// A session is one Satellite connection from upgrade to close: its state,
+// its end (with or without an error frame), and the dispatch of what the
+// client sends.
+
 package satellite
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,20 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Protocol version of this server (satpb.ProtocolVersion).
-const serverMajor, serverMinor = 0, 2
-
-// OwnerColumn is the column of the ownership filter (spec §3.7).
-const OwnerColumn = "electric_user_id"
-
-// After a client was sent transactions it is asked for its position (a
-// ping) after ackPingDelay, which coalesces a burst, and at most once per
-// ackPingEvery, which bounds the pings a busy stream adds.
-const (
-	ackPingDelay = 50 * time.Millisecond
-	ackPingEvery = 200 * time.Millisecond
-)
-
 // States of the client→server stream (spec §3.3).
 const (
 	inNone int32 = iota
@@ -39,12 +25,6 @@ const (
 	inActive
 	inPaused
 )
-
-type outFrame struct {
-	data  []byte
-	next  []byte // a second frame sent in the same TCP segment
-	final bool   // close the socket after writing it
-}
 
 // protocolError ends a session with a SatErrorResp of its code.
 type protocolError struct {
@@ -230,110 +210,6 @@ func (s *session) hardClose() {
 	s.closeOnce.Do(func() { _ = s.conn.Close() })
 }
 
-func (s *session) writer() {
-	defer close(s.writerDone)
-	done := s.ctx.Done()
-	var giveUp <-chan time.Time
-	for {
-		select {
-		case f := <-s.out:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-			if err := s.writeFrame(f); err != nil {
-				s.log.Debug("satellite write failed", "err", err)
-				s.hardClose()
-				return
-			}
-			if f.final {
-				_ = s.conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.ClosePolicyViolation, ""), time.Now().Add(time.Second))
-				s.hardClose()
-				return
-			}
-		case <-done:
-			if !s.failed.Load() {
-				s.hardClose()
-				return
-			}
-			// The error frame follows the frames already queued.
-			done = nil
-			giveUp = time.After(s.srv.opts.WriteTimeout)
-		case <-giveUp:
-			s.hardClose()
-			return
-		}
-	}
-}
-
-func (s *session) writeFrame(f outFrame) error {
-	if f.next == nil {
-		return s.conn.WriteMessage(websocket.BinaryMessage, f.data)
-	}
-	// The 0.4.3 client must handle both frames in one socket read: between
-	// a SatInStopReplicationReq and the next SatInStartReplicationReq a
-	// local write would crash it.
-	nc := s.conn.NetConn()
-	cork(nc, true)
-	defer cork(nc, false)
-	if err := s.conn.WriteMessage(websocket.BinaryMessage, f.data); err != nil {
-		return err
-	}
-	return s.conn.WriteMessage(websocket.BinaryMessage, f.next)
-}
-
-var errSessionClosed = errors.New("session closed")
-
-// send queues a frame, waiting while the queue is full (back-pressure).
-func (s *session) send(ctx context.Context, m proto.Message) error {
-	frame, err := satpb.Encode(m)
-	if err != nil {
-		return err
-	}
-	return s.sendFrame(ctx, frame)
-}
-
-func (s *session) sendFrame(ctx context.Context, frame []byte) error {
-	return s.queue(ctx, outFrame{data: frame})
-}
-
-func (s *session) queue(ctx context.Context, f outFrame) error {
-	select {
-	case s.out <- f:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("sending frame: %w", ctx.Err())
-	case <-s.writerDone:
-		return errSessionClosed
-	}
-}
-
-func (s *session) readLoop() error {
-	max := s.srv.opts.MaxFrameBytes
-	for {
-		mt, r, err := s.conn.NextReader()
-		if err != nil {
-			return fmt.Errorf("reading frame: %w", err)
-		}
-		if mt != websocket.BinaryMessage {
-			return perr(satpb.SatErrorResp_INTERNAL, "text frames are not part of the protocol")
-		}
-		data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
-		if err != nil {
-			return fmt.Errorf("reading frame: %w", err)
-		}
-		if len(data) > max {
-			return perr(satpb.SatErrorResp_INVALID_REQUEST, "frame larger than %d bytes", max)
-		}
-		msg, err := satpb.Decode(data)
-		if err != nil {
-			return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
-		}
-		if err := s.handle(msg); err != nil {
-			return err
-		}
-		s.lastRecv.Store(time.Now().UnixNano())
-	}
-}
-
 func (s *session) handle(msg proto.Message) error {
 	if !s.authed.Load() {
 		if m, ok := msg.(*satpb.SatAuthReq); ok {
@@ -382,224 +258,6 @@ func (s *session) handle(msg proto.Message) error {
 		return fmt.Errorf("client sent error %s: %w", m.ErrorType, errCloseSilently)
 	}
 	return perr(satpb.SatErrorResp_INVALID_REQUEST, "unexpected %T", msg)
-}
-
-var versionRe = regexp.MustCompile(`^v(\d+)_(\d+)$`)
-
-// parseVersion reads "Electric.Satellite.v0_2" as (0, 2).
-func parseVersion(v string) (major, minor int, ok bool) {
-	last := v[strings.LastIndexByte(v, '.')+1:]
-	m := versionRe.FindStringSubmatch(last)
-	if m == nil {
-		return 0, 0, false
-	}
-	major, err1 := strconv.Atoi(m[1])
-	minor, err2 := strconv.Atoi(m[2])
-	return major, minor, err1 == nil && err2 == nil
-}
-
-func (s *session) handleAuth(m *satpb.SatAuthReq) error {
-	if m.Id == "" || m.Token == "" {
-		return perr(satpb.SatErrorResp_INVALID_REQUEST, "auth request without id or token")
-	}
-	// The token is checked before the headers (spec §3.2).
-	user, err := s.srv.opts.Auth.Validate(m.Token)
-	if err != nil {
-		return perr(satpb.SatErrorResp_AUTH_REQUIRED, "client %q: %w", m.Id, err)
-	}
-	if len(m.Headers) == 0 {
-		return perr(satpb.SatErrorResp_INVALID_REQUEST, "auth request without headers")
-	}
-	version := ""
-	for _, h := range m.Headers {
-		if h.Key == satpb.SatAuthHeader_PROTO_VERSION {
-			version = h.Value
-		}
-	}
-	major, minor, ok := parseVersion(version)
-	if !ok || major != serverMajor || minor > serverMinor {
-		return perr(satpb.SatErrorResp_PROTO_VSN_MISSMATCH, "client protocol %q, server %s", version, satpb.ProtocolVersion)
-	}
-	if err := s.srv.claim(s.ctx, m.Id, s); err != nil {
-		return perr(satpb.SatErrorResp_INVALID_REQUEST, "%w", err)
-	}
-	s.claimed = true
-	s.clientID, s.userID, s.source = m.Id, user, "satellite:"+m.Id
-	pos, err := s.srv.opts.Log.Position(s.source)
-	if err != nil {
-		return perr(satpb.SatErrorResp_INTERNAL, "reading position of %s: %w", s.source, err)
-	}
-	s.enqueued = pos
-	s.startLSN = pos
-	authResp, err := satpb.Encode(&satpb.SatAuthResp{Id: s.srv.opts.ServerID})
-	if err != nil {
-		return err
-	}
-	// Ask the client to stream its writes (spec §3.3). The 0.4.3 client
-	// ignores lsn and batch size and re-sends everything it has not had
-	// acked; a transaction we already hold is recognised by its lsn.
-	startReq, err := satpb.Encode(&satpb.SatInStartReplicationReq{
-		Lsn:           pos,
-		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
-		SyncBatchSize: 1,
-	})
-	if err != nil {
-		return err
-	}
-	s.authed.Store(true)
-	s.log.Info("satellite authenticated", "client", s.clientID, "user", user)
-	s.wg.Add(1)
-	go s.acker()
-	s.inState.Store(inRequested)
-	// Both in one segment: a 0.4.3 client that writes locally between the
-	// two crashes ("enqueuing a transaction while outbound replication has
-	// not started").
-	return s.queue(s.ctx, outFrame{data: authResp, next: startReq})
-}
-
-func (s *session) handlePingResp(m *satpb.SatPingResp) error {
-	if m.Lsn == nil {
-		return nil
-	}
-	if len(m.Lsn) == 0 {
-		return perr(satpb.SatErrorResp_INVALID_REQUEST, "ping response with an empty lsn")
-	}
-	off, err := OffsetOfServerLSN(m.Lsn)
-	if err != nil {
-		return perr(satpb.SatErrorResp_INVALID_REQUEST, "%w", err)
-	}
-	s.ackOffset(off)
-	if s.acked.Load() < s.delivered.Load() {
-		s.askAck()
-	}
-	return nil
-}
-
-// ackOffset records that the client has applied the log up to off.
-func (s *session) ackOffset(off uint64) {
-	if head := s.srv.opts.Log.Head(); off > head {
-		off = head
-	}
-	for {
-		cur := s.acked.Load()
-		if off <= cur || s.acked.CompareAndSwap(cur, off) {
-			return
-		}
-	}
-}
-
-func (s *session) askAck() {
-	select {
-	case s.solicit <- struct{}{}:
-	default:
-	}
-}
-
-// pinger keeps the connection alive (spec §3.1) and asks the client for
-// its position after it was sent transactions: its acks are the causal
-// context of its next writes, so they should not lag behind.
-func (s *session) pinger() {
-	defer s.wg.Done()
-	interval := s.srv.opts.PingInterval
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var livePing time.Time // when the liveness ping was sent; zero if none
-	var solicitTimer <-chan time.Time
-	var lastSolicit time.Time
-	ping := func() bool {
-		return s.send(s.ctx, &satpb.SatPingReq{}) == nil
-	}
-	var resend *time.Timer
-	var resendC <-chan time.Time
-	defer func() {
-		if resend != nil {
-			resend.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.received:
-			if s.srv.opts.ResendAfter < 0 {
-				continue
-			}
-			if resend == nil {
-				resend = time.NewTimer(s.srv.opts.ResendAfter)
-			} else {
-				resend.Reset(s.srv.opts.ResendAfter)
-			}
-			resendC = resend.C
-		case <-resendC:
-			resendC = nil
-			if err := s.kick("the client is quiet after sending transactions"); err != nil {
-				return
-			}
-		case now := <-tick.C:
-			last := time.Unix(0, s.lastRecv.Load())
-			if !s.authed.Load() {
-				if now.Sub(s.since) >= 2*interval {
-					s.log.Info("satellite connection closed: no authentication")
-					s.cancel()
-					s.hardClose()
-					return
-				}
-				continue
-			}
-			if now.Sub(last) < interval {
-				livePing = time.Time{}
-				continue
-			}
-			if !livePing.IsZero() && !last.After(livePing) {
-				s.log.Info("satellite connection closed: no answer to ping")
-				s.cancel()
-				s.hardClose()
-				return
-			}
-			if !ping() {
-				return
-			}
-			livePing = now
-		case <-s.solicit:
-			if solicitTimer == nil {
-				wait := max(ackPingDelay, time.Until(lastSolicit.Add(ackPingEvery)))
-				solicitTimer = time.After(wait)
-			}
-		case now := <-solicitTimer:
-			solicitTimer = nil
-			if s.acked.Load() >= s.delivered.Load() {
-				continue
-			}
-			lastSolicit = now
-			if !ping() {
-				return
-			}
-		}
-	}
-}
-
-// kick restarts the client's stream: SatInStopReplicationReq then
-// SatInStartReplicationReq, in one segment. 0.4.3 then re-sends every
-// transaction not yet acked, starting with the oldest; those already taken
-// are recognised by their lsn and acked again.
-func (s *session) kick(why string) error {
-	if s.inState.Load() != inActive || !s.kicking.CompareAndSwap(false, true) {
-		return nil
-	}
-	s.resyncs.Add(1)
-	s.log.Debug("restarting the client's stream", "client", s.clientID, "reason", why)
-	stop, err := satpb.Encode(&satpb.SatInStopReplicationReq{})
-	if err != nil {
-		return err
-	}
-	start, err := satpb.Encode(&satpb.SatInStartReplicationReq{
-		Options:       []satpb.SatInStartReplicationReq_Option{satpb.SatInStartReplicationReq_SYNC_MODE},
-		SyncBatchSize: 1,
-	})
-	if err != nil {
-		return err
-	}
-	return s.queue(s.ctx, outFrame{data: stop, next: start})
 }
 
 func (s *session) info(head uint64) SessionInfo {

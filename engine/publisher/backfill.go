@@ -1,0 +1,96 @@
+// Backfill: the current merged rows of tables a connector newly subscribes
+// to, sent on its stream as one transaction that is not an entry of the log.
+
+package publisher
+
+import (
+	"fmt"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// backfill sends the merged rows of the tables pending for this connector
+// as one transaction. Its LSNs are those of the last entry sent: the
+// subscriber's origin stays at that entry (it is not an entry of the log),
+// and an echo of it maps to the offset whose state it at least contains.
+func (st *stream) backfill() error {
+	se := st.se
+	tables := se.srv.takeBackfill(se.connector)
+	if len(tables) == 0 || se.srv.opts.Rows == nil {
+		return nil
+	}
+	st.refreshView()
+	if st.sent == 0 {
+		// Nothing sent yet: the entries to come hold every row.
+		return nil
+	}
+	// One past the last entry's end LSN: still maps to that offset (an
+	// echo of it and a resume both land there), but the subscriber's flush
+	// report tells whether it has the backfill.
+	commitLSN := txlog.LSN(st.sent)
+	endLSN := commitLSN + 1
+	if st.flushedLSN.Load() >= st.backfillLSN {
+		st.backfillPending = nil
+	}
+	now := pgNow()
+	began := false
+	rows := 0
+	for _, table := range tables {
+		rs, ok := st.rels[table]
+		if !ok || !rs.hasKey || st.replayed[table] {
+			continue
+		}
+		err := se.srv.opts.Rows(table, func(key string, r *merge.Row) error {
+			if !r.Live() {
+				return nil
+			}
+			row, ok := rowWithKey(rs, &txlog.RowChange{Table: table, Key: key, Row: r.Image()})
+			if !ok {
+				return nil
+			}
+			if !began {
+				m := st.beginXLog(commitLSN, commitLSN, now)
+				st.out = appendBegin(st.out, commitLSN, now, xidOf(st.sent))
+				st.endFrame(m)
+				began = true
+			}
+			if !rs.sent {
+				st.announce(rs, commitLSN, now)
+			}
+			m := st.beginXLog(commitLSN, commitLSN, now)
+			st.out = appendInsert(st.out, rs.oid, rs.cols, row)
+			st.endFrame(m)
+			rows++
+			if len(st.out) > 1<<20 {
+				return st.flush()
+			}
+			return nil
+		})
+		if err != nil {
+			se.fatal("XX000", fmt.Sprintf("electric: backfilling %s: %v", table, err))
+			return fmt.Errorf("backfilling %s: %w", table, err)
+		}
+	}
+	if !began {
+		return nil
+	}
+	m := st.beginXLog(commitLSN, endLSN, now)
+	st.out = appendCommit(st.out, commitLSN, endLSN, now)
+	st.endFrame(m)
+	se.log.Info("backfilled", "tables", tables, "rows", rows, "at_offset", st.sent)
+	st.backfillPending = append(st.backfillPending, tables...)
+	st.backfillLSN = endLSN
+	return st.flush()
+}
+
+// requeueUnconfirmedBackfill queues again, when the stream ends, the tables
+// of backfills the subscriber has not confirmed flushing: it resumes after
+// the last entry it confirmed, which does not contain them.
+func (st *stream) requeueUnconfirmedBackfill() {
+	se := st.se
+	if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
+		se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
+		se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
+	}
+}
