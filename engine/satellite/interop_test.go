@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
-	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/internal/satinterop"
 )
 
 // The interop tests run the published electric-sql@0.4.3 client (Node,
-// better-sqlite3) against the server, through interop/driver.mjs. They need
-// `npm ci` in interop/ (CI's .ci/run does it); without it they fail.
+// better-sqlite3) against the server, through internal/satinterop/driver.mjs.
+// They need `npm ci` in internal/satinterop (CI's .ci/run does it); without
+// it they fail.
 
-type jsTable = interop.Table
-type jsColumn = interop.Column
+type jsTable = satinterop.Table
+type jsColumn = satinterop.Column
 
 var jsItems = jsTable{Name: "items", Columns: []jsColumn{
 	{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"}, {Name: "content_b", Type: "TEXT"}}}
@@ -78,7 +79,7 @@ type interopEnv struct {
 
 func newInterop(t *testing.T, mod func(*Options)) *interopEnv {
 	t.Helper()
-	interop.Dir(t)
+	satinterop.Dir(t)
 	ie := &interopEnv{dir: t.TempDir(), mod: mod}
 	ie.start(t)
 	return ie
@@ -120,7 +121,7 @@ func (ie *interopEnv) restart(t *testing.T) {
 	ie.start(t)
 }
 
-func itemsRows(c *interop.Client) string {
+func itemsRows(c *satinterop.Client) string {
 	return c.RowsJSON("SELECT id, content, content_b FROM items ORDER BY id")
 }
 
@@ -130,8 +131,8 @@ func itemsRows(c *interop.Client) string {
 func TestInteropBothWays(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := interop.Start(t, "A", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "B", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "A", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "B", filepath.Join(dir, "b.db"))
 	idA := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 
@@ -185,7 +186,7 @@ func TestInteropBothWays(t *testing.T) {
 // satellite_null_test).
 func TestInteropNulls(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	// As Postgres fills an insert of only id and content.
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.nulls", Key: "pg", Columns: map[string]merge.Value{
@@ -217,7 +218,7 @@ func TestInteropNulls(t *testing.T) {
 // types it has no decoder for arrives intact instead of crashing it.
 func TestInteropTypes(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.typed", Key: id, Columns: map[string]merge.Value{
@@ -232,8 +233,8 @@ func TestInteropTypes(t *testing.T) {
 func TestInteropOwnership(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := interop.Start(t, "alice", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "bob", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "alice", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "bob", filepath.Join(dir, "b.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 	owned := func(id, owner string) merge.Op {
@@ -274,7 +275,7 @@ func TestInteropOwnership(t *testing.T) {
 func TestInteropRestart(t *testing.T) {
 	ie := newInterop(t, nil)
 	db := filepath.Join(t.TempDir(), "a.db")
-	a := interop.Start(t, "A", db)
+	a := satinterop.Start(t, "A", db)
 	id := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	for i := 1; i <= 3; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
@@ -299,7 +300,7 @@ func TestInteropRestart(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
 	}
-	a = interop.Start(t, "A2", db)
+	a = satinterop.Start(t, "A2", db)
 	if id2 := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped); id2 != id {
 		t.Fatalf("client id changed: %s → %s", id, id2)
 	}
@@ -348,7 +349,7 @@ func TestInteropRestart(t *testing.T) {
 // the client's stream, so every write arrives, once.
 func TestInteropBurst(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	const n = 12
 	for i := 0; i < n; i++ {

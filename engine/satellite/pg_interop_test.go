@@ -15,9 +15,9 @@ import (
 
 	"github.com/electric-sql/electric-go/engine"
 	"github.com/electric-sql/electric-go/engine/config"
-	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/satinterop"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -31,13 +31,13 @@ CREATE TABLE public.owned (id UUID PRIMARY KEY, value TEXT, electric_user_id VAR
 ` + migrations.TableDDL
 
 // The same tables as the client's SQLite has them.
-var clientTables = []interop.Table{
-	{Name: "items", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true},
+var clientTables = []satinterop.Table{
+	{Name: "items", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true},
 		{Name: "content", Type: "TEXT NOT NULL DEFAULT ''"}, {Name: "content_b", Type: "TEXT DEFAULT ''"}}},
-	{Name: "nulls", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"},
+	{Name: "nulls", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"},
 		{Name: "content_text_null", Type: "TEXT"}, {Name: "content_text_null_default", Type: "TEXT DEFAULT ''"},
 		{Name: "intvalue_null", Type: "INTEGER"}, {Name: "intvalue_null_default", Type: "INTEGER DEFAULT 10"}}},
-	{Name: "owned", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "value", Type: "TEXT"},
+	{Name: "owned", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "value", Type: "TEXT"},
 		{Name: "electric_user_id", Type: "TEXT"}}},
 }
 
@@ -79,7 +79,7 @@ func freePort(t *testing.T) int {
 
 func startEngine(t *testing.T) *pgEnv {
 	t.Helper()
-	interop.Dir(t)
+	satinterop.Dir(t)
 	pe := &pgEnv{t: t, pgs: map[string]*pgtest.Cluster{}}
 	var conns []string
 	for _, n := range []string{"postgres_1", "postgres_2"} {
@@ -182,11 +182,11 @@ func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) 
 func TestInteropPostgres(t *testing.T) {
 	pe := startEngine(t)
 	dir := t.TempDir()
-	a := interop.Start(t, "A", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "B", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "A", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "B", filepath.Join(dir, "b.db"))
 	a.Open(pe.wsPort, "alice", clientTables...)
 	b.Open(pe.wsPort, "bob", clientTables...)
-	both := []*interop.Client{a, b}
+	both := []*satinterop.Client{a, b}
 	clientsSee := func(sql, want string) {
 		t.Helper()
 		for _, c := range both {
@@ -242,7 +242,7 @@ func TestInteropPostgres(t *testing.T) {
 	// A restarted client resumes where it was.
 	a.Exit()
 	pe.pgs["postgres_1"].Exec(fmt.Sprintf("INSERT INTO items (id, content) VALUES ('%s', 'while A was down')", uid(3)))
-	a = interop.Start(t, "A2", filepath.Join(dir, "a.db"))
+	a = satinterop.Start(t, "A2", filepath.Join(dir, "a.db"))
 	a.Open(pe.wsPort, "alice", clientTables...)
 	a.EventuallyRows(itemsJS, fmt.Sprintf(`[{"content":"while A was down","content_b":"","id":"%s"}]`, uid(3)))
 	a.Exec("INSERT INTO items (id, content) VALUES (?, 'after restart')", uid(4))
