@@ -65,6 +65,30 @@ func (s *SyncBuffer) Reset() {
 	s.b.Reset()
 }
 
+// LogTo is a writer that logs each write (a log line) through t.Log, until
+// the test ends: a goroutine that outlives the test then writes into the
+// void instead of making the test panic.
+func LogTo(t testing.TB) io.Writer {
+	w := &testWriter{t: t, on: true}
+	t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
+	return w
+}
+
+type testWriter struct {
+	t  testing.TB
+	mu sync.Mutex
+	on bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.on {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
 // Timeout is how long Eventually and WaitFor wait.
 const Timeout = 30 * time.Second
 

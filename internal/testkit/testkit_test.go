@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,10 +52,31 @@ func TestSyncBufferTailAndReset(t *testing.T) {
 	}
 }
 
+func TestLogToStopsAtTheEndOfTheTest(t *testing.T) {
+	f := &fakeT{TB: t}
+	w := LogTo(f)
+	fmt.Fprintln(w, "one")
+	f.cleanup()
+	fmt.Fprintln(w, "two")
+	if !slices.Equal(f.logs, []string{"one"}) {
+		t.Fatalf("logged %q, want only the line before the end", f.logs)
+	}
+}
+
 // fakeT records a Fatalf instead of stopping the test.
 type fakeT struct {
 	testing.TB
-	failed string
+	failed   string
+	logs     []string
+	cleanups []func()
+}
+
+func (f *fakeT) Log(args ...any)   { f.logs = append(f.logs, fmt.Sprint(args...)) }
+func (f *fakeT) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeT) cleanup() {
+	for _, fn := range f.cleanups {
+		fn()
+	}
 }
 
 func (f *fakeT) Helper() {}
