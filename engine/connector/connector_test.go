@@ -15,6 +15,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 func TestFunctionName(t *testing.T) {
@@ -127,21 +128,6 @@ func startPublisher(t *testing.T, ln net.Listener, reg *registry) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last: %s)", what, last)
-}
-
 func count(t *testing.T, pg *pgtest.Cluster, sql string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -187,7 +173,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	// The listener accepts nothing yet: REFRESH cannot reach a publisher.
 	ln.Close()
 	stop := run(c1)
-	waitFor(t, "a refresh error", func() (bool, string) {
+	testkit.WaitFor(t, "a refresh error", func() (bool, string) {
 		st := c1.Status()
 		return st.State == "error" && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
 	})
@@ -196,7 +182,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 		t.Fatal(err)
 	}
 	startPublisher(t, ln, conns)
-	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
 	st1 := c1.Status()
 	if st1.Tables != 2 || st1.Subscribed != 2 || st1.SubscriptionOID == 0 {
 		t.Fatalf("status %+v", st1)
@@ -224,7 +210,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	}
 	conns.set(c2)
 	stop = run(c2)
-	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
 	if st := c2.Status(); st.SubscriptionOID != st1.SubscriptionOID || st.Subscribed != 2 {
 		t.Fatalf("second run: %+v, first %+v", st, st1)
 	}
@@ -240,7 +226,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 
 	// A column change replaces the function, whose body names the column.
 	pg.Exec(`ALTER TABLE public.items ADD COLUMN w text`)
-	waitFor(t, "trigger function updated", func() (bool, string) {
+	testkit.WaitFor(t, "trigger function updated", func() (bool, string) {
 		return count(t, pg, `SELECT count(*) FROM pg_proc WHERE proname LIKE 'upsert_public_items_%' AND prosrc LIKE '%EXCLUDED."w"%'`) == 1, ""
 	})
 	// A trigger someone disabled is re-enabled on the next setup.
@@ -250,7 +236,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	conns.set(c3)
 	stop = run(c3)
 	defer stop()
-	waitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
+	testkit.WaitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
 }
 
 // TestDisabledSubscriptionIsLeftAlone: an operator (or the seed's conflict
@@ -272,7 +258,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
 	stop := run(c)
 	defer stop()
-	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == "ready", fmt.Sprintf("%+v", st) })
 	refreshed := c.Status().LastRefresh
 
 	pg.Exec(`ALTER TABLE items REPLICA IDENTITY FULL`)
@@ -287,7 +273,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 		t.Fatal("the connector re-enabled a subscription someone disabled")
 	}
 	pg.Exec(`ALTER SUBSCRIPTION a ENABLE`)
-	waitFor(t, "the later table subscribed", func() (bool, string) {
+	testkit.WaitFor(t, "the later table subscribed", func() (bool, string) {
 		v := c.View()
 		return v != nil && v.Subscribed["public.later"], fmt.Sprintf("%+v", c.Status())
 	})
