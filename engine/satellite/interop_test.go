@@ -12,6 +12,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/internal/satinterop"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // The interop tests run the published electric-sql@0.4.3 client (Node,
@@ -102,7 +103,7 @@ func (ie *interopEnv) start(t *testing.T) {
 	}
 	var ln net.Listener
 	var err error
-	eventually(t, "listen on "+addr, func() bool {
+	testkit.Eventually(t, "listen on "+addr, func() bool {
 		ln, err = net.Listen("tcp", addr)
 		return err == nil
 	})
@@ -144,7 +145,7 @@ func TestInteropBothWays(t *testing.T) {
 
 	// Client A → log → client B.
 	a.Exec("INSERT INTO items (id, content, content_b) VALUES (?, ?, ?)", "a1", "from A", "")
-	eventually(t, "client insert in the log", func() bool { return ie.row("public.items", "a1") != nil })
+	testkit.Eventually(t, "client insert in the log", func() bool { return ie.row("public.items", "a1") != nil })
 	if r := ie.row("public.items", "a1"); r["content"] != txt("from A") || r["content_b"] != txt("") {
 		t.Fatalf("log row %v", r)
 	}
@@ -162,7 +163,7 @@ func TestInteropBothWays(t *testing.T) {
 	// Update from B, seen by A and the log.
 	b.Exec("UPDATE items SET content = ? WHERE id = ?", "edited by B", "a1")
 	a.EventuallyRows("SELECT content FROM items WHERE id = 'a1'", `[{"content":"edited by B"}]`)
-	eventually(t, "update in the log", func() bool { return ie.row("public.items", "a1")["content"] == txt("edited by B") })
+	testkit.Eventually(t, "update in the log", func() bool { return ie.row("public.items", "a1")["content"] == txt("edited by B") })
 
 	// Update and delete from the log side.
 	ie.write("pg_a", merge.Op{Kind: merge.OpUpdate, Table: "public.items", Key: "p1",
@@ -176,7 +177,7 @@ func TestInteropBothWays(t *testing.T) {
 	// Delete from A: the row received from the log and updated by B is gone
 	// everywhere (A had acknowledged both, so its delete covers them).
 	a.Exec("DELETE FROM items WHERE id = ?", "a1")
-	eventually(t, "client delete in the log", func() bool { return ie.row("public.items", "a1") == nil })
+	testkit.Eventually(t, "client delete in the log", func() bool { return ie.row("public.items", "a1") == nil })
 	b.EventuallyRows("SELECT id FROM items", `[]`)
 	a.WaitAcked()
 	b.WaitAcked()
@@ -203,7 +204,7 @@ func TestInteropNulls(t *testing.T) {
 		"c3": {"content": txt(""), "content_text_null": null, "content_text_null_default": txt(""), "intvalue_null": null, "intvalue_null_default": txt("10")},
 	}
 	for id, cols := range want {
-		eventually(t, "row "+id+" in the log", func() bool { return ie.row("public.nulls", id) != nil })
+		testkit.Eventually(t, "row "+id+" in the log", func() bool { return ie.row("public.nulls", id) != nil })
 		got := ie.row("public.nulls", id)
 		for k, v := range cols {
 			if got[k] != v {
@@ -255,7 +256,7 @@ func TestInteropOwnership(t *testing.T) {
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-fake', 'x', 'alice')")
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('r-alice', 'stolen', 'bob')")
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-own', 'mine', 'bob')")
-	eventually(t, "bob's own row", func() bool { return ie.row("public.owned", "b-own") != nil })
+	testkit.Eventually(t, "bob's own row", func() bool { return ie.row("public.owned", "b-own") != nil })
 	b.WaitAcked()
 	if r := ie.row("public.owned", "b-fake"); r != nil {
 		t.Fatalf("row given to alice by bob was applied: %v", r)
@@ -283,10 +284,10 @@ func TestInteropRestart(t *testing.T) {
 	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":3}]`)
 	a.Exec("INSERT INTO items (id, content) VALUES ('a1', 'before restart')")
 	a.WaitAcked()
-	eventually(t, "client row", func() bool { return ie.row("public.items", "a1") != nil })
+	testkit.Eventually(t, "client row", func() bool { return ie.row("public.items", "a1") != nil })
 	// The client's position is stored once the echo of its own write arrives.
 	head := ie.log.Head()
-	eventually(t, "client at the head", func() bool {
+	testkit.Eventually(t, "client at the head", func() bool {
 		for _, s := range ie.srv.Sessions() {
 			if s.ClientID == id && s.OutboundOffset == head {
 				return true
@@ -305,7 +306,7 @@ func TestInteropRestart(t *testing.T) {
 		t.Fatalf("client id changed: %s → %s", id, id2)
 	}
 	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":7}]`)
-	eventually(t, "resumed session", func() bool {
+	testkit.Eventually(t, "resumed session", func() bool {
 		for _, s := range ie.srv.Sessions() {
 			if s.ClientID == id && s.OutboundOffset == ie.log.Head() {
 				// Only the three new transactions were sent.
