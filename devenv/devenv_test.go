@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/electric-sql/electric-go/internal/pgcluster"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // fakeEngineArg, as the first argument of the test binary, makes it play the
@@ -83,33 +83,9 @@ func stateDir(t *testing.T) string {
 	return filepath.Join(base, "dev")
 }
 
-// syncBuffer collects progress written by spinner goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
-}
-
 // testOptions gives an environment free ports everywhere, so that tests
 // never collide with a developer's 54321/54322 or with each other.
-func testOptions(t *testing.T, dir string, prog *syncBuffer) Options {
+func testOptions(t *testing.T, dir string, prog *testkit.SyncBuffer) Options {
 	p, err := pgcluster.FreePorts(5)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +166,7 @@ func partState(t *testing.T, e *Env) map[string]PartStatus {
 func TestUpStatusDownReset(t *testing.T) {
 	t.Parallel()
 	dir := stateDir(t)
-	prog := &syncBuffer{}
+	prog := &testkit.SyncBuffer{}
 	opts := testOptions(t, dir, prog)
 	e := newEnv(t, opts)
 
@@ -341,7 +317,7 @@ func TestUpStatusDownReset(t *testing.T) {
 func TestEngineLifecycle(t *testing.T) {
 	t.Parallel()
 	dir := stateDir(t)
-	prog := &syncBuffer{}
+	prog := &testkit.SyncBuffer{}
 	opts := testOptions(t, dir, prog)
 	opts.NoEngine = false
 	opts.StopTimeout = 20 * time.Second
@@ -457,7 +433,7 @@ func TestPreflightPortInUse(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := stateDir(t)
-			opts := testOptions(t, dir, &syncBuffer{})
+			opts := testOptions(t, dir, &testkit.SyncBuffer{})
 			c.set(&opts)
 			e, err := New(opts)
 			if err == nil {
@@ -483,7 +459,7 @@ func TestPreflightUnreachableDir(t *testing.T) {
 	if err := os.Mkdir(locked, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	opts := testOptions(t, filepath.Join(locked, "dev"), &syncBuffer{})
+	opts := testOptions(t, filepath.Join(locked, "dev"), &testkit.SyncBuffer{})
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +503,7 @@ func TestResetRefusesForeignDir(t *testing.T) {
 func TestProgress(t *testing.T) {
 	t.Parallel()
 	for _, tty := range []bool{false, true} {
-		var b syncBuffer
+		var b testkit.SyncBuffer
 		p := &progress{w: &b, tty: tty}
 		p.step("quick", func() (string, error) { time.Sleep(250 * time.Millisecond); return "detail", nil })
 		p.step("warned", func() (string, error) { return "", warning{"heads up"} })
@@ -577,14 +553,11 @@ func TestLogsFollow(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- e.Logs(ctx, out, nil, 1, true) }()
 	waitFor := func(want string) {
-		deadline := time.Now().Add(30 * time.Second)
-		for out.String() != want && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		testkit.Until(30*time.Second, func() bool { return out.String() == want })
 	}
 	waitFor("engine | three\n")
 	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
@@ -617,7 +590,7 @@ func TestForeignDataDirKept(t *testing.T) {
 	if err := os.WriteFile(keep, []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, testOptions(t, dir, &syncBuffer{}))
+	e := newEnv(t, testOptions(t, dir, &testkit.SyncBuffer{}))
 	_, err := e.Up(context.Background())
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, DBA)+" holds files but no cluster") {
 		t.Fatalf("up over a foreign data dir: err = %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // benchTables are created in both the engine's database (electric) and the
@@ -248,16 +249,9 @@ func pollUntil(b testing.TB, d time.Duration, what string, cond func(conn *pgx.C
 	b.Helper()
 	conn := connect(b, uri)
 	defer conn.Close(context.Background())
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond(conn)
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("after %v: %s: %s", d, what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var state string
+	if !testkit.Until(d, func() bool { ok, s := cond(conn); state = s; return ok }) {
+		b.Fatalf("after %v: %s: %s", d, what, state)
 	}
 }
 

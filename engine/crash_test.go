@@ -21,6 +21,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine"
 	"github.com/electric-sql/electric-go/engine/config"
+	"github.com/electric-sql/electric-go/internal/validate"
 )
 
 // childEnv makes the test binary run the engine instead of the tests, so the
@@ -64,7 +65,7 @@ func runChildEngine() int {
 func (c *cluster) startChild(dir string) {
 	c.t.Helper()
 	if c.logBuf == nil {
-		c.logBuf = &syncBuffer{}
+		c.logBuf = newLogBuffer()
 	}
 	env := c.envFor(dir)
 	cfg, errs := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
@@ -85,7 +86,7 @@ func (c *cluster) startChild(dir string) {
 	c.t.Cleanup(func() {
 		c.killChild()
 		if c.t.Failed() {
-			c.t.Logf("engine log:\n%s", c.logBuf.tail(30000))
+			c.t.Logf("engine log:\n%s", c.logBuf.Tail(30000))
 		}
 	})
 	c.waitReady()
@@ -249,7 +250,7 @@ func TestCrashDuringWrites(t *testing.T) {
 	}
 	sort.Strings(want)
 	for _, n := range c.names {
-		if d := diffRows(want, c.query(n, "SELECT id, v FROM public.ledger ORDER BY id")); d != "" {
+		if d := validate.Diff(want, c.query(n, "SELECT id, v FROM public.ledger ORDER BY id")); d != "" {
 			t.Errorf("ledger on %s differs from what the writers committed (- missing, + unexpected):\n%s", n, d)
 		}
 	}

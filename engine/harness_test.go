@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,8 @@ import (
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
+	"github.com/electric-sql/electric-go/internal/validate"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -33,7 +34,7 @@ type cluster struct {
 	cfg    config.Config
 	cancel context.CancelFunc
 	done   chan error
-	logBuf *syncBuffer
+	logBuf *testkit.SyncBuffer
 	env    map[string]string
 	child  *exec.Cmd // the engine as a child process (startChild)
 }
@@ -108,7 +109,7 @@ func (c *cluster) start(dir string) {
 	}
 	c.cfg = cfg
 	if c.logBuf == nil {
-		c.logBuf = &syncBuffer{}
+		c.logBuf = newLogBuffer()
 	}
 	log := slog.New(slog.NewTextHandler(c.logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e, err := engine.New(cfg, log)
@@ -122,7 +123,7 @@ func (c *cluster) start(dir string) {
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
-			t.Logf("engine log:\n%s", c.logBuf.tail(20000))
+			t.Logf("engine log:\n%s", c.logBuf.Tail(20000))
 		}
 	})
 	c.waitReady()
@@ -179,14 +180,12 @@ func (c *cluster) waitReady() {
 	}, func() string { return "engine not ready: " + last })
 }
 
+// eventually fails the test with msg() unless cond holds within d; msg is
+// only called then.
 func (c *cluster) eventually(d time.Duration, cond func() bool, msg func() string) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("after %v: %s", d, msg())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testkit.Until(d, cond) {
+		c.t.Fatalf("after %v: %s", d, msg())
 	}
 }
 
@@ -211,34 +210,14 @@ func (c *cluster) waitRows(name, sql string, want ...string) {
 	}, func() string { return fmt.Sprintf("%s on %s: got %q, want %q", sql, name, got, want) })
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
+// newLogBuffer is the engine's log: kept for the failure report and the
+// checks, and shown live on stderr when ENGINE_LOG is set.
+func newLogBuffer() *testkit.SyncBuffer {
+	b := &testkit.SyncBuffer{}
 	if os.Getenv("ENGINE_LOG") != "" {
-		os.Stderr.Write(p)
+		b.Tee = os.Stderr
 	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.buf) > n {
-		return string(b.buf[len(b.buf)-n:])
-	}
-	return string(b.buf)
-}
-
-func (b *syncBuffer) contains(s string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Contains(string(b.buf), s)
+	return b
 }
 
 // waitAll waits until sql returns exactly want on every Postgres.
@@ -339,35 +318,10 @@ func (c *cluster) assertSame(table string) {
 	c.t.Helper()
 	first := c.dump(c.names[0], table)
 	for _, n := range c.names[1:] {
-		if d := diffRows(first, c.dump(n, table)); d != "" {
+		if d := validate.Diff(first, c.dump(n, table)); d != "" {
 			c.t.Errorf("%s differs between %s and %s:\n%s", table, c.names[0], n, d)
 		}
 	}
-}
-
-// diffRows lists the rows only in a (-) and only in b (+); "" when equal.
-func diffRows(a, b []string) string {
-	in := map[string]int{}
-	for _, r := range a {
-		in[r]++
-	}
-	for _, r := range b {
-		in[r]--
-	}
-	var out []string
-	for r, n := range in {
-		switch {
-		case n > 0:
-			out = append(out, "- "+r)
-		case n < 0:
-			out = append(out, "+ "+r)
-		}
-	}
-	sort.Strings(out)
-	if len(out) > 50 {
-		out = append(out[:50], fmt.Sprintf("... and %d more", len(out)-50))
-	}
-	return strings.Join(out, "\n")
 }
 
 func sorted(s []string) []string {
@@ -383,7 +337,7 @@ func (c *cluster) checkEngineLog() {
 	if c.logBuf == nil {
 		return
 	}
-	for _, line := range strings.Split(c.logBuf.tail(1<<30), "\n") {
+	for _, line := range strings.Split(c.logBuf.String(), "\n") {
 		if strings.Contains(line, "level=ERROR") {
 			c.t.Errorf("engine logged an error: %s", line)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/electric-sql/electric-go/tui/common"
 )
 
@@ -529,12 +530,8 @@ func TestEventStreamReconnects(t *testing.T) {
 	sc.waitFor(t, 0, "event-two", "· live")
 	close(cut)
 	ev.Publish(status.Event{Time: t0, Kind: status.KindSession, Session: "c1", Message: "event-three"})
-	deadline := time.Now().Add(30 * time.Second)
-	for requests() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the dashboard did not reconnect to the event stream")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testkit.Until(30*time.Second, func() bool { return requests() >= 2 }) {
+		t.Fatal("the dashboard did not reconnect to the event stream")
 	}
 	ev.Publish(status.Event{Time: t0, Kind: status.KindError, Message: "event-four"})
 	sc.waitFor(t, 0, "event-three", "event-four")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/electric-sql/electric-go/engine/config"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp golden files of testdata/*.txtar")
@@ -128,7 +127,7 @@ func cmdSetFrom(ts *testscript.TestScript, neg bool, args []string) {
 
 // serveWith runs `electric serve args…` in-process with runEngine as the engine
 // and a clean configuration environment plus env.
-func serveWith(t *testing.T, runEngine runEngineFunc, env map[string]string, args ...string) (chan error, *syncBuffer) {
+func serveWith(t *testing.T, runEngine runEngineFunc, env map[string]string, args ...string) (chan error, *testkit.SyncBuffer) {
 	t.Helper()
 	for _, v := range config.Variables() {
 		t.Setenv(v.Name, "")
@@ -137,31 +136,13 @@ func serveWith(t *testing.T, runEngine runEngineFunc, env map[string]string, arg
 		t.Setenv(k, v)
 	}
 	cmd := newServeCmdWith(runEngine)
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.SetErr(stderr)
 	cmd.SetOut(io.Discard)
 	cmd.SetArgs(args)
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(context.Background()) }()
 	return done, stderr
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func wait[T any](t *testing.T, ch chan T, what string) T {

@@ -17,6 +17,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 func TestFunctionName(t *testing.T) {
@@ -158,21 +159,6 @@ func startPublisherFeed(t *testing.T, ln net.Listener, reg *registry, feed publi
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last: %s)", what, last)
-}
-
 func count(t *testing.T, pg *pgtest.Cluster, sql string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -218,7 +204,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	// The listener accepts nothing yet: REFRESH cannot reach a publisher.
 	ln.Close()
 	stop := run(c1)
-	waitFor(t, "a refresh error", func() (bool, string) {
+	testkit.WaitFor(t, "a refresh error", func() (bool, string) {
 		st := c1.Status()
 		return st.State == StateError && strings.Contains(st.LastError, "refreshing subscription"), fmt.Sprintf("%+v", st)
 	})
@@ -227,7 +213,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 		t.Fatal(err)
 	}
 	startPublisher(t, ln, conns)
-	waitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c1.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	st1 := c1.Status()
 	if st1.Tables != 2 || st1.Subscribed != 2 || st1.SubscriptionOID == 0 {
 		t.Fatalf("status %+v", st1)
@@ -255,7 +241,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	}
 	conns.set(c2)
 	stop = run(c2)
-	waitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready again", func() (bool, string) { st := c2.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	if st := c2.Status(); st.SubscriptionOID != st1.SubscriptionOID || st.Subscribed != 2 {
 		t.Fatalf("second run: %+v, first %+v", st, st1)
 	}
@@ -271,7 +257,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 
 	// A column change replaces the function, whose body names the column.
 	pg.Exec(`ALTER TABLE public.items ADD COLUMN w text`)
-	waitFor(t, "trigger function updated", func() (bool, string) {
+	testkit.WaitFor(t, "trigger function updated", func() (bool, string) {
 		return count(t, pg, `SELECT count(*) FROM pg_proc WHERE proname LIKE 'upsert_public_items_%' AND prosrc LIKE '%EXCLUDED."w"%'`) == 1, ""
 	})
 	// A trigger someone disabled is re-enabled on the next setup.
@@ -281,7 +267,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 	conns.set(c3)
 	stop = run(c3)
 	defer stop()
-	waitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
+	testkit.WaitFor(t, "trigger re-enabled", func() (bool, string) { return count(t, pg, triggers) == 2, "" })
 }
 
 // TestDisabledSubscriptionIsLeftAlone: an operator (or the seed's conflict
@@ -303,7 +289,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
 	stop := run(c)
 	defer stop()
-	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.State == StateReady, fmt.Sprintf("%+v", st) })
 	refreshed := c.Status().LastRefresh
 
 	pg.Exec(`ALTER TABLE items REPLICA IDENTITY FULL`)
@@ -318,7 +304,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 		t.Fatal("the connector re-enabled a subscription someone disabled")
 	}
 	pg.Exec(`ALTER SUBSCRIPTION a ENABLE`)
-	waitFor(t, "the later table subscribed", func() (bool, string) {
+	testkit.WaitFor(t, "the later table subscribed", func() (bool, string) {
 		v := c.View()
 		return v != nil && v.Subscribed["public.later"], fmt.Sprintf("%+v", c.Status())
 	})
@@ -346,10 +332,10 @@ func TestPauseResume(t *testing.T) {
 		func(after uint64) publisher.Reader { return &gatedFeed{after: after, entry: entry, gate: gate} })
 	stop := run(c)
 	defer stop()
-	waitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.Ready(), fmt.Sprintf("%+v", st) })
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.Ready(), fmt.Sprintf("%+v", st) })
 	const workers = `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL`
 	const enabled = `SELECT count(*) FROM pg_subscription WHERE subenabled`
-	waitFor(t, "the apply worker", func() (bool, string) { return count(t, pg, workers) == 1, "" })
+	testkit.WaitFor(t, "the apply worker", func() (bool, string) { return count(t, pg, workers) == 1, "" })
 
 	// The worker blocks applying the entry until the lock is released.
 	ctx := context.Background()
@@ -363,14 +349,14 @@ func TestPauseResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(gate)
-	waitFor(t, "the apply worker waiting on the lock", func() (bool, string) {
+	testkit.WaitFor(t, "the apply worker waiting on the lock", func() (bool, string) {
 		return count(t, pg, `SELECT count(*) FROM pg_locks l JOIN pg_stat_subscription s ON s.pid = l.pid WHERE NOT l.granted`) == 1, ""
 	})
 
 	conn := pg.Connect()
 	paused := make(chan error, 1)
 	go func() { paused <- c.Pause(ctx, conn) }()
-	waitFor(t, "the subscription disabled", func() (bool, string) { return count(t, pg, enabled) == 0, "" })
+	testkit.WaitFor(t, "the subscription disabled", func() (bool, string) { return count(t, pg, enabled) == 0, "" })
 	select {
 	case err := <-paused:
 		t.Fatalf("Pause returned (%v) while the apply worker was still running", err)
@@ -405,7 +391,7 @@ func TestPauseResume(t *testing.T) {
 	if n := count(t, pg, enabled); n != 1 {
 		t.Fatal("subscription not enabled after Resume committed")
 	}
-	waitFor(t, "the apply worker back and the entry applied", func() (bool, string) {
+	testkit.WaitFor(t, "the apply worker back and the entry applied", func() (bool, string) {
 		return count(t, pg, workers) == 1 && count(t, pg, `SELECT count(*) FROM items WHERE id = 1 AND v = 'x'`) == 1, ""
 	})
 	if st := c.Status(); !st.Ready() {

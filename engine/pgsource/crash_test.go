@@ -20,6 +20,8 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
+	"github.com/electric-sql/electric-go/internal/validate"
 )
 
 // The workload: source transaction T inserts rowsPerTx rows of
@@ -100,8 +102,8 @@ func (w *writer) count() int {
 // every acknowledged transaction must be in the source too.
 func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, rowsPerTx int, acknowledged []int) {
 	t.Helper()
-	var anomalies []string
-	add := func(f string, args ...any) { anomalies = append(anomalies, fmt.Sprintf(f, args...)) }
+	var an validate.Anomalies
+	add := an.Addf
 	committed := sourceTxs(t, pg)
 	inSource := map[int]bool{}
 	for _, T := range committed {
@@ -113,12 +115,8 @@ func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, r
 		}
 	}
 
-	isCommitted := map[int]bool{}
-	for _, T := range committed {
-		isCommitted[T] = true
-	}
-	seen := map[int]uint64{} // T -> offset
-	lastT := 0
+	once := validate.NewOnce(&an, "tx", "the log", committed)
+	order := validate.NewOrder[string, int](&an, "tx")
 	head := l.Head()
 	r := l.NewReader(0)
 	defer r.Close()
@@ -164,28 +162,12 @@ func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, r
 			if n != rowsPerTx || counter != 1 {
 				add("entry %d (tx %d): %d rows and %d counter changes, want %d and 1", e.Offset, T, n, counter, rowsPerTx)
 			}
-			if prev, dup := seen[T]; dup {
-				add("tx %d in the log twice: entries %d and %d", T, prev, e.Offset)
-			}
-			seen[T] = e.Offset
-			if !isCommitted[T] {
-				add("entry %d holds tx %d, which never committed", e.Offset, T)
-			}
-			if T < lastT {
-				add("entry %d holds tx %d after tx %d: out of source order", e.Offset, T, lastT)
-			}
-			lastT = T
+			at := fmt.Sprintf("entry %d", e.Offset)
+			once.Note(at, T)
+			order.Note(at, origin, T)
 		}
 	}
-	var missing []int
-	for _, T := range committed {
-		if _, ok := seen[T]; !ok {
-			missing = append(missing, T)
-		}
-	}
-	if len(missing) > 0 {
-		add("%d committed transactions missing from the log, first %v", len(missing), missing[:min(10, len(missing))])
-	}
+	once.Finish()
 	// Final fingerprint: the merged rows equal the source's.
 	last := 0
 	for _, T := range committed {
@@ -207,10 +189,8 @@ func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, r
 	if live != len(committed)*rowsPerTx {
 		add("%d live items rows in the log, want %d", live, len(committed)*rowsPerTx)
 	}
-	for _, a := range anomalies {
-		t.Error(a)
-	}
-	t.Logf("validated %d entries against %d committed source transactions: %d anomalies", head, len(committed), len(anomalies))
+	an.Report(t)
+	t.Logf("validated %d entries against %d committed source transactions: %d anomalies", head, len(committed), an.Len())
 }
 
 // sourceTxs lists the workload transactions present in the source, in order.
@@ -243,7 +223,7 @@ func TestRestartResumesWithoutDuplicatesInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ready", h.src.Ready)
+	testkit.Eventually(t, "ready", h.src.Ready)
 	w := &writer{rowsPerTx: 2}
 	conn := pg.Connect()
 	ctx := context.Background()
@@ -252,7 +232,7 @@ func TestRestartResumesWithoutDuplicatesInTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "40 entries", func() bool { return h.log.Head() >= 40 })
+	testkit.Eventually(t, "40 entries", func() bool { return h.log.Head() >= 40 })
 	// Stop right away: the slot may lag the log; the stored position rules.
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
@@ -267,9 +247,9 @@ func TestRestartResumesWithoutDuplicatesInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.stop()
-	waitFor(t, "80 entries", func() bool { return h.log.Head() >= 80 })
+	testkit.Eventually(t, "80 entries", func() bool { return h.log.Head() >= 80 })
 	target := currentLSN(t, pg)
-	waitFor(t, "caught up", func() bool { return h.src.Status().ConfirmedLSN >= target })
+	testkit.Eventually(t, "caught up", func() bool { return h.src.Status().ConfirmedLSN >= target })
 	validateLog(t, pg, h.log, "pg1", 2, w.committed)
 }
 
@@ -282,7 +262,7 @@ func TestPostgresRestartMidStreamResumes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { w.run(ctx, pg.URI(), 1); close(done) }()
-	waitFor(t, "some entries", func() bool { return h.log.Head() >= 20 })
+	testkit.Eventually(t, "some entries", func() bool { return h.log.Head() >= 20 })
 	cancel()
 	<-done
 	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
@@ -304,8 +284,8 @@ func TestPostgresRestartMidStreamResumes(t *testing.T) {
 		}
 	}
 	target := currentLSN(t, pg)
-	waitFor(t, "caught up after the restart", func() bool { return h.src.Status().ConfirmedLSN >= target })
-	waitFor(t, "ready", h.src.Ready)
+	testkit.Eventually(t, "caught up after the restart", func() bool { return h.src.Status().ConfirmedLSN >= target })
+	testkit.Eventually(t, "ready", h.src.Ready)
 	validateLog(t, pg, h.log, "pg1", 3, append(append([]int(nil), w.committed...), w2.committed...))
 	if !strings.Contains(h.logs.String(), "reconnecting") {
 		t.Errorf("the interruption was not logged")
@@ -350,14 +330,14 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 		if i == 0 {
 			// Write only once the slot exists: earlier commits are not
 			// the connector's to ingest.
-			waitFor(t, "slot created", func() bool { return slotConfirmed(t, pg) > 0 })
+			testkit.Eventually(t, "slot created", func() bool { return slotConfirmed(t, pg) > 0 })
 			started = true
 			go func() { w.run(wctx, pg.URI(), 1); close(wdone) }()
 		}
 		// Let the child ingest a little (the slot moves only after its log
 		// commits), then kill it mid-stream.
 		from := slotConfirmed(t, pg)
-		waitFor(t, "child ingesting", func() bool { return slotConfirmed(t, pg) > from && w.count() > 0 })
+		testkit.Eventually(t, "child ingesting", func() bool { return slotConfirmed(t, pg) > from && w.count() > 0 })
 		time.Sleep(time.Duration(100+150*i) * time.Millisecond)
 		child.kill(t)
 	}
@@ -370,7 +350,7 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 	// everything confirmed to Postgres must already be durable.
 	target := currentLSN(t, pg)
 	child := startCrashChild(t, dir, pg.URI(), kills)
-	waitForUpTo(t, 2*time.Minute, "final catch-up", func() bool { return slotConfirmed(t, pg) >= target })
+	testkit.EventuallyWithin(t, 2*time.Minute, "final catch-up", func() bool { return slotConfirmed(t, pg) >= target })
 	child.kill(t)
 
 	l, err := pebblelog.Open(dir, pebblelog.Options{})

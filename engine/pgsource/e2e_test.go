@@ -13,6 +13,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // engineHarness is the ingest half of the engine: txlog, sequencer and one
@@ -25,7 +26,7 @@ type engineHarness struct {
 	seqCancel context.CancelFunc
 	srcDone   chan error
 	seqDone   chan error
-	logs      *syncBuffer
+	logs      *testkit.SyncBuffer
 }
 
 func startEngine(t testing.TB, uri, dir, name string, logger *slog.Logger) (*engineHarness, error) {
@@ -82,7 +83,7 @@ func startTestEngine(t *testing.T, pg *pgtest.Cluster, name string) *engineHarne
 			}
 		}
 	})
-	waitFor(t, "source ready", h.src.Ready)
+	testkit.Eventually(t, "source ready", h.src.Ready)
 	return h
 }
 
@@ -108,7 +109,7 @@ func TestIngestIntoTheLog(t *testing.T) {
 	pg.Exec(`UPDATE items SET b = 'b' WHERE id = 1`)
 	pg.Exec(`DELETE FROM items WHERE id = 2`)
 	pg.Exec(`BEGIN; INSERT INTO items VALUES (3, 'c', 'c'); INSERT INTO other VALUES ('k', 1); COMMIT`)
-	waitFor(t, "4 entries", func() bool { return h.log.Head() >= 4 })
+	testkit.Eventually(t, "4 entries", func() bool { return h.log.Head() >= 4 })
 
 	if got, want := liveImage(t, h.log, "public.items", "1"), map[string]merge.Value{"id": val("1"), "a": val("a"), "b": val("b")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("row 1: %v, want %v", got, want)
@@ -129,7 +130,7 @@ func TestIngestIntoTheLog(t *testing.T) {
 	}
 
 	pg.Exec(`TRUNCATE items`)
-	waitFor(t, "truncate entry", func() bool { return h.log.Head() >= 5 })
+	testkit.Eventually(t, "truncate entry", func() bool { return h.log.Head() >= 5 })
 	for _, k := range []string{"1", "3"} {
 		if got := liveImage(t, h.log, "public.items", k); got != nil {
 			t.Errorf("row %s live after TRUNCATE: %v", k, got)
@@ -148,5 +149,5 @@ func TestIngestIntoTheLog(t *testing.T) {
 	if err != nil || pos.LSN == 0 {
 		t.Fatalf("stored position %x: %v", raw, err)
 	}
-	waitFor(t, "slot confirmed to the stored position", func() bool { return slotConfirmed(t, pg) >= pos.LSN })
+	testkit.Eventually(t, "slot confirmed to the stored position", func() bool { return slotConfirmed(t, pg) >= pos.LSN })
 }

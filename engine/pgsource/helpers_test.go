@@ -1,9 +1,9 @@
 package pgsource
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // recSink records items and acts as the log: it stores each item's
@@ -89,45 +90,11 @@ func (r *recSink) all() []Item {
 	return append([]Item(nil), r.items...)
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testLogger logs to the test output and to a buffer the test can inspect.
-func testLogger(t testing.TB) (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	h := slog.NewTextHandler(multiWriter{buf, testWriter{t}}, &slog.HandlerOptions{Level: slog.LevelDebug})
+func testLogger(t testing.TB) (*slog.Logger, *testkit.SyncBuffer) {
+	buf := &testkit.SyncBuffer{}
+	h := slog.NewTextHandler(io.MultiWriter(buf, testkit.LogTo(t)), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h), buf
-}
-
-type multiWriter []interface{ Write([]byte) (int, error) }
-
-func (m multiWriter) Write(p []byte) (int, error) {
-	for _, w := range m {
-		w.Write(p)
-	}
-	return len(p), nil
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // running is a Source running in the background until the test ends or
@@ -137,7 +104,7 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 }
 
 func (r *running) stop(t testing.TB) {
@@ -174,25 +141,8 @@ func startSource(t testing.TB, pg *pgtest.Cluster, name string, sink Sink, store
 		cancel()
 		<-r.done
 	})
-	waitFor(t, "source ready", func() bool { return src.Ready() })
+	testkit.Eventually(t, "source ready", func() bool { return src.Ready() })
 	return r
-}
-
-// waitFor polls cond until it holds or 30 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	waitForUpTo(t, 30*time.Second, what, cond)
-}
-
-func waitForUpTo(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func val(s string) merge.Value { return merge.Value{Text: s} }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // corruptingProxy forwards TCP to Postgres and, when armed, slips one forged
@@ -157,7 +158,7 @@ func TestMalformedMessagesReconnect(t *testing.T) {
 			t.Errorf("stopping: %v", err)
 		}
 	}()
-	waitFor(t, "ready", h.src.Ready)
+	testkit.Eventually(t, "ready", h.src.Ready)
 	w := &writer{rowsPerTx: 2}
 	conn := pg.Connect()
 	ctx := context.Background()
@@ -171,7 +172,7 @@ func TestMalformedMessagesReconnect(t *testing.T) {
 		}
 	}
 	write(5)
-	waitFor(t, "5 entries", func() bool { return h.log.Head() >= 5 })
+	testkit.Eventually(t, "5 entries", func() bool { return h.log.Head() >= 5 })
 
 	cases := []struct {
 		msg  []byte
@@ -186,16 +187,16 @@ func TestMalformedMessagesReconnect(t *testing.T) {
 	for i, c := range cases {
 		proxy.arm(c.msg)
 		write(3)
-		waitFor(t, "injection", func() bool { return proxy.pending() == 0 })
-		waitFor(t, fmt.Sprintf("case %d: error %q logged", i, c.want), func() bool { return strings.Contains(logs.String(), c.want) })
-		waitFor(t, "entries after reconnect", func() bool { return h.log.Head() >= uint64(T) })
-		waitFor(t, "ready again", h.src.Ready)
+		testkit.Eventually(t, "injection", func() bool { return proxy.pending() == 0 })
+		testkit.Eventually(t, fmt.Sprintf("case %d: error %q logged", i, c.want), func() bool { return strings.Contains(logs.String(), c.want) })
+		testkit.Eventually(t, "entries after reconnect", func() bool { return h.log.Head() >= uint64(T) })
+		testkit.Eventually(t, "ready again", h.src.Ready)
 	}
 	if st := h.src.Status(); st.LastError == "" {
 		t.Errorf("status keeps no last error: %+v", st)
 	}
 	target := currentLSN(t, pg)
-	waitFor(t, "caught up", func() bool { return h.src.Status().ConfirmedLSN >= target })
+	testkit.Eventually(t, "caught up", func() bool { return h.src.Status().ConfirmedLSN >= target })
 	validateLog(t, pg, h.log, "pg1", 2, w.committed)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 func TestChangesBecomeOps(t *testing.T) {
@@ -31,7 +32,7 @@ func TestChangesBecomeOps(t *testing.T) {
 	pg.Exec(`DELETE FROM items WHERE id = 1`)
 	pg.Exec(`INSERT INTO items VALUES (2, 'z', 'w', 1)`)
 	pg.Exec(`TRUNCATE items`)
-	waitFor(t, "6 transactions", func() bool { return len(sink.txs()) == 6 })
+	testkit.Eventually(t, "6 transactions", func() bool { return len(sink.txs()) == 6 })
 
 	want := []merge.Op{
 		{Kind: merge.OpInsert, Table: "public.items", Key: "1", Columns: map[string]merge.Value{"id": val("1"), "a": val("x"), "b": val(""), "n": null}},
@@ -73,12 +74,12 @@ func TestChangesBecomeOps(t *testing.T) {
 
 	// Every transaction was durable: the slot is confirmed up to the last.
 	last, _ := DecodePosition(txs[len(txs)-1].Position)
-	waitFor(t, "slot confirmed", func() bool { return slotConfirmed(t, pg) >= last.LSN })
+	testkit.Eventually(t, "slot confirmed", func() bool { return slotConfirmed(t, pg) >= last.LSN })
 	st := r.src.Status()
 	if !st.Ready() || st.Txs < 6 || st.ConfirmedLSN < last.LSN || st.ReceivedLSN < last.LSN || st.LastTxTime.IsZero() {
 		t.Errorf("status after 6 transactions: %+v", st)
 	}
-	waitFor(t, "slot stats", func() bool { return r.src.Status().WALRetainedBytes >= 0 })
+	testkit.Eventually(t, "slot stats", func() bool { return r.src.Status().WALRetainedBytes >= 0 })
 }
 
 func slotConfirmed(t testing.TB, pg *pgtest.Cluster) pglogrepl.LSN {
@@ -121,7 +122,7 @@ func TestMultiTableTransactionIsOneTx(t *testing.T) {
 	sink := newRecSink()
 	startSource(t, pg, "pg1", sink, sink)
 	pg.Exec(`BEGIN; INSERT INTO a VALUES ('x', '1'); INSERT INTO b VALUES (5, 'q', 'v'); UPDATE a SET v = '2' WHERE id = 'x'; COMMIT`)
-	waitFor(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
 	ops := sink.txs()[0].Tx.Ops
 	if len(ops) != 3 {
 		t.Fatalf("got %d ops, want 3", len(ops))
@@ -149,7 +150,7 @@ func TestUnchangedToastIsNotWritten(t *testing.T) {
 	pg.Exec(`INSERT INTO docs VALUES (1, 't', $1)`, big)
 	pg.Exec(`UPDATE docs SET title = 'u' WHERE id = 1`)
 	pg.Exec(`UPDATE docs SET id = 2 WHERE id = 1`)
-	waitFor(t, "3 transactions", func() bool { return len(sink.txs()) == 3 })
+	testkit.Eventually(t, "3 transactions", func() bool { return len(sink.txs()) == 3 })
 	txs := sink.txs()
 	if got := txs[0].Tx.Ops[0].Columns["body"]; got != val(big) {
 		t.Errorf("insert body: %d bytes, want %d", len(got.Text), len(big))
@@ -182,7 +183,7 @@ func TestTableWithoutPrimaryKeyIsSkipped(t *testing.T) {
 	// The all-tables publication would make this fail without an identity.
 	pg.Exec(`UPDATE nopk SET b = 'y'`)
 	pg.Exec(`INSERT INTO ok (v) VALUES ('v')`)
-	waitFor(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
 	if ops := sink.txs()[0].Tx.Ops; len(ops) != 1 || ops[0].Table != "public.ok" {
 		t.Errorf("ops %v, want only public.ok", ops)
 	}
@@ -198,15 +199,15 @@ func TestTableWithoutPrimaryKeyIsSkipped(t *testing.T) {
 	}
 	// A table created later without a key is found and skipped too.
 	pg.Exec(`CREATE TABLE public.later (x int); INSERT INTO later VALUES (1); INSERT INTO ok (v) VALUES ('w')`)
-	waitFor(t, "2 transactions", func() bool { return len(sink.txs()) == 2 })
+	testkit.Eventually(t, "2 transactions", func() bool { return len(sink.txs()) == 2 })
 	if ops := sink.txs()[1].Tx.Ops; len(ops) != 1 || ops[0].Table != "public.ok" {
 		t.Errorf("ops %v, want only public.ok", ops)
 	}
-	waitFor(t, "warning about public.later", func() bool { return strings.Contains(r.logs.String(), "public.later") })
+	testkit.Eventually(t, "warning about public.later", func() bool { return strings.Contains(r.logs.String(), "public.later") })
 
 	// Once it has a key, the table is replicated.
 	pg.Exec(`ALTER TABLE nopk ADD PRIMARY KEY (a); INSERT INTO nopk VALUES (2, 'z')`)
-	waitFor(t, "3 transactions", func() bool { return len(sink.txs()) == 3 })
+	testkit.Eventually(t, "3 transactions", func() bool { return len(sink.txs()) == 3 })
 	if ops := sink.txs()[2].Tx.Ops; len(ops) != 1 || ops[0].Table != "public.nopk" || ops[0].Key != "2" {
 		t.Errorf("ops %v, want the insert into public.nopk", ops)
 	}
@@ -222,7 +223,7 @@ func TestNewTableAndColumnAreIntrospected(t *testing.T) {
 	r := startSource(t, pg, "pg1", sink, sink)
 	pg.Exec(`CREATE TABLE public.t1 (id int PRIMARY KEY, v text); INSERT INTO t1 VALUES (1, 'a')`)
 	pg.Exec(`ALTER TABLE t1 ADD COLUMN w text; UPDATE t1 SET w = 'b'`)
-	waitFor(t, "2 transactions", func() bool { return len(sink.txs()) == 2 })
+	testkit.Eventually(t, "2 transactions", func() bool { return len(sink.txs()) == 2 })
 	up := sink.txs()[1].Tx.Ops[0]
 	if !reflect.DeepEqual(up.Columns, map[string]merge.Value{"w": val("b")}) {
 		t.Errorf("update after ADD COLUMN: %s (replica identity FULL set on the new table?)", fmtOp(up))
@@ -281,7 +282,7 @@ func TestEchoesAreDroppedAndSetTheContext(t *testing.T) {
 	// The subscription appears after the source started: found lazily.
 	startSource(t, pg, "pg1", sink, sink)
 	pg.Exec(`INSERT INTO items VALUES (1, 'local')`)
-	waitFor(t, "first local tx", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "first local tx", func() bool { return len(sink.txs()) == 1 })
 
 	sub := createSubscription(t, pg, "pg1")
 	other := createSubscription(t, pg, "someone_else")
@@ -290,7 +291,7 @@ func TestEchoesAreDroppedAndSetTheContext(t *testing.T) {
 	// Another subscription's writes are ordinary writes.
 	echoTx(t, pg, other, pglogrepl.LSN(12345), `INSERT INTO items VALUES (3, 'other')`)
 	pg.Exec(`INSERT INTO items VALUES (4, 'local')`)
-	waitFor(t, "3 transactions with ops", func() bool { return len(sink.txs()) == 3 })
+	testkit.Eventually(t, "3 transactions with ops", func() bool { return len(sink.txs()) == 3 })
 
 	txs := sink.txs()
 	if k := txs[1].Tx.Ops[0].Key; k != "3" {
@@ -328,11 +329,11 @@ func TestEchoContextSurvivesRestart(t *testing.T) {
 	sink := newRecSink()
 	r := startSource(t, pg, "pg1", sink, sink)
 	echoTx(t, pg, sub, pglogrepl.LSN(txlog.LSN(7)), `INSERT INTO items VALUES (1, 'echo')`)
-	waitFor(t, "echo stored", func() bool { return len(sink.all()) == 1 })
+	testkit.Eventually(t, "echo stored", func() bool { return len(sink.all()) == 1 })
 	r.stop(t)
 	pg.Exec(`INSERT INTO items VALUES (2, 'local')`)
 	startSource(t, pg, "pg1", sink, sink)
-	waitFor(t, "local tx", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "local tx", func() bool { return len(sink.txs()) == 1 })
 	if c := sink.txs()[0].ContextOffset; c != 7 {
 		t.Errorf("context offset after restart %d, want 7", c)
 	}
@@ -349,7 +350,7 @@ func TestElectricSchemaIsNeverReplicated(t *testing.T) {
 	r := startSource(t, pg, "pg1", sink, sink)
 	pg.Exec(`INSERT INTO electric.migrations (version) VALUES ('1')`)
 	pg.Exec(`BEGIN; INSERT INTO electric.migrations (version) VALUES ('2'); INSERT INTO public.items VALUES (1); COMMIT`)
-	waitFor(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "1 transaction", func() bool { return len(sink.txs()) == 1 })
 	for _, op := range sink.txs()[0].Tx.Ops {
 		if strings.HasPrefix(op.Table, "electric.") {
 			t.Errorf("electric op replicated: %s", fmtOp(op))
@@ -364,7 +365,7 @@ func TestElectricSchemaIsNeverReplicated(t *testing.T) {
 		pg.Exec(`INSERT INTO electric.migrations (version) SELECT g::text FROM generate_series(1, 100) g`)
 	}
 	target := currentLSN(t, pg)
-	waitFor(t, "slot to pass the electric writes", func() bool { return slotConfirmed(t, pg) >= target })
+	testkit.Eventually(t, "slot to pass the electric writes", func() bool { return slotConfirmed(t, pg) >= target })
 	if n := len(sink.all()); n != 1 {
 		t.Errorf("%d items after electric-only writes, want 1", n)
 	}
@@ -378,9 +379,9 @@ func TestConfirmWaitsForDurability(t *testing.T) {
 	sink := newRecSink()
 	startSource(t, pg, "pg1", sink, sink)
 	pg.Exec(`INSERT INTO items VALUES (0)`)
-	waitFor(t, "first tx", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "first tx", func() bool { return len(sink.txs()) == 1 })
 	first, _ := DecodePosition(sink.txs()[0].Position)
-	waitFor(t, "first confirmed", func() bool { return slotConfirmed(t, pg) >= first.LSN })
+	testkit.Eventually(t, "first confirmed", func() bool { return slotConfirmed(t, pg) >= first.LSN })
 
 	sink.mu.Lock()
 	sink.hold = true
@@ -388,7 +389,7 @@ func TestConfirmWaitsForDurability(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		pg.Exec(`INSERT INTO items VALUES ($1)`, i)
 	}
-	waitFor(t, "5 held items", func() bool {
+	testkit.Eventually(t, "5 held items", func() bool {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()
 		return len(sink.held) == 5
@@ -401,7 +402,7 @@ func TestConfirmWaitsForDurability(t *testing.T) {
 	}
 	sink.release()
 	target := currentLSN(t, pg)
-	waitFor(t, "held items confirmed", func() bool { return slotConfirmed(t, pg) >= target })
+	testkit.Eventually(t, "held items confirmed", func() bool { return slotConfirmed(t, pg) >= target })
 }
 
 func TestSlotAdvancesWithoutRelevantChanges(t *testing.T) {
@@ -422,7 +423,7 @@ func TestSlotAdvancesWithoutRelevantChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := currentLSN(t, pg)
-	waitFor(t, "slot to pass the other database's WAL", func() bool { return slotConfirmed(t, pg) >= target })
+	testkit.Eventually(t, "slot to pass the other database's WAL", func() bool { return slotConfirmed(t, pg) >= target })
 	if n := len(sink.all()); n != 0 {
 		t.Errorf("%d items from another database's writes", n)
 	}

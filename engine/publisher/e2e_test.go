@@ -17,6 +17,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // applyErrors returns the lines of the server log that report a failing
@@ -92,14 +93,14 @@ CREATE TABLE pair (a int, b text, c text, PRIMARY KEY (a, b))`)
 		txlog.RowChange{Table: "public.pair", Key: pairKey("1", "y"), Row: row("a=1", "b=y", "c=drop")})
 	last = e.log.append("b", txlog.RowChange{Table: "public.pair", Key: pairKey("1", "y"), Deleted: true})
 	waitDump(t, pg, "pair", "a=1,b=x,c=keep")
-	waitFor(t, "origin at the last entry", func() (bool, string) {
+	testkit.WaitFor(t, "origin at the last entry", func() (bool, string) {
 		got := originLSN(t, pg, "a")
 		return got == txlog.LSN(last), fmt.Sprintf("origin %X, want %X", got, txlog.LSN(last))
 	})
 	// An entry with nothing for this subscriber still advances the
 	// position it confirms.
 	skip := e.log.append("b", upsert("public.missing", "id=3"))
-	waitFor(t, "flushed position past a skipped entry", func() (bool, string) {
+	testkit.WaitFor(t, "flushed position past a skipped entry", func() (bool, string) {
 		for _, c := range e.srv.Status().Connectors {
 			if c.Connector == "a" {
 				return c.FlushedOffset == skip && c.SentOffset == skip, fmt.Sprintf("%+v", c)
@@ -181,11 +182,11 @@ ALTER TABLE items ENABLE ALWAYS TRIGGER a_count`)
 	}
 	check := func(last uint64) {
 		t.Helper()
-		waitFor(t, "every entry applied", func() (bool, string) {
+		testkit.WaitFor(t, "every entry applied", func() (bool, string) {
 			got := dump(t, pg, "(SELECT id, v FROM applied ORDER BY n) AS a")
 			return got == wantApplied(), got
 		})
-		waitFor(t, "origin at the last entry", func() (bool, string) {
+		testkit.WaitFor(t, "origin at the last entry", func() (bool, string) {
 			got := originLSN(t, pg, "a")
 			return got == txlog.LSN(last), fmt.Sprintf("origin %X, want %X", got, txlog.LSN(last))
 		})
@@ -193,7 +194,7 @@ ALTER TABLE items ENABLE ALWAYS TRIGGER a_count`)
 	check(feed(50))
 
 	pg.Exec(`ALTER SUBSCRIPTION a DISABLE`)
-	waitFor(t, "apply worker gone", func() (bool, string) { return !subscriptionRunning(t, pg, "a"), "" })
+	testkit.WaitFor(t, "apply worker gone", func() (bool, string) { return !subscriptionRunning(t, pg, "a"), "" })
 	last := feed(20) // written while the subscriber is away
 	pg.Exec(`ALTER SUBSCRIPTION a ENABLE`)
 	check(last)
@@ -237,7 +238,7 @@ func TestLaterTableIsPickedUp(t *testing.T) {
 	// Qualified: the test user is named electric, and "$user" comes first
 	// in the default search_path now that the electric schema exists.
 	pg.Exec(`CREATE TABLE public.later (id int PRIMARY KEY, v text)`)
-	waitFor(t, "later subscribed", func() (bool, string) {
+	testkit.WaitFor(t, "later subscribed", func() (bool, string) {
 		v := c.View()
 		return v != nil && v.Subscribed["public.later"], fmt.Sprintf("%+v", v)
 	})
@@ -252,7 +253,7 @@ func TestLaterTableIsPickedUp(t *testing.T) {
 
 	// A column added later is sent once the schema is re-read.
 	pg.Exec(`ALTER TABLE public.later ADD COLUMN w text`)
-	waitFor(t, "column w known", func() (bool, string) {
+	testkit.WaitFor(t, "column w known", func() (bool, string) {
 		v := c.View()
 		for _, tb := range v.Tables {
 			if tb.QualifiedName() == "public.later" {
@@ -333,7 +334,7 @@ CREATE PUBLICATION echo FOR ALL TABLES`)
 		{origin, txlog.LSN(off2), []string{"I2", "D1"}},
 		{"", 0, []string{"I3"}},
 	}
-	waitFor(t, "the subscriber's WAL", func() (bool, string) {
+	testkit.WaitFor(t, "the subscriber's WAL", func() (bool, string) {
 		got := fmt.Sprint(peek())
 		return got == fmt.Sprint(want), fmt.Sprintf("got %s, want %v", got, want)
 	})
@@ -425,7 +426,7 @@ func TestRefusalsAndErrors(t *testing.T) {
 	}
 
 	// The subscription streams already: a second stream is refused.
-	waitFor(t, "the subscription streaming", func() (bool, string) {
+	testkit.WaitFor(t, "the subscription streaming", func() (bool, string) {
 		for _, s := range e.srv.Status().Sessions {
 			if s.Connector == "a" && s.State == "streaming" {
 				return true, ""
@@ -439,7 +440,7 @@ func TestRefusalsAndErrors(t *testing.T) {
 		t.Fatalf("second stream: %v", err)
 	}
 	pg.Exec(`ALTER SUBSCRIPTION a DISABLE`)
-	waitFor(t, "the subscription stopped", func() (bool, string) {
+	testkit.WaitFor(t, "the subscription stopped", func() (bool, string) {
 		for _, c := range e.srv.Status().Connectors {
 			if c.Connector == "a" {
 				return !c.Streaming, fmt.Sprintf("%+v", c)

@@ -17,6 +17,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // testLog appends entries to a real txlog.
@@ -128,25 +129,8 @@ func del(table string, pairs ...string) txlog.RowChange {
 	return txlog.RowChange{Table: table, Key: r["id"].Text, Deleted: true, Row: r}
 }
 
-type testWriter struct {
-	t  testing.TB
-	mu sync.Mutex
-	on bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.on {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t, on: true}
-	t.Cleanup(func() { w.mu.Lock(); w.on = false; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(testkit.LogTo(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // env is one publisher with connectors on real Postgres clusters.
@@ -266,7 +250,7 @@ func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connect
 		defer e.wg.Done()
 		c.Run(ctx)
 	}()
-	waitFor(e.t, "connector "+name+" ready", func() (bool, string) {
+	testkit.WaitFor(e.t, "connector "+name+" ready", func() (bool, string) {
 		st := c.Status()
 		return st.State == "ready", fmt.Sprintf("%+v", st)
 	})
@@ -294,22 +278,6 @@ func queryRow(t testing.TB, pg *pgtest.Cluster, sql string, dest ...any) {
 	if err := conn.QueryRow(context.Background(), sql).Scan(dest...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
-}
-
-// waitFor polls cond for up to 30 s.
-func waitFor(t testing.TB, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last: %s)", what, last)
 }
 
 // dump returns the rows of a table as "col=val,…" lines ordered by id.
@@ -343,7 +311,7 @@ func dump(t testing.TB, pg *pgtest.Cluster, table string) string {
 
 func waitDump(t testing.TB, pg *pgtest.Cluster, table, want string) {
 	t.Helper()
-	waitFor(t, table+" contents", func() (bool, string) {
+	testkit.WaitFor(t, table+" contents", func() (bool, string) {
 		got := dump(t, pg, table)
 		return got == want, got
 	})

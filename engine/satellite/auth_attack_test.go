@@ -12,6 +12,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/auth"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 )
@@ -119,7 +120,7 @@ func TestAuthRefusesBadTokens(t *testing.T) {
 			ok.send(&satpb.SatAuthReq{Id: id, Token: valid, Headers: hdr})
 			recvAs[*satpb.SatAuthResp](ok)
 			_ = ok.conn.Close()
-			eventually(t, "the good session gone", func() bool { return env.srv.Status().Sessions == 0 })
+			testkit.Eventually(t, "the good session gone", func() bool { return env.srv.Status().Sessions == 0 })
 		})
 	}
 
@@ -131,7 +132,7 @@ func TestAuthRefusesBadTokens(t *testing.T) {
 		c.t = t
 		c.send(&satpb.SatAuthReq{Id: "rotated", Token: tok, Headers: hdr})
 		recvAs[*satpb.SatAuthResp](c)
-		eventually(t, "bob's session", func() bool {
+		testkit.Eventually(t, "bob's session", func() bool {
 			for _, s := range env.srv.Sessions() {
 				if s.ClientID == "rotated" && s.UserID == "bob" && s.Authenticated {
 					return true

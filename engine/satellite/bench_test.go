@@ -15,6 +15,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -116,7 +117,7 @@ func benchFanout(b *testing.B, n int) {
 		}
 		baseClients[i] = &benchClient{conn: conn, done: make(chan struct{})}
 	}
-	eventually(b, "hub connections", func() bool { return hub.count() == n })
+	testkit.Eventually(b, "hub connections", func() bool { return hub.count() == n })
 	bareBytes := float64(heapAndStacks()-m0) / float64(n)
 	baseP50, baseP99 := benchStream(b, baseClients, 0, func(i int) { hub.broadcast(b, i) })
 	for _, c := range baseClients {

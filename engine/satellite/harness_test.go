@@ -160,17 +160,6 @@ func (env *testEnv) row(table, id string) map[string]merge.Value {
 	return r.Image()
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // tclient is a raw protocol client.
 type tclient struct {
 	t    testing.TB

@@ -10,16 +10,18 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
-	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/internal/satinterop"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // The interop tests run the published electric-sql@0.4.3 client (Node,
-// better-sqlite3) against the server, through interop/driver.mjs. They need
-// `npm ci` in interop/ (CI's .ci/run does it); without it they fail.
+// better-sqlite3) against the server, through internal/satinterop/driver.mjs.
+// They need `npm ci` in internal/satinterop (CI's .ci/run does it); without
+// it they fail.
 
-type jsTable = interop.Table
-type jsColumn = interop.Column
+type jsTable = satinterop.Table
+type jsColumn = satinterop.Column
 
 var jsItems = jsTable{Name: "items", Columns: []jsColumn{
 	{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"}, {Name: "content_b", Type: "TEXT"}}}
@@ -78,7 +80,7 @@ type interopEnv struct {
 
 func newInterop(t *testing.T, mod func(*Options)) *interopEnv {
 	t.Helper()
-	interop.Dir(t)
+	satinterop.Dir(t)
 	ie := &interopEnv{dir: t.TempDir(), mod: mod}
 	ie.start(t)
 	return ie
@@ -101,7 +103,7 @@ func (ie *interopEnv) start(t *testing.T) {
 	}
 	var ln net.Listener
 	var err error
-	eventually(t, "listen on "+addr, func() bool {
+	testkit.Eventually(t, "listen on "+addr, func() bool {
 		ln, err = net.Listen("tcp", addr)
 		return err == nil
 	})
@@ -120,7 +122,7 @@ func (ie *interopEnv) restart(t *testing.T) {
 	ie.start(t)
 }
 
-func itemsRows(c *interop.Client) string {
+func itemsRows(c *satinterop.Client) string {
 	return c.RowsJSON("SELECT id, content, content_b FROM items ORDER BY id")
 }
 
@@ -130,8 +132,8 @@ func itemsRows(c *interop.Client) string {
 func TestInteropBothWays(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := interop.Start(t, "A", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "B", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "A", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "B", filepath.Join(dir, "b.db"))
 	idA := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 
@@ -143,7 +145,7 @@ func TestInteropBothWays(t *testing.T) {
 
 	// Client A → log → client B.
 	a.Exec("INSERT INTO items (id, content, content_b) VALUES (?, ?, ?)", "a1", "from A", "")
-	eventually(t, "client insert in the log", func() bool { return ie.row("public.items", "a1") != nil })
+	testkit.Eventually(t, "client insert in the log", func() bool { return ie.row("public.items", "a1") != nil })
 	if r := ie.row("public.items", "a1"); r["content"] != txt("from A") || r["content_b"] != txt("") {
 		t.Fatalf("log row %v", r)
 	}
@@ -161,7 +163,7 @@ func TestInteropBothWays(t *testing.T) {
 	// Update from B, seen by A and the log.
 	b.Exec("UPDATE items SET content = ? WHERE id = ?", "edited by B", "a1")
 	a.EventuallyRows("SELECT content FROM items WHERE id = 'a1'", `[{"content":"edited by B"}]`)
-	eventually(t, "update in the log", func() bool { return ie.row("public.items", "a1")["content"] == txt("edited by B") })
+	testkit.Eventually(t, "update in the log", func() bool { return ie.row("public.items", "a1")["content"] == txt("edited by B") })
 
 	// Update and delete from the log side.
 	ie.write("pg_a", merge.Op{Kind: merge.OpUpdate, Table: "public.items", Key: "p1",
@@ -175,7 +177,7 @@ func TestInteropBothWays(t *testing.T) {
 	// Delete from A: the row received from the log and updated by B is gone
 	// everywhere (A had acknowledged both, so its delete covers them).
 	a.Exec("DELETE FROM items WHERE id = ?", "a1")
-	eventually(t, "client delete in the log", func() bool { return ie.row("public.items", "a1") == nil })
+	testkit.Eventually(t, "client delete in the log", func() bool { return ie.row("public.items", "a1") == nil })
 	b.EventuallyRows("SELECT id FROM items", `[]`)
 	a.WaitAcked()
 	b.WaitAcked()
@@ -185,7 +187,7 @@ func TestInteropBothWays(t *testing.T) {
 // satellite_null_test).
 func TestInteropNulls(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	// As Postgres fills an insert of only id and content.
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.nulls", Key: "pg", Columns: map[string]merge.Value{
@@ -202,7 +204,7 @@ func TestInteropNulls(t *testing.T) {
 		"c3": {"content": txt(""), "content_text_null": null, "content_text_null_default": txt(""), "intvalue_null": null, "intvalue_null_default": txt("10")},
 	}
 	for id, cols := range want {
-		eventually(t, "row "+id+" in the log", func() bool { return ie.row("public.nulls", id) != nil })
+		testkit.Eventually(t, "row "+id+" in the log", func() bool { return ie.row("public.nulls", id) != nil })
 		got := ie.row("public.nulls", id)
 		for k, v := range cols {
 			if got[k] != v {
@@ -217,7 +219,7 @@ func TestInteropNulls(t *testing.T) {
 // types it has no decoder for arrives intact instead of crashing it.
 func TestInteropTypes(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	id := "0f8fad5b-d9cb-469f-a165-70867728950e"
 	ie.write("pg_a", merge.Op{Kind: merge.OpInsert, Table: "public.typed", Key: id, Columns: map[string]merge.Value{
@@ -232,8 +234,8 @@ func TestInteropTypes(t *testing.T) {
 func TestInteropOwnership(t *testing.T) {
 	ie := newInterop(t, nil)
 	dir := t.TempDir()
-	a := interop.Start(t, "alice", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "bob", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "alice", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "bob", filepath.Join(dir, "b.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	b.Open(ie.port, "bob", jsItems, jsOwned, jsNulls, jsTyped)
 	owned := func(id, owner string) merge.Op {
@@ -254,7 +256,7 @@ func TestInteropOwnership(t *testing.T) {
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-fake', 'x', 'alice')")
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('r-alice', 'stolen', 'bob')")
 	b.Exec("INSERT INTO owned (id, value, electric_user_id) VALUES ('b-own', 'mine', 'bob')")
-	eventually(t, "bob's own row", func() bool { return ie.row("public.owned", "b-own") != nil })
+	testkit.Eventually(t, "bob's own row", func() bool { return ie.row("public.owned", "b-own") != nil })
 	b.WaitAcked()
 	if r := ie.row("public.owned", "b-fake"); r != nil {
 		t.Fatalf("row given to alice by bob was applied: %v", r)
@@ -274,7 +276,7 @@ func TestInteropOwnership(t *testing.T) {
 func TestInteropRestart(t *testing.T) {
 	ie := newInterop(t, nil)
 	db := filepath.Join(t.TempDir(), "a.db")
-	a := interop.Start(t, "A", db)
+	a := satinterop.Start(t, "A", db)
 	id := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	for i := 1; i <= 3; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
@@ -282,10 +284,10 @@ func TestInteropRestart(t *testing.T) {
 	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":3}]`)
 	a.Exec("INSERT INTO items (id, content) VALUES ('a1', 'before restart')")
 	a.WaitAcked()
-	eventually(t, "client row", func() bool { return ie.row("public.items", "a1") != nil })
+	testkit.Eventually(t, "client row", func() bool { return ie.row("public.items", "a1") != nil })
 	// The client's position is stored once the echo of its own write arrives.
 	head := ie.log.Head()
-	eventually(t, "client at the head", func() bool {
+	testkit.Eventually(t, "client at the head", func() bool {
 		for _, s := range ie.srv.Sessions() {
 			if s.ClientID == id && s.OutboundOffset == head {
 				return true
@@ -299,12 +301,12 @@ func TestInteropRestart(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		ie.write("pg_a", itemOp(fmt.Sprintf("p%d", i), "v", null))
 	}
-	a = interop.Start(t, "A2", db)
+	a = satinterop.Start(t, "A2", db)
 	if id2 := a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped); id2 != id {
 		t.Fatalf("client id changed: %s → %s", id, id2)
 	}
 	a.EventuallyRows("SELECT count(*) AS n FROM items", `[{"n":7}]`)
-	eventually(t, "resumed session", func() bool {
+	testkit.Eventually(t, "resumed session", func() bool {
 		for _, s := range ie.srv.Sessions() {
 			if s.ClientID == id && s.OutboundOffset == ie.log.Head() {
 				// Only the three new transactions were sent.
@@ -348,7 +350,7 @@ func TestInteropRestart(t *testing.T) {
 // the client's stream, so every write arrives, once.
 func TestInteropBurst(t *testing.T) {
 	ie := newInterop(t, nil)
-	a := interop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
+	a := satinterop.Start(t, "A", filepath.Join(t.TempDir(), "a.db"))
 	a.Open(ie.port, "alice", jsItems, jsOwned, jsNulls, jsTyped)
 	const n = 12
 	for i := 0; i < n; i++ {

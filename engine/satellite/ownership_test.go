@@ -12,6 +12,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 var clientOwned = &satpb.SatRelation{SchemaName: "public", TableName: "owned", RelationId: 1,
@@ -71,7 +72,7 @@ func TestInboundOwnership(t *testing.T) {
 	c.handshake("cli", "alice", fromFirst)
 	c.recvTx(map[uint32]*satpb.SatRelation{})
 	c.send(&satpb.SatPingResp{Lsn: c.lastLSN})
-	eventually(t, "ack", func() bool { return env.srv.Sessions()[0].AckedOffset == 1 })
+	testkit.Eventually(t, "ack", func() bool { return env.srv.Sessions()[0].AckedOffset == 1 })
 	c.send(clientOwned)
 	c.send(oplog(begin(be32(3), nowMs()),
 		insert(1, txt("bobs"), txt("stolen"), txt("alice")),

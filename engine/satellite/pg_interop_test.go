@@ -9,15 +9,15 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine"
 	"github.com/electric-sql/electric-go/engine/config"
-	"github.com/electric-sql/electric-go/engine/satellite/interop"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/satinterop"
+	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -31,35 +31,14 @@ CREATE TABLE public.owned (id UUID PRIMARY KEY, value TEXT, electric_user_id VAR
 ` + migrations.TableDDL
 
 // The same tables as the client's SQLite has them.
-var clientTables = []interop.Table{
-	{Name: "items", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true},
+var clientTables = []satinterop.Table{
+	{Name: "items", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true},
 		{Name: "content", Type: "TEXT NOT NULL DEFAULT ''"}, {Name: "content_b", Type: "TEXT DEFAULT ''"}}},
-	{Name: "nulls", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"},
+	{Name: "nulls", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "content", Type: "TEXT NOT NULL"},
 		{Name: "content_text_null", Type: "TEXT"}, {Name: "content_text_null_default", Type: "TEXT DEFAULT ''"},
 		{Name: "intvalue_null", Type: "INTEGER"}, {Name: "intvalue_null_default", Type: "INTEGER DEFAULT 10"}}},
-	{Name: "owned", Columns: []interop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "value", Type: "TEXT"},
+	{Name: "owned", Columns: []satinterop.Column{{Name: "id", Type: "TEXT", PK: true}, {Name: "value", Type: "TEXT"},
 		{Name: "electric_user_id", Type: "TEXT"}}},
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > 20000 {
-		s = s[len(s)-20000:]
-	}
-	return s
 }
 
 // pgEnv is two Postgres and the whole engine in-process.
@@ -79,7 +58,7 @@ func freePort(t *testing.T) int {
 
 func startEngine(t *testing.T) *pgEnv {
 	t.Helper()
-	interop.Dir(t)
+	satinterop.Dir(t)
 	pe := &pgEnv{t: t, pgs: map[string]*pgtest.Cluster{}}
 	var conns []string
 	for _, n := range []string{"postgres_1", "postgres_2"} {
@@ -104,7 +83,7 @@ func startEngine(t *testing.T) *pgEnv {
 	if len(errs) > 0 {
 		t.Fatalf("config: %v", errs)
 	}
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	e, err := engine.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
@@ -123,10 +102,10 @@ func startEngine(t *testing.T) *pgEnv {
 			t.Errorf("engine did not stop within 30s")
 		}
 		if t.Failed() {
-			t.Logf("engine log:\n%s", logs)
+			t.Logf("engine log:\n%s", logs.Tail(20000))
 		}
 	})
-	pe.eventually("engine ready", func() bool {
+	testkit.EventuallyWithin(t, 60*time.Second, "engine ready", func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/status", pe.statusPort))
 		if err != nil {
 			return false
@@ -141,17 +120,6 @@ func startEngine(t *testing.T) *pgEnv {
 	return pe
 }
 
-func (pe *pgEnv) eventually(what string, cond func() bool) {
-	pe.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			pe.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // rows returns the rows of sql, each as "a|b|<NULL>".
 func (pe *pgEnv) rows(name, sql string) string {
 	pe.t.Helper()
@@ -163,12 +131,8 @@ func (pe *pgEnv) waitRows(sql, want string, names ...string) {
 	pe.t.Helper()
 	for _, n := range names {
 		var got string
-		deadline := time.Now().Add(60 * time.Second)
-		for got = pe.rows(n, sql); got != want; got = pe.rows(n, sql) {
-			if time.Now().After(deadline) {
-				pe.t.Fatalf("%s on %s:\n got %q\nwant %q", sql, n, got, want)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testkit.Until(60*time.Second, func() bool { got = pe.rows(n, sql); return got == want }) {
+			pe.t.Fatalf("%s on %s:\n got %q\nwant %q", sql, n, got, want)
 		}
 	}
 }
@@ -182,11 +146,11 @@ func uid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) 
 func TestInteropPostgres(t *testing.T) {
 	pe := startEngine(t)
 	dir := t.TempDir()
-	a := interop.Start(t, "A", filepath.Join(dir, "a.db"))
-	b := interop.Start(t, "B", filepath.Join(dir, "b.db"))
+	a := satinterop.Start(t, "A", filepath.Join(dir, "a.db"))
+	b := satinterop.Start(t, "B", filepath.Join(dir, "b.db"))
 	a.Open(pe.wsPort, "alice", clientTables...)
 	b.Open(pe.wsPort, "bob", clientTables...)
-	both := []*interop.Client{a, b}
+	both := []*satinterop.Client{a, b}
 	clientsSee := func(sql, want string) {
 		t.Helper()
 		for _, c := range both {
@@ -242,7 +206,7 @@ func TestInteropPostgres(t *testing.T) {
 	// A restarted client resumes where it was.
 	a.Exit()
 	pe.pgs["postgres_1"].Exec(fmt.Sprintf("INSERT INTO items (id, content) VALUES ('%s', 'while A was down')", uid(3)))
-	a = interop.Start(t, "A2", filepath.Join(dir, "a.db"))
+	a = satinterop.Start(t, "A2", filepath.Join(dir, "a.db"))
 	a.Open(pe.wsPort, "alice", clientTables...)
 	a.EventuallyRows(itemsJS, fmt.Sprintf(`[{"content":"while A was down","content_b":"","id":"%s"}]`, uid(3)))
 	a.Exec("INSERT INTO items (id, content) VALUES (?, 'after restart')", uid(4))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // Only the configured tables and columns are streamed, and every type is
@@ -92,7 +93,7 @@ func TestInboundContextIsWhatTheClientAcked(t *testing.T) {
 	rels := map[uint32]*satpb.SatRelation{}
 	c.recvTx(rels)
 	c.send(&satpb.SatPingResp{Lsn: c.lastLSN})
-	eventually(t, "ack of entry 1", func() bool { return env.srv.Sessions()[0].AckedOffset == 1 })
+	testkit.Eventually(t, "ack of entry 1", func() bool { return env.srv.Sessions()[0].AckedOffset == 1 })
 	// An update the client has not received when it deletes the row.
 	env.write("pg_b", merge.Op{Kind: merge.OpUpdate, Table: "public.items", Key: "seen",
 		Columns: map[string]merge.Value{"content": txt("v2")}})
@@ -120,9 +121,9 @@ func TestInboundContextIsWhatTheClientAcked(t *testing.T) {
 		c.recv()
 	}
 	c.send(&satpb.SatPingResp{Lsn: c.lastLSN})
-	eventually(t, "ack of the update", func() bool { return env.srv.Sessions()[0].AckedOffset >= 2 })
+	testkit.Eventually(t, "ack of the update", func() bool { return env.srv.Sessions()[0].AckedOffset >= 2 })
 	c.send(oplog(begin(be32(2), nowMs()), del(0, txt("seen"), txt("v2"), null), commit()))
-	eventually(t, "delete applied", func() bool { return env.row("public.items", "seen") == nil })
+	testkit.Eventually(t, "delete applied", func() bool { return env.row("public.items", "seen") == nil })
 }
 
 // A hole in the 0.4.3 client's lsns makes the server restart the client's
@@ -238,7 +239,7 @@ func TestSlowClientBackPressure(t *testing.T) {
 	}
 	// The reader stops well behind the head while nothing is read.
 	var stuck uint64
-	eventually(t, "the reader to stop", func() bool {
+	testkit.Eventually(t, "the reader to stop", func() bool {
 		a := env.srv.Sessions()[0].OutboundOffset
 		time.Sleep(200 * time.Millisecond)
 		b := env.srv.Sessions()[0].OutboundOffset
@@ -303,7 +304,7 @@ func TestSessionsSnapshot(t *testing.T) {
 	// The echo of the write may come before or after its ack.
 	for !isPingResp(c.recv()) {
 	}
-	eventually(t, "snapshot", func() bool {
+	testkit.Eventually(t, "snapshot", func() bool {
 		ss := env.srv.Sessions()
 		if len(ss) != 1 {
 			return false
@@ -319,7 +320,7 @@ func TestSessionsSnapshot(t *testing.T) {
 	}
 	// The session goes away with its connection.
 	_ = c.conn.Close()
-	eventually(t, "session removed", func() bool {
+	testkit.Eventually(t, "session removed", func() bool {
 		st := env.srv.Status()
 		return len(env.srv.Sessions()) == 0 && st.Sessions == 0 && st.Authenticated == 0
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/auth"
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/gorilla/websocket"
 )
 
@@ -19,7 +20,7 @@ func TestAuthOK(t *testing.T) {
 		req.Options[0] != satpb.SatInStartReplicationReq_SYNC_MODE {
 		t.Fatalf("server start request %v", req)
 	}
-	eventually(t, "session listed", func() bool {
+	testkit.Eventually(t, "session listed", func() bool {
 		ss := env.srv.Sessions()
 		return len(ss) == 1 && ss[0].ClientID == "client-1" && ss[0].UserID == "alice" && ss[0].Authenticated
 	})
@@ -87,7 +88,7 @@ func TestAuthErrors(t *testing.T) {
 		c := env.dial()
 		c.send(&satpb.SatAuthReq{Id: "c-ok", Token: good, Headers: hdr(satpb.ProtocolVersion)})
 		recvAs[*satpb.SatAuthResp](c)
-		eventually(t, "user from token", func() bool {
+		testkit.Eventually(t, "user from token", func() bool {
 			for _, s := range env.srv.Sessions() {
 				if s.ClientID == "c-ok" && s.UserID == "alice" {
 					return true
@@ -261,7 +262,7 @@ func TestInboundTransaction(t *testing.T) {
 	}
 	_ = c.conn.Close()
 	var c2 *tclient
-	eventually(t, "reconnect", func() bool {
+	testkit.Eventually(t, "reconnect", func() bool {
 		c2 = env.dial()
 		c2.send(authReq("cli", "alice"))
 		m, err := c2.next()
@@ -308,7 +309,7 @@ func TestResentTransactions(t *testing.T) {
 	head := env.log.Head()
 	_ = c.conn.Close()
 	var c2 *tclient
-	eventually(t, "reconnect", func() bool {
+	testkit.Eventually(t, "reconnect", func() bool {
 		c2 = env.dial()
 		c2.send(authReq("cli", "alice"))
 		m, err := c2.next()
@@ -338,7 +339,7 @@ func TestResentTransactions(t *testing.T) {
 	if r := env.row("public.items", "k"); r["content"] != txt("4") {
 		t.Fatalf("row %v", r)
 	}
-	eventually(t, "dups counted", func() bool { return env.srv.Status().Duplicates == 3 })
+	testkit.Eventually(t, "dups counted", func() bool { return env.srv.Status().Duplicates == 3 })
 }
 
 // Outbound (spec §3.5; seed "outbound"): LAST_LSN then transactions arrive

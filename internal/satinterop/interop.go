@@ -1,8 +1,8 @@
-// Package interop runs the published Satellite client, electric-sql@0.4.3
+// Package satinterop runs the published Satellite client, electric-sql@0.4.3
 // on Node with better-sqlite3, as a test peer: one client per process,
 // driven by driver.mjs over JSON lines. It is test support only; the client
 // itself is installed by `npm ci` in this folder and never committed.
-package interop
+package satinterop
 
 import (
 	"bufio"
