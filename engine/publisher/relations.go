@@ -22,9 +22,13 @@ type relState struct {
 // when it changed. It reports whether streaming may proceed.
 func (st *stream) refreshView() bool {
 	v, ok := st.se.srv.opts.Connectors(st.se.connector)
-	if !ok || v == nil || !v.Ready {
+	if !ok || v == nil || !v.Ready || (!v.Refreshed && st.view != nil && st.view.Refreshed) {
 		// Keep the last view: the connector may be reinitialising (a
-		// migration); entries keep flowing for what is known.
+		// migration, or its setup again after a reconnect, which publishes
+		// the tables before it has read what the subscription holds).
+		// The subscription's tables change only through a refresh, so what
+		// the last refreshed view says still holds; taking the unrefreshed
+		// one would drop every row sent meanwhile as "not subscribed".
 		return st.view != nil && st.view.Refreshed
 	}
 	if v == st.view {

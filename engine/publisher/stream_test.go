@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
-// staticServer serves one connector "a" with a fixed view, no Postgres.
+// staticServer serves one connector "a" with a fixed view (unless
+// opts.Connectors is set), no Postgres.
 func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.Server {
 	t.Helper()
 	view := &publisher.View{Ready: true, Refreshed: true,
@@ -26,11 +28,13 @@ func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.S
 	opts.Addr = "127.0.0.1:0"
 	opts.Logger = testLogger(t)
 	opts.Feed = func(after uint64) publisher.Reader { return l.NewReader(after) }
-	opts.Connectors = func(name string) (*publisher.View, bool) {
-		if name != "a" {
-			return nil, false
+	if opts.Connectors == nil {
+		opts.Connectors = func(name string) (*publisher.View, bool) {
+			if name != "a" {
+				return nil, false
+			}
+			return view, true
 		}
-		return view, true
 	}
 	srv, err := publisher.New(opts)
 	if err != nil {
@@ -172,4 +176,82 @@ func TestSilentSubscriberTimesOut(t *testing.T) {
 		}
 	}
 	t.Fatal("silent subscriber not disconnected")
+}
+
+// TestUnrefreshedViewKeepsStreaming: a connector that runs its setup again
+// (after its Postgres restarted) publishes its tables before it has read
+// what the subscription holds (Refreshed false, nothing subscribed). A
+// stream already running keeps its last refreshed view meanwhile: taking the
+// new one dropped every entry sent in that window as "not subscribed" (seen
+// as a gap of nine entries in TestReconnectResumesExactly).
+func TestUnrefreshedViewKeepsStreaming(t *testing.T) {
+	l := newTestLog(t)
+	tables := []schema.Table{{Schema: "public", Name: "items", OID: 100, PrimaryKey: []string{"id"},
+		Columns: []schema.Column{{Name: "id", TypeOID: 23, TypeMod: -1}, {Name: "v", TypeOID: 25, TypeMod: -1}}}}
+	refreshed := func() *publisher.View {
+		return &publisher.View{Ready: true, Refreshed: true, Tables: tables, Subscribed: map[string]bool{"public.items": true}}
+	}
+	var view atomic.Pointer[publisher.View]
+	view.Store(refreshed())
+	srv := staticServer(t, l, publisher.Options{KeepaliveInterval: time.Hour,
+		Connectors: func(name string) (*publisher.View, bool) { return view.Load(), name == "a" }})
+	conn := replicationConn(t, srv)
+	ctx := context.Background()
+	if err := pglogrepl.StartReplication(ctx, conn, "a", 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names 'all_tables'"}}); err != nil {
+		t.Fatal(err)
+	}
+	var inserted []string
+	// upTo reads until the stream has dealt with entry o: its commit, or
+	// the keepalive that reports it skipped.
+	upTo := func(o uint64) {
+		t.Helper()
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			msg, err := conn.ReceiveMessage(rctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("waiting for entry %d (inserts so far %v): %v", o, inserted, err)
+			}
+			cd, ok := msg.(*pgproto3.CopyData)
+			if !ok {
+				t.Fatalf("unexpected %#v", msg)
+			}
+			switch cd.Data[0] {
+			case 'k':
+				k, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if uint64(k.ServerWALEnd) >= txlog.LSN(o) {
+					return
+				}
+			case 'w':
+				x, err := pglogrepl.ParseXLogData(cd.Data[1:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := pglogrepl.Parse(x.WALData)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch m := m.(type) {
+				case *pglogrepl.InsertMessage:
+					inserted = append(inserted, string(m.Tuple.Columns[0].Data))
+				case *pglogrepl.CommitMessage:
+					if uint64(m.TransactionEndLSN) >= txlog.LSN(o) {
+						return
+					}
+				}
+			}
+		}
+	}
+	upTo(l.append("x", upsert("public.items", "id=1", "v=a")))
+	view.Store(&publisher.View{Ready: true, Tables: tables}) // setup again: not refreshed yet
+	upTo(l.append("x", upsert("public.items", "id=2", "v=b")))
+	view.Store(refreshed())
+	upTo(l.append("x", upsert("public.items", "id=3", "v=c")))
+	if got := strings.Join(inserted, ","); got != "1,2,3" {
+		t.Fatalf("inserts sent %s, want 1,2,3", got)
+	}
 }
