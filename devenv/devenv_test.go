@@ -430,7 +430,7 @@ func TestEngineLifecycle(t *testing.T) {
 func TestEngineTLS(t *testing.T) {
 	t.Parallel()
 	dir := stateDir(t)
-	prog := &syncBuffer{}
+	prog := &testkit.SyncBuffer{}
 	opts := testOptions(t, dir, prog)
 	opts.NoEngine, opts.TLS = false, true
 	opts.EngineCommand = []string{os.Args[0], fakeEngineArg, "serve"}
