@@ -61,6 +61,10 @@ type Options struct {
 
 	// NoEngine makes Up start only the clusters.
 	NoEngine bool
+	// TLS makes Up start the engine with a self-signed certificate for
+	// localhost (made once under the state directory, then reused), so that
+	// it serves wss and https.
+	TLS bool
 	// EngineCommand is the argv of the engine; by default the running
 	// executable with "serve".
 	EngineCommand []string
@@ -96,6 +100,8 @@ type state struct {
 	StatusPort      int      `json:"status_port"`
 	ReplicationPort int      `json:"replication_port"`
 	EngineCommand   []string `json:"engine_command,omitempty"`
+	// TLS records that the engine was started with the local certificate.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // New describes the environment in opts.Dir. It creates nothing; it fails
@@ -141,6 +147,7 @@ func New(opts Options) (*Env, error) {
 		StatusPort:      pick(opts.StatusPort, saved.StatusPort, DefaultStatusPort),
 		ReplicationPort: pick(opts.ReplicationPort, saved.ReplicationPort, DefaultReplicationPort),
 		EngineCommand:   saved.EngineCommand,
+		TLS:             saved.TLS,
 	}
 	if err := e.validatePorts(); err != nil {
 		return nil, err

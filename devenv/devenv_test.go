@@ -3,6 +3,7 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/electric-sql/electric-go/engine/tlsconf"
 	"github.com/electric-sql/electric-go/internal/pgcluster"
 	"github.com/electric-sql/electric-go/internal/testkit"
 )
@@ -52,8 +54,17 @@ func fakeEngine(mode string) int {
 	}
 	wd, _ := os.Getwd()
 	env := map[string]string{"cwd": wd}
-	for _, k := range []string{"CONNECTORS", "ELECTRIC_HOST", "OFFSET_STORAGE_FILE", "WEBSOCKET_PORT", "STATUS_PORT", "POSTGRES_REPLICATION_PORT"} {
+	for _, k := range []string{"CONNECTORS", "ELECTRIC_HOST", "OFFSET_STORAGE_FILE", "WEBSOCKET_PORT", "STATUS_PORT", "POSTGRES_REPLICATION_PORT", "LISTEN_ADDRESS", "TLS_CERT_FILE", "TLS_KEY_FILE"} {
 		env[k] = os.Getenv(k)
+	}
+	if cert := os.Getenv("TLS_CERT_FILE"); cert != "" {
+		// As the engine does with TLS_CERT_FILE and TLS_KEY_FILE.
+		cfg, err := tlsconf.ServerConfig(cert, os.Getenv("TLS_KEY_FILE"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake engine:", err)
+			return 1
+		}
+		l = tls.NewListener(l, cfg)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/status", func(w http.ResponseWriter, _ *http.Request) {
@@ -354,6 +365,8 @@ func TestEngineLifecycle(t *testing.T) {
 		"WEBSOCKET_PORT":            fmt.Sprint(opts.WebsocketPort),
 		"STATUS_PORT":               fmt.Sprint(opts.StatusPort),
 		"POSTGRES_REPLICATION_PORT": fmt.Sprint(opts.ReplicationPort),
+		"LISTEN_ADDRESS":            "127.0.0.1",
+		"TLS_CERT_FILE":             "",
 		"cwd":                       filepath.Join(dir, engineWorkDir),
 	}
 	for k, v := range want {
@@ -408,6 +421,58 @@ func TestEngineLifecycle(t *testing.T) {
 	}
 	if processAlive(sum.Engine.PID) {
 		t.Errorf("stubborn engine pid %d survived down", sum.Engine.PID)
+	}
+}
+
+// TestEngineTLS: up --tls makes a local certificate (key 0600), starts the
+// engine with it, reaches its status API over https, and the next up
+// reuses the certificate.
+func TestEngineTLS(t *testing.T) {
+	t.Parallel()
+	dir := stateDir(t)
+	prog := &testkit.SyncBuffer{}
+	opts := testOptions(t, dir, prog)
+	opts.NoEngine, opts.TLS = false, true
+	opts.EngineCommand = []string{os.Args[0], fakeEngineArg, "serve"}
+	e := newEnv(t, opts)
+	sum := up(t, e)
+	if sum.Engine == nil {
+		t.Fatalf("engine not started: %+v\n%s", sum, opts.Progress)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls", "localhost.crt"), filepath.Join(dir, "tls", "localhost.key")
+	if sum.Engine.CertFile != certFile || !strings.HasPrefix(sum.Engine.StatusURL, "https://127.0.0.1:") || !strings.HasPrefix(sum.Engine.WebsocketURL, "wss://127.0.0.1:") {
+		t.Errorf("engine info %+v, want https/wss with %s", sum.Engine, certFile)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	pool, err := tlsconf.CertPool(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(sum.Engine.StatusURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if got["TLS_CERT_FILE"] != certFile || got["TLS_KEY_FILE"] != keyFile || got["LISTEN_ADDRESS"] != "127.0.0.1" {
+		t.Errorf("engine saw %v", got)
+	}
+	if st := partState(t, e)[Engine]; st.State != "running" || st.Detail != "" {
+		t.Errorf("engine status = %+v: its https status API must answer", st)
+	}
+
+	before, _ := os.ReadFile(certFile)
+	if err := e.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	prog.Reset()
+	up(t, newEnv(t, opts))
+	if after, _ := os.ReadFile(certFile); !bytes.Equal(before, after) || !strings.Contains(prog.String(), "reused "+certFile) {
+		t.Errorf("the next up did not reuse the certificate:\n%s", prog)
 	}
 }
 

@@ -3,6 +3,7 @@ package devenv
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/config"
+	"github.com/electric-sql/electric-go/engine/tlsconf"
 )
 
 // Files of the engine under the state directory.
@@ -23,7 +25,11 @@ const (
 	enginePIDFile = "engine.pid"
 	engineWorkDir = "engine" // the engine's working directory and data
 	offsetFile    = "offset_storage_data.dat"
+	tlsDir        = "tls" // the local certificate of --tls
 )
+
+// listenAddress is where the dev engine listens: this machine only.
+const listenAddress = "127.0.0.1"
 
 func (e *Env) engineCommand() ([]string, error) {
 	if len(e.opts.EngineCommand) > 0 {
@@ -49,7 +55,8 @@ func (e *Env) engineEnv() []string {
 	if abs, err := filepath.Abs(migDir); err == nil {
 		migDir = abs
 	}
-	return append(os.Environ(),
+	env := append(os.Environ(),
+		config.EnvListenAddress+"="+listenAddress,
 		config.EnvMigrationsDir+"="+migDir,
 		config.EnvConnectors+"="+e.Connectors(),
 		config.EnvElectricHost+"=127.0.0.1",
@@ -58,21 +65,60 @@ func (e *Env) engineEnv() []string {
 		config.EnvStatusPort+"="+strconv.Itoa(e.state.StatusPort),
 		config.EnvReplicationPort+"="+strconv.Itoa(e.state.ReplicationPort),
 	)
+	if e.state.TLS {
+		env = append(env,
+			config.EnvTLSCertFile+"="+e.path(tlsDir+"/"+tlsconf.LocalCertFile),
+			config.EnvTLSKeyFile+"="+e.path(tlsDir+"/"+tlsconf.LocalKeyFile))
+	} else {
+		// A certificate in the caller's environment is not for this engine.
+		env = append(env, config.EnvTLSCertFile+"=", config.EnvTLSKeyFile+"=")
+	}
+	return env
 }
 
 // StatusURL is the engine's status API endpoint.
 func (e *Env) StatusURL() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/api/status", e.state.StatusPort)
+	scheme := "http"
+	if e.state.TLS {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s:%d/api/status", scheme, listenAddress, e.state.StatusPort)
+}
+
+// CertFile is the certificate the engine serves when started with TLS ("" when not).
+func (e *Env) CertFile() string {
+	if !e.state.TLS {
+		return ""
+	}
+	return e.path(tlsDir + "/" + tlsconf.LocalCertFile)
 }
 
 func (e *Env) engineInfo(pid int) *EngineInfo {
+	scheme := "ws"
+	if e.state.TLS {
+		scheme = "wss"
+	}
 	return &EngineInfo{
 		PID:             pid,
-		WebsocketURL:    fmt.Sprintf("ws://127.0.0.1:%d/ws", e.state.WebsocketPort),
+		WebsocketURL:    fmt.Sprintf("%s://%s:%d/ws", scheme, listenAddress, e.state.WebsocketPort),
 		StatusURL:       e.StatusURL(),
 		ReplicationPort: e.state.ReplicationPort,
 		Log:             e.path(engineLog),
+		CertFile:        e.CertFile(),
 	}
+}
+
+// httpClient talks to the engine, trusting its local certificate when it
+// serves TLS.
+func (e *Env) httpClient() (*http.Client, error) {
+	if !e.state.TLS {
+		return http.DefaultClient, nil
+	}
+	pool, err := tlsconf.CertPool(e.CertFile())
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
 }
 
 // enginePID returns the pid of the engine this environment started, or 0.
@@ -126,7 +172,11 @@ func (e *Env) statusAnswers(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client, err := e.httpClient()
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}
@@ -143,8 +193,28 @@ func (e *Env) upEngine(ctx context.Context) (*EngineInfo, string, error) {
 		if !e.statusAnswers(ctx) {
 			state = "its status API does not answer, see " + e.path(engineLog)
 		}
+		if e.opts.TLS && !e.state.TLS {
+			state += "; it runs without TLS: 'electric dev down' first to restart it with --tls"
+		}
 		e.prog.line("✓", "engine already running", fmt.Sprintf("pid %d, %s", pid, state), "")
 		return e.engineInfo(pid), "", nil
+	}
+	e.state.TLS = false
+	if e.opts.TLS {
+		err := e.prog.step("tls certificate", func() (string, error) {
+			cert, _, created, err := tlsconf.EnsureLocal(e.path(tlsDir), time.Now())
+			if err != nil {
+				return "", fmt.Errorf("making the local certificate: %w", err)
+			}
+			if created {
+				return "created " + cert, nil
+			}
+			return "reused " + cert, nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		e.state.TLS = true
 	}
 	var info *EngineInfo
 	var note string

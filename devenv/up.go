@@ -36,6 +36,9 @@ type EngineInfo struct {
 	StatusURL       string `json:"status_url"`
 	ReplicationPort int    `json:"replication_port"`
 	Log             string `json:"log"`
+	// CertFile is the self-signed certificate a client must trust to reach
+	// an engine started with TLS.
+	CertFile string `json:"cert_file,omitempty"`
 }
 
 // Up brings the environment up: preflight, initdb of missing clusters (in
@@ -238,6 +241,9 @@ func (s *Summary) Write(w io.Writer) {
 	case s.Engine != nil:
 		fmt.Fprintf(w, "%-7s %s  status %s  replication port %d  (pid %d, log %s)\n", Engine,
 			s.Engine.WebsocketURL, s.Engine.StatusURL, s.Engine.ReplicationPort, s.Engine.PID, s.Engine.Log)
+		if s.Engine.CertFile != "" {
+			fmt.Fprintf(w, "%-7s certificate %s (self-signed: trust it in your client)\n", "", s.Engine.CertFile)
+		}
 	case s.EngineNote != "":
 		fmt.Fprintf(w, "%-7s %s\n", Engine, s.EngineNote)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/engine/tlsconf"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/migrations"
@@ -40,7 +42,12 @@ type Engine struct {
 	conns  []*conn // in configuration order
 	byName map[string]*conn
 
-	ln      listeners // bound in New
+	ln listeners // bound in New
+	// tls serves the websocket and status listeners when TLS_CERT_FILE and
+	// TLS_KEY_FILE are set (nil: plain). The publisher's listener stays
+	// plain: Postgres asks for TLS in the protocol (SSLRequest), so its
+	// server takes this config rather than a wrapped listener.
+	tls     *tls.Config
 	started time.Time
 }
 
@@ -94,7 +101,16 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	}
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
 
-	pubLn, err := listen("publisher (POSTGRES_REPLICATION_PORT)", cfg.ReplicationPort)
+	if cfg.TLS() {
+		if e.tls, err = tlsconf.ServerConfig(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("loading %s and %s: %w", config.EnvTLSCertFile, config.EnvTLSKeyFile, err)
+		}
+	}
+	host, why := cfg.ListenHost()
+	if why != "" {
+		log.Warn("listening on loopback only", "listen_address", host, "why", why)
+	}
+	pubLn, err := listen("publisher (POSTGRES_REPLICATION_PORT)", host, cfg.ReplicationPort, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +160,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.ln.websocket, err = listen("websocket (WEBSOCKET_PORT)", cfg.WebsocketPort); err != nil {
+	if e.ln.websocket, err = listen("websocket (WEBSOCKET_PORT)", host, cfg.WebsocketPort, e.tls); err != nil {
 		return nil, err
 	}
 
@@ -154,16 +170,23 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	}
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
-	if e.ln.status, err = listen("status (STATUS_PORT)", cfg.StatusPort); err != nil {
+	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-func listen(what string, port int) (net.Listener, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
+// listen binds host:port ("" host: every interface) and, with tlsCfg,
+// serves TLS on it: the HTTP servers behind it need no change for https and
+// wss.
+func listen(what, host string, port int, tlsCfg *tls.Config) (net.Listener, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening for the %s on port %d: %w", what, port, err)
+		return nil, fmt.Errorf("listening for the %s on %s: %w", what, addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg) // its Addr is still the *net.TCPAddr
 	}
 	return ln, nil
 }
@@ -204,7 +227,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		run("connector "+c.cfg.Name, c.sub.Run)
 	}
 	run("satellite", e.sat.Run)
-	run("websocket", func(ctx context.Context) error { return serveHTTP(ctx, e.ln.websocket, e.sat.Handler()) })
+	run("websocket", func(ctx context.Context) error {
+		return serveHTTP(ctx, e.ln.websocket, e.sat.Handler(), e.log.With("component", "websocket"))
+	})
 	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
 
@@ -220,8 +245,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	return cause
 }
 
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	// Its own errors (TLS handshakes that fail, above all) go to the
+	// engine's log, not to stderr.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -115,10 +115,14 @@ func newDevUpCmd(envOpts func(*cobra.Command) devenv.Options, run func(*cobra.Co
 		Long: `Start the development environment: create the two clusters if needed (initdb,
 in parallel), start them, install the electric schema and electric.migrations,
 then start 'electric serve' in the background with CONNECTORS naming both, and
-wait for its status API. What already runs is reported and left alone. Ports
+wait for its status API. The engine listens on 127.0.0.1 only. With --tls it
+serves wss and https with a self-signed certificate for localhost, 127.0.0.1
+and ::1 (tls/localhost.crt in the state directory, reused by later ups): trust
+that file in your client. What already runs is reported and left alone. Ports
 given once are remembered in the state directory.`,
 		Example: `  electric dev up
   electric dev up --no-engine                      # only Postgres
+  electric dev up --tls                            # wss:// and https:// with a local certificate
   electric dev up --db-a-port 6001 --db-b-port 6002 --status-port 6050
   eval "export $(electric dev up 2>/dev/null | grep ^CONNECTORS=)"  # CONNECTORS in your shell
   electric dev up --json | jq -r .connectors
@@ -127,7 +131,7 @@ given once are remembered in the state directory.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := o
 			env := envOpts(cmd)
-			env.NoEngine, env.EngineTimeout = o.Env.NoEngine, o.Env.EngineTimeout
+			env.NoEngine, env.EngineTimeout, env.TLS = o.Env.NoEngine, o.Env.EngineTimeout, o.Env.TLS
 			// Unset flags stay 0: the ports recorded by the last up.
 			set := func(name string, dst *int, v int) {
 				if cmd.Flags().Changed(name) {
@@ -145,6 +149,7 @@ given once are remembered in the state directory.`,
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Env.NoEngine, "no-engine", false, "start only Postgres")
+	fl.BoolVar(&o.Env.TLS, "tls", false, "serve wss and https with a self-signed certificate for localhost (made once in the state directory)")
 	fl.BoolVar(&o.Dashboard, "dashboard", false, "end in the live dashboard (electric dashboard)")
 	fl.BoolVar(&o.JSON, "json", false, "print the connection strings as JSON (progress still goes to stderr)")
 	fl.IntVar(&portA, "db-a-port", devenv.DefaultDBAPort, "port of db_a")

@@ -183,7 +183,8 @@ func TestServeRunsEngineUntilSIGTERM(t *testing.T) {
 	for _, want := range []string{
 		`level=WARN msg="VAXINE_HOST is set but unused`,
 		`level=WARN msg="INSECURE AUTHENTICATION: every Satellite token is accepted as its user id`,
-		`msg="starting electric"`, "auth=insecure", "websocket_port=7000",
+		`level=WARN msg="PLAIN TRAFFIC: no TLS on the websocket (7000), status (6001) and replication (5433) ports; set TLS_CERT_FILE and TLS_KEY_FILE`,
+		`msg="starting electric"`, "auth=insecure", "websocket_port=7000", "listen_address=127.0.0.1", "tls=false",
 		`level=DEBUG msg="engine running"`,
 		`msg=stopped`,
 	} {

@@ -108,6 +108,14 @@ func runServe(cmd *cobra.Command, printConfig bool, runEngine runEngineFunc) err
 		log.Warn("INSECURE AUTHENTICATION: every Satellite token is accepted as its user id; set " +
 			config.EnvSigningKey + " and " + config.EnvSigningIssuer + " before exposing this engine")
 	}
+	if !cfg.TLS() {
+		log.Warn(fmt.Sprintf("PLAIN TRAFFIC: no TLS on the websocket (%d), status (%d) and replication (%d) ports; set %s and %s to serve wss and https",
+			cfg.WebsocketPort, cfg.StatusPort, cfg.ReplicationPort, config.EnvTLSCertFile, config.EnvTLSKeyFile))
+	}
+	listen, _ := cfg.ListenHost()
+	if listen == "" {
+		listen = "all interfaces"
+	}
 	names := make([]string, len(cfg.Connectors))
 	for i, c := range cfg.Connectors {
 		names[i] = c.Name
@@ -118,6 +126,8 @@ func runServe(cmd *cobra.Command, printConfig bool, runEngine runEngineFunc) err
 		"websocket_port", cfg.WebsocketPort,
 		"status_port", cfg.StatusPort,
 		"replication_port", cfg.ReplicationPort,
+		"listen_address", listen,
+		"tls", cfg.TLS(),
 		"data_dir", cfg.DataDir(),
 		"auth", a.Mode().String(),
 		"regional_id", cfg.RegionalID,

@@ -12,12 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/electric-sql/electric-go/engine/tlsconf"
 )
 
 // Config is electric's effective configuration.
@@ -33,6 +36,13 @@ type Config struct {
 	StatusPort int
 	// WebsocketPort serves the Satellite protocol on /ws.
 	WebsocketPort int
+	// ListenAddress is the IP address or host name the three listeners bind
+	// to; empty means the default of ListenHost.
+	ListenAddress string
+	// TLSCertFile and TLSKeyFile, both set or neither, make the websocket
+	// serve wss and the status API https.
+	TLSCertFile string
+	TLSKeyFile  string
 	// OffsetStorageFile is where the engine's durable state (log, merged rows,
 	// source positions) lives. See DataDir.
 	OffsetStorageFile string
@@ -118,6 +128,9 @@ const (
 	EnvReplicationPort     = "POSTGRES_REPLICATION_PORT"
 	EnvStatusPort          = "STATUS_PORT"
 	EnvWebsocketPort       = "WEBSOCKET_PORT"
+	EnvListenAddress       = "LISTEN_ADDRESS"
+	EnvTLSCertFile         = "TLS_CERT_FILE"
+	EnvTLSKeyFile          = "TLS_KEY_FILE"
 	EnvOffsetStorageFile   = "OFFSET_STORAGE_FILE"
 	EnvMigrationsDir       = "MIGRATIONS_DIR"
 	EnvMigrationsSuffix    = "MIGRATIONS_FILE_NAME_SUFFIX"
@@ -165,6 +178,9 @@ func Variables() []Variable {
 		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: strconv.Itoa(DefaultReplicationPort), Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
 		{Name: EnvStatusPort, Flag: "status-port", Default: strconv.Itoa(DefaultStatusPort), Usage: "port of the HTTP status, migrations and metrics API"},
 		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: strconv.Itoa(DefaultWebsocketPort), Usage: "port of the Satellite WebSocket API (path /ws)"},
+		{Name: EnvListenAddress, Flag: "listen-address", Usage: "IP address or host name the three ports listen on (unset: every interface, or 127.0.0.1 only with insecure Satellite auth)"},
+		{Name: EnvTLSCertFile, Flag: "tls-cert-file", Usage: "PEM certificate (chain) for wss on the websocket port and https on the status port; set with TLS_KEY_FILE"},
+		{Name: EnvTLSKeyFile, Flag: "tls-key-file", Usage: "PEM private key of TLS_CERT_FILE"},
 		{Name: EnvOffsetStorageFile, Flag: "offset-storage-file", Default: "./offset_storage_data.dat", Usage: "directory of the engine's durable state (log, merged rows, source positions); keep it across restarts"},
 		{Name: EnvMigrationsDir, Flag: "migrations-dir", Usage: "directory of migration folders"},
 		{Name: EnvMigrationsSuffix, Flag: "migrations-file-name-suffix", Default: DefaultMigrationsSuffix, Usage: "appended to a migration name to find its SQL file"},
@@ -234,6 +250,9 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		ReplicationPort:          port(EnvReplicationPort),
 		StatusPort:               port(EnvStatusPort),
 		WebsocketPort:            port(EnvWebsocketPort),
+		ListenAddress:            get(EnvListenAddress),
+		TLSCertFile:              get(EnvTLSCertFile),
+		TLSKeyFile:               get(EnvTLSKeyFile),
 		OffsetStorageFile:        get(EnvOffsetStorageFile),
 		MigrationsDir:            get(EnvMigrationsDir),
 		MigrationsFileNameSuffix: get(EnvMigrationsSuffix),
@@ -259,6 +278,17 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		}
 	}
 
+	if c.ListenAddress != "" {
+		// [::1] as in a URL is ::1: the port is joined on at listen time.
+		if a := strings.TrimSuffix(strings.TrimPrefix(c.ListenAddress, "["), "]"); net.ParseIP(a) != nil {
+			c.ListenAddress = a
+		}
+		if err := checkListenAddress(c.ListenAddress); err != nil {
+			bad("%s=%q %v", EnvListenAddress, c.ListenAddress, err)
+		}
+	}
+	errs = append(errs, checkTLS(c.TLSCertFile, c.TLSKeyFile)...)
+
 	conns, cerrs := ParseConnectors(get(EnvConnectors))
 	c.Connectors = conns
 	errs = append(errs, cerrs...)
@@ -271,6 +301,9 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		bad("%s is set but %s is not: set both for JWT authentication, or neither for insecure mode", EnvSigningKey, EnvSigningIssuer)
 	case c.SigningKey == "" && c.SigningIssuer != "":
 		bad("%s is set but %s is not: set both for JWT authentication, or neither for insecure mode", EnvSigningIssuer, EnvSigningKey)
+	}
+	if host, _ := c.ListenHost(); host == loopback && c.ElectricHost != "" && !isLoopback(c.ElectricHost) && len(c.Connectors) > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s=%s is not a loopback address, but without %s electric listens on %s only: the Postgres subscriptions may not reach it; set %s", EnvElectricHost, c.ElectricHost, EnvSigningKey, loopback, EnvListenAddress))
 	}
 	if c.SigningKey != "" && len(c.SigningKey) < MinSigningKeyBytes {
 		bad("%s is %d bytes: it must be at least %d bytes", EnvSigningKey, len(c.SigningKey), MinSigningKeyBytes)
@@ -368,6 +401,91 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		}
 	}
 	return c, errs
+}
+
+// loopback is where an insecure engine listens unless told otherwise.
+const loopback = "127.0.0.1"
+
+// ListenHost is the host the three listeners bind to ("" is every
+// interface), and why when it is not what LISTEN_ADDRESS says: with insecure
+// Satellite authentication anyone who reaches the websocket port is whoever
+// they claim to be, so such an engine stays on loopback unless LISTEN_ADDRESS
+// asks for more.
+func (c Config) ListenHost() (host, why string) {
+	switch {
+	case c.ListenAddress != "":
+		return c.ListenAddress, ""
+	case c.SigningKey == "":
+		return loopback, fmt.Sprintf("%s is not set (insecure Satellite authentication), so electric listens on %s only; set %s (e.g. 0.0.0.0) to listen on other interfaces", EnvSigningKey, loopback, EnvListenAddress)
+	}
+	return "", ""
+}
+
+// TLS reports whether the websocket and status listeners serve TLS.
+func (c Config) TLS() bool { return c.TLSCertFile != "" && c.TLSKeyFile != "" }
+
+var hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// checkListenAddress accepts an IP address or a host name, and explains the
+// likely mistakes (a port, a URL) in the error.
+func checkListenAddress(s string) error {
+	if net.ParseIP(s) != nil {
+		return nil
+	}
+	if strings.Contains(s, "://") || strings.Contains(s, "/") {
+		return errors.New("is not an IP address or host name: give the host only, e.g. 127.0.0.1 or 0.0.0.0")
+	}
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		return errors.New("holds a port: give the host only; the ports are " + EnvWebsocketPort + ", " + EnvStatusPort + " and " + EnvReplicationPort)
+	}
+	if len(s) > 253 {
+		return errors.New("is not an IP address or host name: a host name has at most 253 characters")
+	}
+	labels := strings.Split(strings.TrimSuffix(s, "."), ".")
+	for _, label := range labels {
+		if !hostLabelRE.MatchString(label) {
+			return errors.New("is not an IP address or host name: use e.g. 127.0.0.1, 0.0.0.0, ::1 or localhost")
+		}
+	}
+	// No top-level domain is all digits: this was meant as an IPv4 address.
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return errors.New("is not a valid IP address")
+	}
+	return nil
+}
+
+// checkTLS validates TLS_CERT_FILE and TLS_KEY_FILE: both or neither, each
+// readable, and a matching pair. Each problem is one error.
+func checkTLS(certFile, keyFile string) []error {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil
+	case keyFile == "":
+		return []error{fmt.Errorf("%s is set but %s is not: set both for TLS, or neither", EnvTLSCertFile, EnvTLSKeyFile)}
+	case certFile == "":
+		return []error{fmt.Errorf("%s is set but %s is not: set both for TLS, or neither", EnvTLSKeyFile, EnvTLSCertFile)}
+	}
+	var errs []error
+	certErr, keyErr, pairErr := tlsconf.Check(certFile, keyFile)
+	if certErr != nil {
+		errs = append(errs, fmt.Errorf("%s=%s: %w", EnvTLSCertFile, certFile, certErr))
+	}
+	if keyErr != nil {
+		errs = append(errs, fmt.Errorf("%s=%s: %w", EnvTLSKeyFile, keyFile, keyErr))
+	}
+	if pairErr != nil {
+		errs = append(errs, fmt.Errorf("%s and %s: %w", EnvTLSCertFile, EnvTLSKeyFile, pairErr))
+	}
+	return errs
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseLogLevel parses a LOG_LEVEL value (case-insensitive).
@@ -526,6 +644,12 @@ func (c Config) Value(name string) string {
 		return strconv.Itoa(c.StatusPort)
 	case EnvWebsocketPort:
 		return strconv.Itoa(c.WebsocketPort)
+	case EnvListenAddress:
+		return c.ListenAddress
+	case EnvTLSCertFile:
+		return c.TLSCertFile
+	case EnvTLSKeyFile:
+		return c.TLSKeyFile
 	case EnvOffsetStorageFile:
 		return c.OffsetStorageFile
 	case EnvMigrationsDir:

@@ -8,6 +8,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/tlsconf"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -47,14 +50,28 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// tlsPair writes a self-signed certificate and key under a new directory.
+func tlsPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile, _, err := tlsconf.EnsureLocal(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
 func TestLoadEverySet(t *testing.T) {
 	mig := t.TempDir()
+	certFile, keyFile := tlsPair(t)
 	c, errs := Load(envOf(map[string]string{
 		"ELECTRIC_HOST":               "electric.internal",
 		"CONNECTORS":                  " a=postgresql://electric:password@localhost:54321/electric ; b=postgres://u:p%40ss@db-b:54322/app?timeout=100&sslmode=disable;",
 		"POSTGRES_REPLICATION_PORT":   "15433",
 		"STATUS_PORT":                 "15050",
 		"WEBSOCKET_PORT":              "15133",
+		"LISTEN_ADDRESS":              "10.0.0.5",
+		"TLS_CERT_FILE":               certFile,
+		"TLS_KEY_FILE":                keyFile,
 		"OFFSET_STORAGE_FILE":         "/var/lib/electric/state",
 		"MIGRATIONS_DIR":              mig,
 		"MIGRATIONS_FILE_NAME_SUFFIX": "/pg.sql",
@@ -82,6 +99,9 @@ func TestLoadEverySet(t *testing.T) {
 		ReplicationPort:          15433,
 		StatusPort:               15050,
 		WebsocketPort:            15133,
+		ListenAddress:            "10.0.0.5",
+		TLSCertFile:              certFile,
+		TLSKeyFile:               keyFile,
 		OffsetStorageFile:        "/var/lib/electric/state",
 		MigrationsDir:            mig,
 		MigrationsFileNameSuffix: "/pg.sql",
@@ -109,6 +129,9 @@ func TestLoadErrors(t *testing.T) {
 	if err := os.WriteFile(file, []byte("dets"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	certA, keyA := tlsPair(t)
+	_, keyB := tlsPair(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -136,6 +159,20 @@ func TestLoadErrors(t *testing.T) {
 			"SATELLITE_AUTH_VERIFY_KEYS entry 1 is 7 bytes: each key must be at least 32 bytes",
 			"SATELLITE_AUTH_VERIFY_KEYS entry 3 is 8 bytes: each key must be at least 32 bytes",
 		}},
+		{"listen address with port", map[string]string{"LISTEN_ADDRESS": "0.0.0.0:5133"}, []string{`LISTEN_ADDRESS="0.0.0.0:5133" holds a port: give the host only`}},
+		{"listen address as URL", map[string]string{"LISTEN_ADDRESS": "http://localhost"}, []string{`LISTEN_ADDRESS="http://localhost" is not an IP address or host name`}},
+		{"listen address with space", map[string]string{"LISTEN_ADDRESS": "my host"}, []string{`LISTEN_ADDRESS="my host" is not an IP address or host name`}},
+		{"listen address bad label", map[string]string{"LISTEN_ADDRESS": "-a.example"}, []string{`LISTEN_ADDRESS="-a.example" is not an IP address or host name`}},
+		{"listen address bad IPv4", map[string]string{"LISTEN_ADDRESS": "127.0.0.256"}, []string{`LISTEN_ADDRESS="127.0.0.256" is not a valid IP address`}},
+		{"cert without key", map[string]string{"TLS_CERT_FILE": certA}, []string{"TLS_CERT_FILE is set but TLS_KEY_FILE is not: set both for TLS, or neither"}},
+		{"key without cert", map[string]string{"TLS_KEY_FILE": keyA}, []string{"TLS_KEY_FILE is set but TLS_CERT_FILE is not"}},
+		{"cert unreadable", map[string]string{"TLS_CERT_FILE": missing, "TLS_KEY_FILE": keyA}, []string{"TLS_CERT_FILE=" + missing + ": reading the certificate: "}},
+		{"neither readable", map[string]string{"TLS_CERT_FILE": missing, "TLS_KEY_FILE": missing + "2"}, []string{
+			"TLS_CERT_FILE=" + missing + ": reading the certificate",
+			"TLS_KEY_FILE=" + missing + "2: reading the key",
+		}},
+		{"not a matching pair", map[string]string{"TLS_CERT_FILE": certA, "TLS_KEY_FILE": keyB}, []string{"TLS_CERT_FILE and TLS_KEY_FILE: " + certA + " and " + keyB + " are not a certificate and its key: tls: private key does not match public key"}},
+		{"cert is not PEM", map[string]string{"TLS_CERT_FILE": file, "TLS_KEY_FILE": keyA}, []string{"are not a certificate and its key"}},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{`LOG_LEVEL: unknown level "loud"`}},
 		{"bad slot", map[string]string{"POSTGRES_SLOT": "All-Changes"}, []string{`POSTGRES_SLOT="All-Changes" is not a valid slot name`}},
 		{"bad publication", map[string]string{"POSTGRES_PUBLICATION": "all tables"}, []string{`POSTGRES_PUBLICATION="all tables" is not a valid publication name`}},
@@ -192,6 +229,68 @@ func TestLoadWarnings(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Warnings, want) {
 		t.Fatalf("warnings:\n got %q\nwant %q", c.Warnings, want)
+	}
+}
+
+// TestListenHost: LISTEN_ADDRESS wins; without it an insecure engine stays on
+// loopback and says why, and a secure one keeps every interface.
+func TestListenHost(t *testing.T) {
+	secure := map[string]string{"SATELLITE_AUTH_SIGNING_KEY": key32, "SATELLITE_AUTH_SIGNING_ISS": "iss"}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantHost string
+		wantWhy  string // substring; "" means none
+	}{
+		{"insecure", nil, "127.0.0.1", "SATELLITE_AUTH_SIGNING_KEY is not set (insecure Satellite authentication), so electric listens on 127.0.0.1 only; set LISTEN_ADDRESS"},
+		{"insecure, told otherwise", map[string]string{"LISTEN_ADDRESS": "0.0.0.0"}, "0.0.0.0", ""},
+		{"secure", secure, "", ""},
+		{"secure, one interface", with(secure, "LISTEN_ADDRESS", "::1"), "::1", ""},
+		{"host name", map[string]string{"LISTEN_ADDRESS": "electric.internal."}, "electric.internal.", ""},
+		{"bracketed IPv6", map[string]string{"LISTEN_ADDRESS": "[::]"}, "::", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, errs := Load(envOf(tt.env))
+			if len(errs) != 0 {
+				t.Fatalf("unexpected errors: %v", errs)
+			}
+			host, why := c.ListenHost()
+			if host != tt.wantHost || (tt.wantWhy == "") != (why == "") || !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("ListenHost() = %q, %q; want %q, %q", host, why, tt.wantHost, tt.wantWhy)
+			}
+		})
+	}
+}
+
+// TestLoopbackWarning: an insecure engine on loopback warns when the
+// Postgres instances are told to connect back to another host.
+func TestLoopbackWarning(t *testing.T) {
+	conns := "a=postgresql://u@db/electric"
+	for _, tt := range []struct {
+		env  map[string]string
+		warn bool
+	}{
+		{map[string]string{"CONNECTORS": conns, "ELECTRIC_HOST": "electric"}, true},
+		{map[string]string{"CONNECTORS": conns, "ELECTRIC_HOST": "localhost"}, false},
+		{map[string]string{"CONNECTORS": conns, "ELECTRIC_HOST": "127.0.0.1"}, false},
+		{map[string]string{"CONNECTORS": conns, "ELECTRIC_HOST": "electric", "LISTEN_ADDRESS": "0.0.0.0"}, false},
+	} {
+		c, errs := Load(envOf(tt.env))
+		if len(errs) != 0 {
+			t.Fatalf("%v: unexpected errors: %v", tt.env, errs)
+		}
+		got := len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "ELECTRIC_HOST=electric is not a loopback address")
+		if got != tt.warn || (!tt.warn && len(c.Warnings) != 0) {
+			t.Errorf("%v: warnings %q, want the loopback warning: %v", tt.env, c.Warnings, tt.warn)
+		}
 	}
 }
 
