@@ -61,7 +61,7 @@ func (r *AppliedReader) Applied(ctx context.Context) ([]Applied, error) {
 }
 
 // applied runs one AppliedList, connecting first if needed. It drops the
-// connection on any failure that is not Postgres answering an error.
+// connection on any failure but Postgres answering an ordinary error.
 func (r *AppliedReader) applied(ctx context.Context) ([]Applied, error) {
 	if r.conn == nil || r.conn.IsClosed() {
 		r.conn = nil
@@ -74,8 +74,7 @@ func (r *AppliedReader) applied(ctx context.Context) ([]Applied, error) {
 		r.conn = conn
 	}
 	list, err := AppliedList(ctx, r.conn)
-	var pgErr *pgconn.PgError
-	if err != nil && !errors.Is(err, ErrNoMigrationsTable) && !errors.As(err, &pgErr) {
+	if err != nil && !keepsConn(err) || r.conn.IsClosed() {
 		r.conn.Close(context.Background())
 		r.conn = nil
 	}
@@ -96,4 +95,15 @@ func (r *AppliedReader) Close() error {
 	err := r.conn.Close(ctx)
 	r.conn = nil
 	return err
+}
+
+// keepsConn reports whether the connection is still good after err: Postgres
+// answered with an error of the statement, not one ending the session
+// (FATAL, e.g. the backend was terminated) or a broken socket.
+func keepsConn(err error) bool {
+	if errors.Is(err, ErrNoMigrationsTable) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Severity == "ERROR"
 }
