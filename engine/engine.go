@@ -77,6 +77,9 @@ type conn struct {
 	cfg    config.Connector
 	source *pgsource.Source
 	sub    *connector.Connector
+	// applied reads electric.migrations for GET /api/migrations over one
+	// kept connection.
+	applied *migrations.AppliedReader
 
 	mu        sync.Mutex
 	migrating bool
@@ -117,7 +120,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 	e.ln.publisher = pubLn
 	for _, c := range cfg.Connectors {
 		c := c
-		cn := &conn{cfg: c}
+		cn := &conn{cfg: c, applied: migrations.NewAppliedReader(c.URI)}
 		cn.source, err = pgsource.New(pgsource.Options{
 			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
 			Logger: log.With("component", "pgsource", "connector", c.Name),
@@ -164,7 +167,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		return nil, err
 	}
 
-	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Logger: log.With("component", "status")})
+	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Token: cfg.StatusAPIToken, Logger: log.With("component", "status")})
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +201,9 @@ func (e *Engine) Addrs() Addrs {
 
 func (e *Engine) close() {
 	e.ln.close()
+	for _, c := range e.conns {
+		c.applied.Close()
+	}
 	if e.txlog != nil {
 		e.txlog.Close()
 	}

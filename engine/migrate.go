@@ -37,12 +37,7 @@ func (m migrationController) Latest(ctx context.Context, origin string) (*migrat
 	if !ok {
 		return nil, migrations.ErrUnknownOrigin
 	}
-	conn, err := connect(ctx, c.cfg.URI)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	list, err := migrations.AppliedList(ctx, conn)
+	list, err := c.applied.Applied(ctx)
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
@@ -61,12 +56,7 @@ func (m migrationController) Applied(ctx context.Context, origin string) ([]migr
 	if !ok {
 		return nil, migrations.ErrUnknownOrigin
 	}
-	conn, err := connect(ctx, c.cfg.URI)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	list, err := migrations.AppliedList(ctx, conn)
+	list, err := c.applied.Applied(ctx)
 	if errors.Is(err, migrations.ErrNoMigrationsTable) {
 		return nil, nil
 	}

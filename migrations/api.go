@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/electric-sql/electric-go/engine/status"
 )
 
 // More errors the engine reports through the API.
@@ -196,6 +198,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:5050
 	HTTP    *http.Client
+	// Token is sent as the bearer token (STATUS_API_TOKEN); empty: none.
+	Token string
 	// RetryEvery is the pause between two tries of ApplyWhenReady; 500ms
 	// when zero.
 	RetryEvery time.Duration
@@ -217,11 +221,15 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
+	status.Authorize(req, c.Token)
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
+	if err := status.Refusal(resp); err != nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("engine answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
@@ -397,11 +405,17 @@ func (c *Client) Apply(ctx context.Context, origin, vsn string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	status.Authorize(req, c.Token)
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return fmt.Errorf("asking the engine at %s (is 'electric serve' running?): %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
+	// An auth refusal is no refusal of the migration (those are 403s too):
+	// it carries the status API's refusal header.
+	if err := status.Refusal(resp); err != nil {
+		return err
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode == http.StatusOK {
 		return nil

@@ -36,6 +36,7 @@ const fetchTimeout = 3 * time.Second
 // Options configures the dashboard.
 type Options struct {
 	URL          string       // the engine's status API, e.g. http://127.0.0.1:5050
+	Token        string       // bearer token (STATUS_API_TOKEN); empty: none
 	HTTPClient   *http.Client // nil: a client with no overall timeout
 	PollInterval time.Duration
 	// Now and Location are the clock and time zone shown; tests fix them.
@@ -95,6 +96,7 @@ func New(ctx context.Context, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting dashboard: %w", err)
 	}
+	client = client.WithToken(opts.Token)
 	c := &common.Common{
 		Styles:   styles.New(opts.Renderer, opts.Renderer.ColorProfile() == termenv.Ascii),
 		KeyMap:   keymap.Default(),
@@ -109,10 +111,10 @@ func New(ctx context.Context, opts Options) (*Model, error) {
 	}, nil
 }
 
-// Run runs the dashboard for the engine at url in the terminal until the
-// user quits or ctx is done.
-func Run(ctx context.Context, url string) error {
-	m, err := New(ctx, Options{URL: url})
+// Run runs the dashboard for the engine at url, authenticating with token
+// (may be empty), in the terminal until the user quits or ctx is done.
+func Run(ctx context.Context, url, token string) error {
+	m, err := New(ctx, Options{URL: url, Token: token})
 	if err != nil {
 		return err
 	}

@@ -182,7 +182,7 @@ func runDevUp(cmd *cobra.Command, o devUpOptions) error {
 		if sum.Engine == nil {
 			return fmt.Errorf("no dashboard: the engine is not running (%s)", sum.EngineNote)
 		}
-		return tui.Run(ctx, sum.Engine.StatusURL)
+		return tui.Run(ctx, sum.Engine.StatusURL, statusToken(""))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"text/tabwriter"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/electric-sql/electric-go/engine/config"
+	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -20,6 +22,23 @@ type migrateOptions struct {
 	Dir    string // migrations directory
 	Suffix string // appended to a name to find its file
 	URL    string // the engine's status API
+	Token  string // the status API's bearer token: --token, else STATUS_API_TOKEN
+}
+
+// statusToken is the status API token to send: the --token flag, else
+// STATUS_API_TOKEN. The flag has no default so that --help never prints the
+// token from the environment.
+func statusToken(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv(config.EnvStatusAPIToken)
+}
+
+// withToken resolves o's token (see statusToken).
+func (o migrateOptions) withToken() migrateOptions {
+	o.Token = statusToken(o.Token)
+	return o
 }
 
 type migrateNewOptions struct {
@@ -62,7 +81,9 @@ func newMigrateCmdWith(run migrateRunners) *cobra.Command {
 		Long: `Migrations are folders under MIGRATIONS_DIR named <unix seconds>_<slug>, each
 holding postgres.sql (MIGRATIONS_FILE_NAME_SUFFIX). 'apply' goes through the
 running engine, which pauses the connector's replication, applies the file and
-its row in electric.migrations in one transaction, and resumes.`,
+its row in electric.migrations in one transaction, and resumes. An engine with
+STATUS_API_TOKEN set wants that token (env STATUS_API_TOKEN or --token); one
+without it takes migrations only from its own machine.`,
 		Example: `  electric migrate new "add items"
   electric migrate list
   electric migrate apply 1669232573_add_items
@@ -71,6 +92,7 @@ its row in electric.migrations in one transaction, and resumes.`,
 	cmd.PersistentFlags().StringVar(&o.Dir, "dir", envOr(config.EnvMigrationsDir, migrations.DefaultDir), "migrations directory (env "+config.EnvMigrationsDir+")")
 	cmd.PersistentFlags().StringVar(&o.Suffix, "suffix", envOr(config.EnvMigrationsSuffix, migrations.DefaultSuffix), "appended to a name to find its file (env "+config.EnvMigrationsSuffix+")")
 	cmd.PersistentFlags().StringVar(&o.URL, "url", defaultStatusURL(), "the engine's status API (env "+config.EnvStatusPort+" sets the port)")
+	cmd.PersistentFlags().StringVar(&o.Token, "token", "", "the engine's status API token (env "+config.EnvStatusAPIToken+")")
 	cmd.AddCommand(newMigrateNewCmd(o, run.new), newMigrateListCmd(o, run.list), newMigrateApplyCmd(o, run.apply))
 	return cmd
 }
@@ -83,7 +105,7 @@ func newMigrateNewCmd(shared *migrateOptions, run func(*cobra.Command, migrateNe
   electric migrate new "add items" --dir db/migrations`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return run(cmd, migrateNewOptions{migrateOptions: *shared, Title: args[0]})
+			return run(cmd, migrateNewOptions{migrateOptions: shared.withToken(), Title: args[0]})
 		},
 	}
 }
@@ -109,7 +131,7 @@ applied, pending, or hash mismatch when the file changed after it was applied.`,
   electric migrate list --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd, migrateListOptions{migrateOptions: *shared, JSON: asJSON})
+			return run(cmd, migrateListOptions{migrateOptions: shared.withToken(), JSON: asJSON})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -121,7 +143,7 @@ func runMigrateList(cmd *cobra.Command, o migrateListOptions) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	ov := (&migrations.Client{BaseURL: o.URL}).Overview(cmd.Context(), local)
+	ov := (&migrations.Client{BaseURL: o.URL, Token: o.Token}).Overview(cmd.Context(), local)
 	out := cmd.OutOrStdout()
 	if o.JSON {
 		return writeJSONOut(out, ov.Rows)
@@ -163,7 +185,7 @@ func newMigrateApplyCmd(shared *migrateOptions, run func(*cobra.Command, migrate
   electric migrate apply 1669232573_add_items --wait 2m --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return run(cmd, migrateApplyOptions{migrateOptions: *shared, Name: args[0], Connectors: connectors, Wait: wait, JSON: asJSON})
+			return run(cmd, migrateApplyOptions{migrateOptions: shared.withToken(), Name: args[0], Connectors: connectors, Wait: wait, JSON: asJSON})
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a connector that is not ready yet (engine starting)")
@@ -190,7 +212,7 @@ func runMigrateApply(cmd *cobra.Command, o migrateApplyOptions) error {
 	if localErr != nil && !errors.Is(localErr, migrations.ErrNotFound) {
 		return localErr
 	}
-	cl := &migrations.Client{BaseURL: o.URL}
+	cl := &migrations.Client{BaseURL: o.URL, Token: o.Token}
 	targets, err := cl.Targets(cmd.Context(), o.Connectors)
 	if err != nil {
 		return err
@@ -203,6 +225,13 @@ func runMigrateApply(cmd *cobra.Command, o migrateApplyOptions) error {
 			fmt.Fprintf(out, "%s: applying %s … ", c, name)
 		}
 		err := cl.ApplyWhenReady(cmd.Context(), c, name, o.Wait)
+		if errors.Is(err, status.ErrRefused) {
+			// The same answer awaits every connector: say it once.
+			if !o.JSON {
+				fmt.Fprintln(out, "refused")
+			}
+			return err
+		}
 		r := applyResult{Connector: c, OK: err == nil, err: err}
 		if err != nil {
 			failed++

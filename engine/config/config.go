@@ -34,6 +34,10 @@ type Config struct {
 	ReplicationPort int
 	// StatusPort serves the HTTP status, migrations and metrics API.
 	StatusPort int
+	// StatusAPIToken is the bearer token the status API requires on every
+	// route but /api/status, /healthz and /metrics. Empty: those routes
+	// answer loopback clients only.
+	StatusAPIToken string
 	// WebsocketPort serves the Satellite protocol on /ws.
 	WebsocketPort int
 	// ListenAddress is the IP address or host name the three listeners bind
@@ -127,6 +131,7 @@ const (
 	EnvConnectors          = "CONNECTORS"
 	EnvReplicationPort     = "POSTGRES_REPLICATION_PORT"
 	EnvStatusPort          = "STATUS_PORT"
+	EnvStatusAPIToken      = "STATUS_API_TOKEN"
 	EnvWebsocketPort       = "WEBSOCKET_PORT"
 	EnvListenAddress       = "LISTEN_ADDRESS"
 	EnvTLSCertFile         = "TLS_CERT_FILE"
@@ -166,6 +171,11 @@ const (
 // MinSigningKeyBytes is the shortest accepted SATELLITE_AUTH_SIGNING_KEY.
 const MinSigningKeyBytes = 32
 
+// MinStatusAPITokenBytes is the shortest accepted STATUS_API_TOKEN: 16
+// random bytes (32 hex digits from `openssl rand -hex 16`) cannot be
+// guessed through an API that rate-limits failed attempts.
+const MinStatusAPITokenBytes = 16
+
 // defaultConnectTimeoutMs is the seed's default for a connector URI's `timeout`.
 const defaultConnectTimeoutMs = 5000
 
@@ -177,6 +187,7 @@ func Variables() []Variable {
 		{Name: EnvConnectors, Flag: "connectors", Usage: "Postgres instances of the cluster: name=postgresql://user:pass@host:port/db;name2=…", Secret: true},
 		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: strconv.Itoa(DefaultReplicationPort), Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
 		{Name: EnvStatusPort, Flag: "status-port", Default: strconv.Itoa(DefaultStatusPort), Usage: "port of the HTTP status, migrations and metrics API"},
+		{Name: EnvStatusAPIToken, Flag: "status-api-token", Usage: "bearer token the status API requires on every route but /api/status, /healthz and /metrics, at least 16 bytes (unset: those routes answer loopback clients only)", Secret: true},
 		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: strconv.Itoa(DefaultWebsocketPort), Usage: "port of the Satellite WebSocket API (path /ws)"},
 		{Name: EnvListenAddress, Flag: "listen-address", Usage: "IP address or host name the three ports listen on (unset: every interface, or 127.0.0.1 only with insecure Satellite auth)"},
 		{Name: EnvTLSCertFile, Flag: "tls-cert-file", Usage: "PEM certificate (chain) for wss on the websocket port and https on the status port; set with TLS_KEY_FILE"},
@@ -249,6 +260,7 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 		ElectricHost:             get(EnvElectricHost),
 		ReplicationPort:          port(EnvReplicationPort),
 		StatusPort:               port(EnvStatusPort),
+		StatusAPIToken:           get(EnvStatusAPIToken),
 		WebsocketPort:            port(EnvWebsocketPort),
 		ListenAddress:            get(EnvListenAddress),
 		TLSCertFile:              get(EnvTLSCertFile),
@@ -325,6 +337,16 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 				continue
 			}
 			c.VerifyKeys = append(c.VerifyKeys, k)
+		}
+	}
+
+	if t := c.StatusAPIToken; t != "" {
+		// Never print the token, even a bad one.
+		switch {
+		case len(t) < MinStatusAPITokenBytes:
+			bad("%s is %d bytes: it must be at least %d bytes (e.g. openssl rand -hex 16)", EnvStatusAPIToken, len(t), MinStatusAPITokenBytes)
+		case strings.IndexFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
+			bad("%s holds spaces, control or non-ASCII characters: it is sent in an HTTP header, use printable ASCII (e.g. openssl rand -hex 16)", EnvStatusAPIToken)
 		}
 	}
 
@@ -602,7 +624,7 @@ func maskURI(s string) string {
 const mask = "xxxxx"
 
 // Masked returns a copy of c with every secret (connector passwords, the
-// signing and verification keys) replaced, for printing.
+// signing and verification keys, the status API token) replaced, for printing.
 func (c Config) Masked() Config {
 	m := c
 	m.Connectors = make([]Connector, len(c.Connectors))
@@ -615,6 +637,9 @@ func (c Config) Masked() Config {
 	}
 	if m.SigningKey != "" {
 		m.SigningKey = mask
+	}
+	if m.StatusAPIToken != "" {
+		m.StatusAPIToken = mask
 	}
 	// One mask per key: how many there are is worth seeing, not what they are.
 	m.VerifyKeys = nil
@@ -642,6 +667,8 @@ func (c Config) Value(name string) string {
 		return strconv.Itoa(c.ReplicationPort)
 	case EnvStatusPort:
 		return strconv.Itoa(c.StatusPort)
+	case EnvStatusAPIToken:
+		return c.StatusAPIToken
 	case EnvWebsocketPort:
 		return strconv.Itoa(c.WebsocketPort)
 	case EnvListenAddress:

@@ -314,6 +314,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		"SATELLITE_AUTH_SIGNING_ISS": "my.electric.server",
 		"SATELLITE_AUTH_VERIFY_KEYS": key32b + "," + key32c,
 		"SATELLITE_TABLES":           "public.items",
+		"STATUS_API_TOKEN":           statusToken,
 	}))
 	if len(errs) != 0 {
 		t.Fatal(errs)
@@ -323,7 +324,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, secret := range []string{"hunter2hunter2", key32, key32b, key32c} {
+	for _, secret := range []string{"hunter2hunter2", key32, key32b, key32c, statusToken} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output leaks %q:\n%s", secret, out)
 		}
@@ -333,6 +334,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		"SATELLITE_AUTH_SIGNING_KEY=xxxxx\n",
 		"SATELLITE_AUTH_SIGNING_ISS=my.electric.server\n",
 		"SATELLITE_AUTH_VERIFY_KEYS=xxxxx,xxxxx\n",
+		"STATUS_API_TOKEN=xxxxx\n",
 		"WEBSOCKET_PORT=5133\n",
 		"LOG_LEVEL=info\n",
 		"SATELLITE_TABLES=public.items\n",
@@ -346,7 +348,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		t.Errorf("output lists unused variables:\n%s", out)
 	}
 	// Masking must not touch the original.
-	if c.SigningKey != key32 || c.Connectors[0].Password != "hunter2hunter2" || !reflect.DeepEqual(c.VerifyKeys, []string{key32b, key32c}) {
+	if c.SigningKey != key32 || c.StatusAPIToken != statusToken || c.Connectors[0].Password != "hunter2hunter2" || !reflect.DeepEqual(c.VerifyKeys, []string{key32b, key32c}) {
 		t.Error("Masked modified the original config")
 	}
 	// One line per variable that is not unused.
@@ -358,6 +360,39 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 	}
 	if got := strings.Count(out, "\n"); got != n {
 		t.Errorf("printed %d lines, want %d", got, n)
+	}
+}
+
+const statusToken = "s3cr3t-status-token-abcdef"
+
+// STATUS_API_TOKEN must be long enough not to be guessed and fit an HTTP
+// header; errors never print the token.
+func TestStatusAPIToken(t *testing.T) {
+	for _, tc := range []struct {
+		name, token, wantErr string
+	}{
+		{"unset", "", ""},
+		{"16 bytes", "0123456789abcdef", ""},
+		{"long", statusToken, ""},
+		{"short", "short-token", "STATUS_API_TOKEN is 11 bytes: it must be at least 16 bytes"},
+		{"space inside", "0123456789 abcdef", "STATUS_API_TOKEN holds spaces, control or non-ASCII characters"},
+		{"non-ascii", "0123456789abcdéf", "STATUS_API_TOKEN holds spaces, control or non-ASCII characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, errs := Load(envOf(map[string]string{"STATUS_API_TOKEN": tc.token}))
+			if tc.wantErr == "" {
+				if len(errs) != 0 || c.StatusAPIToken != tc.token {
+					t.Fatalf("token %q: %v, config has %q", tc.token, errs, c.StatusAPIToken)
+				}
+				return
+			}
+			if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.wantErr) {
+				t.Fatalf("token %q: errors %v, want one containing %q", tc.token, errs, tc.wantErr)
+			}
+			if strings.Contains(errs[0].Error(), tc.token) {
+				t.Errorf("error prints the token: %v", errs[0])
+			}
+		})
 	}
 }
 

@@ -35,8 +35,9 @@ var ErrStreamEnded = errors.New("event stream ended")
 
 // Client is a typed client of the status API.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	hc    *http.Client
+	token string
 }
 
 // NewClient makes a client for the engine at baseURL (e.g.
@@ -55,6 +56,14 @@ func NewClient(baseURL string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, hc: hc}, nil
 }
 
+// WithToken is a copy of c that sends token as its bearer token
+// (STATUS_API_TOKEN); an empty token sends none.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
+}
+
 // URL is the engine's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
@@ -63,11 +72,15 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("requesting %s: %w", path, err)
 	}
+	Authorize(req, c.token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("requesting %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if err := Refusal(resp); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
@@ -156,12 +169,16 @@ func (c *Client) OpenEvents(ctx context.Context, after uint64) (*EventStream, er
 	if after > 0 {
 		req.Header.Set("Last-Event-ID", strconv.FormatUint(after, 10))
 	}
+	Authorize(req, c.token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("requesting /api/events: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
+		defer resp.Body.Close()
+		if err := Refusal(resp); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("requesting /api/events: %s", resp.Status)
 	}
 	sc := bufio.NewScanner(resp.Body)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,14 @@ import (
 // proxies keep it open and clients notice a dead engine.
 const DefaultHeartbeat = 15 * time.Second
 
+// DefaultMaxEventStreams is how many /api/events streams may be open at
+// once by default; one more is answered 503.
+const DefaultMaxEventStreams = 64
+
+// DefaultEventWriteTimeout bounds one write to an event stream: a
+// subscriber that stops reading is dropped after it.
+const DefaultEventWriteTimeout = 10 * time.Second
+
 // Options configures a Server.
 type Options struct {
 	Addr     string   // listen address for Run, e.g. ":5050"
@@ -29,6 +38,18 @@ type Options struct {
 	Logger   *slog.Logger
 	// Heartbeat between comment lines on idle event streams (DefaultHeartbeat if 0).
 	Heartbeat time.Duration
+	// Token (STATUS_API_TOKEN) is the bearer token every route but
+	// /api/status, /healthz and /metrics requires; empty: those routes
+	// answer loopback clients only (see auth.go).
+	Token string
+	// MaxEventStreams caps concurrent /api/events streams
+	// (DefaultMaxEventStreams if 0).
+	MaxEventStreams int
+	// EventWriteTimeout bounds each write to an event stream
+	// (DefaultEventWriteTimeout if 0).
+	EventWriteTimeout time.Duration
+	// Now is the clock of the failed-authentication limiter (time.Now if nil).
+	Now func() time.Time
 }
 
 // Server is the status HTTP server. Routes may be added with Handle before
@@ -37,7 +58,9 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	mux      *http.ServeMux
+	guard    *guard // mux behind the access rules
 	registry *prometheus.Registry
+	streams  atomic.Int64 // open /api/events streams
 	// done is closed when the server shuts down, so long-lived event streams
 	// end instead of holding up a graceful shutdown.
 	done chan struct{}
@@ -57,6 +80,12 @@ func New(opts Options) (*Server, error) {
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = DefaultHeartbeat
 	}
+	if opts.MaxEventStreams <= 0 {
+		opts.MaxEventStreams = DefaultMaxEventStreams
+	}
+	if opts.EventWriteTimeout <= 0 {
+		opts.EventWriteTimeout = DefaultEventWriteTimeout
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
@@ -64,6 +93,7 @@ func New(opts Options) (*Server, error) {
 		registry: prometheus.NewRegistry(),
 		done:     make(chan struct{}),
 	}
+	s.guard = newGuard(s.mux, opts.Token, opts.Now)
 	if err := s.registry.Register(newCollector(opts.Provider)); err != nil {
 		return nil, fmt.Errorf("registering status metrics: %w", err)
 	}
@@ -92,8 +122,8 @@ func New(opts Options) (*Server, error) {
 // "GET /api/migrations/{origin}"). Call it before Run or Serve.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Handler is the server's complete HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler is the server's complete HTTP handler, access rules included.
+func (s *Server) Handler() http.Handler { return s.guard }
 
 // Events is the server's event hub.
 func (s *Server) Events() *Events { return s.opts.Events }
@@ -120,9 +150,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// they carry no request, so they are closed at once on shutdown.
 	var mu sync.Mutex
 	fresh := map[net.Conn]bool{}
+	// No ReadTimeout or WriteTimeout: event streams and migrations (minutes)
+	// outlive any fixed bound, and net/http cancels a request's context once
+	// ReadTimeout passes. Headers are bounded here, bodies by their
+	// handlers' size limits, event streams by per-write deadlines.
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.guard,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ConnState: func(c net.Conn, st http.ConnState) {
 			mu.Lock()
@@ -135,6 +171,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		},
 	}
 	s.log.Info("status api listening", "addr", ln.Addr().String())
+	if s.opts.Token == "" {
+		s.log.Warn("STATUS_API_TOKEN is not set: the status API's migrations, sessions, connectors, log and events answer loopback clients only; set it to reach them remotely with a bearer token")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -230,8 +269,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 // heartbeats while idle. A subscriber that falls behind is disconnected and
 // catches up from the ring when it reconnects.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
@@ -248,8 +286,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		after = v
 	}
+	if s.streams.Add(1) > int64(s.opts.MaxEventStreams) {
+		s.streams.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, fmt.Sprintf("Service unavailable: %d event streams are open already", s.opts.MaxEventStreams), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.streams.Add(-1)
 	backlog, live, cancel := s.opts.Events.Subscribe(after)
 	defer cancel()
+	// A subscriber that stops reading would block its write for ever (the
+	// hub itself never waits for it): each write gets a deadline, and a
+	// missed one ends the stream. Not every ResponseWriter supports
+	// deadlines (a recorder in tests); those streams go without.
+	rc := http.NewResponseController(w)
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(s.opts.EventWriteTimeout)) }
+	deadline()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -264,7 +316,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	flusher.Flush()
+	if rc.Flush() != nil {
+		return
+	}
 
 	tick := time.NewTicker(s.opts.Heartbeat)
 	defer tick.Stop()
@@ -278,15 +332,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if writeEvent(w, ev) != nil {
+			deadline()
+			if writeEvent(w, ev) != nil || rc.Flush() != nil {
 				return
 			}
-			flusher.Flush()
 		case <-tick.C:
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+			deadline()
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}
-			flusher.Flush()
 		}
 	}
 }
