@@ -3,6 +3,7 @@ package pgsource
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
@@ -152,6 +153,10 @@ func pgoutputSeeds() []fuzzseed.Seed {
 		seed("logical-message", pgBegin(0x6000, 705), append([]byte("M\x01"), binary.BigEndian.AppendUint64(nil, 0x6000)...), pgCommit(0x6000, 0x6010)),
 		seed("change-outside-tx", relItems, pgInsert(16384, "1", "x", "n")),
 		seed("tuple-too-long", relItems, pgBegin(0x7000, 706), pgInsert(16384, "1", "x", "n", "extra")),
+		// A text value claiming 4 GiB, and a tuple claiming 65535 columns.
+		seed("hostile-lengths", relItems, pgBegin(0x8000, 707),
+			append(binary.BigEndian.AppendUint32([]byte{'I'}, 16384), 'N', 0, 1, 't', 0xff, 0xff, 0xff, 0xff, 'x'),
+			append(binary.BigEndian.AppendUint32([]byte{'I'}, 16384), 'N', 0xff, 0xff, 'n')),
 	}
 }
 
@@ -192,7 +197,8 @@ func (fuzzCatalog) resolve(_ context.Context, m *pglogrepl.RelationMessage) (*re
 }
 
 // FuzzDecodePgoutput feeds a stream of pgoutput messages to the decoder. It
-// never panics; a malformed or misplaced message is an error (after which
+// never panics; what it allocates for a message is bounded by the
+// message's size, whatever its length fields claim; a malformed or misplaced message is an error (after which
 // the source reconnects, so decoding stops); a committed transaction has at
 // most two ops per row change, each on a table of a Relation message, with
 // a key that is the encoding of its key columns' values.
@@ -201,8 +207,15 @@ func FuzzDecodePgoutput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := newDecoder(fuzzCatalog{}, nopWarner{})
 		ctx := context.Background()
+		var ms runtime.MemStats
 		for _, msg := range splitMessages(data) {
+			runtime.ReadMemStats(&ms)
+			before := ms.TotalAlloc
 			tx, err := d.handle(ctx, msg)
+			runtime.ReadMemStats(&ms)
+			if n := ms.TotalAlloc - before; n > uint64(256*len(msg)+1<<20) {
+				t.Fatalf("a %d-byte message allocated %d bytes", len(msg), n)
+			}
 			if err != nil {
 				if tx != nil {
 					t.Fatalf("error %v with a transaction", err)
