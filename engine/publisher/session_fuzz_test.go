@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -89,10 +91,26 @@ func frontendBytes(t testing.TB, msgs ...pgproto3.FrontendMessage) []byte {
 	return out
 }
 
-func startup(name string) *pgproto3.StartupMessage {
-	return &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{
-		"user": "electric", "database": "electric", "replication": "database", "application_name": name,
-		"options": "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3", "client_encoding": "UTF8"}}
+// startup is a subscriber's startup packet, its parameters in libpq's order
+// (pgproto3 would write them in map order, which churns the corpus).
+func startup(name string) pgproto3.FrontendMessage {
+	return rawStartup{"user", "electric", "database", "electric", "replication", "database",
+		"application_name", name, "options", "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3",
+		"client_encoding", "UTF8"}
+}
+
+type rawStartup []string
+
+func (rawStartup) Frontend()             {}
+func (r rawStartup) Decode([]byte) error { return errors.New("not decoded") }
+func (r rawStartup) Encode(dst []byte) ([]byte, error) {
+	body := binary.BigEndian.AppendUint32(nil, pgproto3.ProtocolVersionNumber)
+	for _, kv := range r {
+		body = append(append(body, kv...), 0)
+	}
+	body = append(body, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(4+len(body)))
+	return append(dst, body...), nil
 }
 
 func sessionSeeds(t testing.TB) []fuzzseed.Seed {
@@ -114,13 +132,13 @@ func sessionSeeds(t testing.TB) []fuzzseed.Seed {
 		seed("extended-protocol", startup("db_a"), &pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{},
 			&pgproto3.Execute{}, &pgproto3.Sync{}, &pgproto3.Query{String: ";"}),
 		seed("unknown-connector", startup("nope")),
-		seed("not-replication", &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
-			Parameters: map[string]string{"user": "electric", "database": "electric"}}),
+		seed("not-replication", rawStartup{"user", "electric", "database", "electric"}),
 		seed("cancel", &pgproto3.CancelRequest{ProcessID: 1, SecretKey: []byte{0, 0, 0, 0}}),
 		seed("bad-start", startup("db_a"), &pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL zz/0"},
 			&pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL 0/0 (proto_version '9')"},
 			&pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL FFFFFFFF/FFFFFFFF"},
 			&pgproto3.Query{String: "select 'unterminated"}),
+		{Name: "hostile-length", Args: []any{append(frontendBytes(t, startup("db_a")), 'Q', 0x7f, 0xff, 0xff, 0xff, 'x')}},
 		{Name: "hostile-startup-length", Args: []any{[]byte{0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0}}},
 	}
 }
@@ -128,13 +146,21 @@ func sessionSeeds(t testing.TB) []fuzzseed.Seed {
 // FuzzSubscriberSession plays any bytes as a subscriber's side of a
 // connection: startup (with SSL/GSS requests), catalog queries, the
 // extended protocol, START_REPLICATION and copy mode. The session never
-// panics or hangs; everything it writes is well-formed backend messages,
+// panics or hangs; what it allocates is bounded by what it was sent,
+// whatever the length fields claim; everything it writes is well-formed backend messages,
 // nothing follows a FATAL error, and what it writes is bounded by what it
 // was sent.
 func FuzzSubscriberSession(f *testing.F) {
 	fuzzseed.Sync(f, sessionSeeds(f))
 	f.Fuzz(func(t *testing.T, script []byte) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
 		playSubscriber(t, script)
+		runtime.ReadMemStats(&ms)
+		if n := ms.TotalAlloc - before; n > uint64(1024*len(script)+16<<20) {
+			t.Fatalf("a %d-byte script made the session allocate %d bytes", len(script), n)
+		}
 	})
 }
 
