@@ -182,9 +182,9 @@ func parse(data []byte) (msg pglogrepl.Message, err error) {
 }
 
 // checkTupleLengths checks that every value of the tuples of an Insert,
-// Update or Delete fits in the message: pglogrepl allocates a value's
-// declared length before copying it, so a 14-byte message declaring a 4 GiB
-// value would allocate 4 GiB.
+// Update or Delete, and the relation ids of a Truncate, fit in the message:
+// pglogrepl allocates what a length field declares before reading it, so a
+// 14-byte message declaring a 4 GiB value would allocate 4 GiB.
 func checkTupleLengths(data []byte) error {
 	if len(data) < 6 {
 		return nil // too short to hold a tuple: pglogrepl reports it
@@ -193,6 +193,14 @@ func checkTupleLengths(data []byte) error {
 	// ('K' or 'O' then 'N' for an Update).
 	var tuples int
 	switch data[0] {
+	case 'T':
+		// Relation count, options byte, then the relation ids: pglogrepl
+		// makes the id slice first.
+		n := uint64(binary.BigEndian.Uint32(data[1:]))
+		if 4*n > uint64(len(data)-6) {
+			return fmt.Errorf("malformed message: truncate of %d relations in %d bytes", n, len(data))
+		}
+		return nil
 	case 'I', 'D':
 		tuples = 1
 	case 'U':
