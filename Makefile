@@ -18,6 +18,21 @@ BENCH ?= .
 BENCHTIME ?= 1x
 BENCH_PKGS ?= ./...
 
+# Fuzzing: each target of FUZZ_TARGETS (package:FuzzName) for FUZZTIME, one
+# after the other (go test -fuzz takes one target per run), then a summary.
+# make test runs every seed corpus once; this explores beyond them. A crash
+# is saved under the package's testdata/fuzz/<FuzzName>/; FUZZ_FLAGS=-parallel=1
+# on a busy machine.
+FUZZTIME ?= 60s
+FUZZ_FLAGS ?=
+FUZZ_TARGETS ?= \
+	./engine/satellite:FuzzDecodeFrame \
+	./engine/satellite:FuzzSessionInbound \
+	./engine/pgsource:FuzzDecodePgoutput \
+	./engine/publisher:FuzzSubscriberSession \
+	./engine/publisher:FuzzParseStart \
+	./migrations:FuzzMigrationsAPI
+
 # `make shell` runs the engine in the foreground against the dev Postgres
 # started by `make start_dev_env`. Set in the environment or on the command line
 # to override (they are the engine's own variables, see README).
@@ -25,7 +40,7 @@ CONNECTORS ?= db_a=postgresql://electric:password@127.0.0.1:54321/electric;db_b=
 ELECTRIC_HOST ?= 127.0.0.1
 OFFSET_STORAGE_FILE ?= .electric/offset_storage_data.dev.dat
 
-.PHONY: help build test dev lint bench clean proto \
+.PHONY: help build test dev lint bench fuzz clean proto \
 	deps compile tests start_dev_env stop_dev_env shell apply_migration
 
 help: ## list the targets
@@ -47,6 +62,22 @@ lint: ## gofmt check and go vet
 
 bench: ## run the benchmarks once each (BENCH, BENCHTIME, BENCH_PKGS to narrow)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m $(BENCH_PKGS)
+
+fuzz: ## run each fuzz target for FUZZTIME (default 60s) and print a summary
+	@summary=""; failed=0; log=$$(mktemp); \
+	for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg >$$log 2>&1; rc=$$?; \
+		cat $$log; \
+		execs=$$(grep -o 'execs: [0-9]*' $$log | tail -1); \
+		if [ $$rc -eq 0 ]; then \
+			summary="$$summary\n  ok    $$name ($$execs)"; \
+		else \
+			summary="$$summary\n  FAIL  $$name ($$execs; reproducer under $$pkg/testdata/fuzz/$$name/)"; failed=1; \
+		fi; \
+	done; \
+	rm -f $$log; printf "fuzz summary ($(FUZZTIME) each):$$summary\n"; exit $$failed
 
 clean: ## remove build outputs (the dev environment's state stays: electric dev reset)
 	rm -rf bin

@@ -2,6 +2,7 @@ package pgsource
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -169,12 +170,73 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*sourceTx, error) {
 // messages: a malformed message must be an error (and a reconnect), not a
 // crash of the engine.
 func parse(data []byte) (msg pglogrepl.Message, err error) {
+	if err := checkTupleLengths(data); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			msg, err = nil, fmt.Errorf("malformed message (%d bytes): %v", len(data), r)
 		}
 	}()
 	return pglogrepl.Parse(data)
+}
+
+// checkTupleLengths checks that every value of the tuples of an Insert,
+// Update or Delete, and the relation ids of a Truncate, fit in the message:
+// pglogrepl allocates what a length field declares before reading it, so a
+// 14-byte message declaring a 4 GiB value would allocate 4 GiB.
+func checkTupleLengths(data []byte) error {
+	if len(data) < 6 {
+		return nil // too short to hold a tuple: pglogrepl reports it
+	}
+	// Type byte and relation id, then a tuple kind byte before each tuple
+	// ('K' or 'O' then 'N' for an Update).
+	var tuples int
+	switch data[0] {
+	case 'T':
+		// Relation count, options byte, then the relation ids: pglogrepl
+		// makes the id slice first.
+		n := uint64(binary.BigEndian.Uint32(data[1:]))
+		if 4*n > uint64(len(data)-6) {
+			return fmt.Errorf("malformed message: truncate of %d relations in %d bytes", n, len(data))
+		}
+		return nil
+	case 'I', 'D':
+		tuples = 1
+	case 'U':
+		tuples = 2
+	default:
+		return nil
+	}
+	b := data[5:]
+	for i := 0; i < tuples && len(b) > 0; i++ {
+		if data[0] == 'U' && b[0] == 'N' {
+			i++ // no old tuple: this is the last one
+		}
+		b = b[1:]
+		if len(b) < 2 {
+			return nil
+		}
+		ncols := int(binary.BigEndian.Uint16(b))
+		b = b[2:]
+		for c := 0; c < ncols && len(b) > 0; c++ {
+			kind := b[0]
+			b = b[1:]
+			if kind != pglogrepl.TupleDataTypeText && kind != pglogrepl.TupleDataTypeBinary {
+				continue
+			}
+			if len(b) < 4 {
+				return nil
+			}
+			n := uint64(binary.BigEndian.Uint32(b))
+			b = b[4:]
+			if n > uint64(len(b)) {
+				return fmt.Errorf("malformed message: column %d declares %d bytes, %d left in the message", c, n, len(b))
+			}
+			b = b[n:]
+		}
+	}
+	return nil
 }
 
 // change checks a row change's context and returns its relation, or nil when

@@ -14,6 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
+// maxMessageBytes bounds one message from a subscriber: pgproto3 allocates
+// a message's declared length before reading it, so without a bound a
+// 5-byte header could make the session allocate 2 GiB. A subscriber sends
+// catalog queries and 34-byte status updates.
+const maxMessageBytes = 1 << 20
+
 // startupTimeout bounds how long a connection may take to send its startup
 // packet: a client that connects and says nothing must not hold a goroutine.
 const startupTimeout = 30 * time.Second
@@ -43,12 +49,13 @@ func (s *Server) serve(ctx context.Context, nc net.Conn) {
 	se := &session{
 		srv:    s,
 		nc:     nc,
-		be:     pgproto3.NewBackend(nc, nc),
 		log:    s.log.With("remote", nc.RemoteAddr().String()),
 		remote: nc.RemoteAddr().String(),
 		since:  time.Now(),
 		state:  "startup",
 	}
+	se.be = pgproto3.NewBackend(nc, nc)
+	se.be.SetMaxBodyLen(maxMessageBytes)
 	// Closing the socket is what unblocks a pending read when the server
 	// stops.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
