@@ -3,7 +3,6 @@ package merge
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 )
@@ -20,8 +19,10 @@ var ErrInvalidTx = errors.New("invalid transaction")
 //
 // The rules (DESIGN.md "Conflict semantics"):
 //
-//   - eff = max(CommitTime, 1 + every value of Context, 1 + originLast). The
-//     origin's own earlier writes count as seen by the transaction.
+//   - eff = max(Bound(CommitTime, Now), 1 + every value of Context,
+//     1 + originLast). The origin's own earlier writes count as seen by the
+//     transaction. An eff beyond MaxTimestamp refuses the transaction (see
+//     the package comment, "Bounded clocks").
 //   - insert/update: every written column becomes the cell (value, eff,
 //     Origin) unless the row holds a cell with a greater (eff, origin)
 //     (origins compared as strings; within one transaction the later op
@@ -94,10 +95,11 @@ func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 func Effective(tx Tx, originLast uint64) (uint64, error) { return effective(tx, originLast) }
 
 func effective(tx Tx, originLast uint64) (uint64, error) {
-	eff := tx.CommitTime
+	eff := Bound(tx.CommitTime, tx.Now)
 	bump := func(seen uint64) error {
-		if seen == math.MaxUint64 {
-			return fmt.Errorf("apply: %w: timestamp overflow", ErrInvalidTx)
+		if seen >= MaxTimestamp {
+			return fmt.Errorf("apply: %w: timestamp overflow: %s has seen the effective timestamp %d and no eff may exceed %d (year 9999); the log holds a poisoned clock",
+				ErrInvalidTx, tx.Origin, seen, MaxTimestamp)
 		}
 		eff = max(eff, seen+1)
 		return nil

@@ -3,6 +3,7 @@ package merge
 import (
 	"errors"
 	"maps"
+	"math"
 	"testing"
 )
 
@@ -110,5 +111,23 @@ func TestSameTxDeleteThenInsertIsLive(t *testing.T) {
 	}})
 	if len(res.Changes) != 1 || res.Changes[0].Live || res.Changes[0].Image != nil {
 		t.Fatalf("changes = %+v, want one dead row", res.Changes)
+	}
+}
+
+func TestBound(t *testing.T) {
+	const now = 1_700_000_000_000_000
+	for _, tc := range []struct{ commit, now, want uint64 }{
+		{now - 5, now, now - 5},                   // behind: unchanged
+		{now + MaxAhead, now, now + MaxAhead},     // at the edge of the window
+		{now + MaxAhead + 1, now, now + MaxAhead}, // beyond: clamped
+		{18446744073709551000, now, now + MaxAhead},
+		{math.MaxUint64, now, now + MaxAhead},
+		{math.MaxUint64, 0, MaxTimestamp},                      // now unknown
+		{math.MaxUint64, math.MaxUint64, MaxTimestamp},         // an absurd engine clock
+		{MaxTimestamp - 1, MaxTimestamp - 2, MaxTimestamp - 1}, // no overflow of now + MaxAhead
+	} {
+		if got := Bound(tc.commit, tc.now); got != tc.want {
+			t.Errorf("Bound(%d, %d) = %d, want %d", tc.commit, tc.now, got, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,7 +21,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // a line "----", then the expected output, up to a blank line or the end.
 // Input:
 //
-//	tx <origin> time=<µs> [ctx=<origin>:<eff>|<origin>#<n>,...]
+//	tx <origin> time=<µs> [now=<µs>] [ctx=<origin>:<eff>|<origin>#<n>,...]
 //	insert <table> <key> <col>=<value>... [old.<col>=<value>...]
 //	update <table> <key> <col>=<value>... [old.<col>=<value>...]
 //	delete <table> <key> [old.<col>=<value>...]
@@ -28,9 +29,12 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // A value is 'text' (a quote inside is doubled) or NULL. <origin>#<n> in a
 // context stands for the effective timestamp of that origin's n-th
-// transaction in the case. Transactions arrive in the order written, each
-// with originLast = the origin's previous eff. The output lists each
-// transaction's eff and changed rows, then every row state. The harness
+// transaction in the case. now= is the engine's time when it merged the
+// transaction (Tx.Now; absent: 0). Transactions arrive in the order
+// written, each with originLast = the origin's previous eff. The output
+// lists each transaction's eff and changed rows (or the error that refused
+// it: a refused transaction changes nothing and is left out of the other
+// orders), then every row state. The harness
 // then replays the transactions in every other order the engine could
 // receive them (see arrivalOrders) and fails unless each gives the same
 // rows; the last line says how many orders were checked.
@@ -153,6 +157,7 @@ func runCase(c ddCase) (string, error) {
 	last := map[string]uint64{}
 	var out []string
 	s := memStore{}
+	var accepted []ddTx
 	for i := range txs {
 		d := &txs[i]
 		for _, ref := range d.refs {
@@ -165,8 +170,13 @@ func runCase(c ddCase) (string, error) {
 		}
 		res, err := Apply(s, last[d.tx.Origin], d.tx)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", d.label, err)
+			if !errors.Is(err, ErrInvalidTx) {
+				return "", fmt.Errorf("%s: %w", d.label, err)
+			}
+			out = append(out, fmt.Sprintf("%s refused: %v", d.label, err))
+			continue
 		}
+		accepted = append(accepted, *d)
 		if err := checkChanges(res); err != nil {
 			return "", fmt.Errorf("%s: %w", d.label, err)
 		}
@@ -186,11 +196,11 @@ func runCase(c ddCase) (string, error) {
 	// A TRUNCATE joins its context into the rows the store holds when it
 	// arrives, so Removed may differ between orders; what sinks see (live,
 	// image, cell versions, tags) may not.
-	withRemoved := !hasTruncate(plainTxs(txs))
+	withRemoved := !hasTruncate(plainTxs(accepted))
 	want := rowsString(s, withRemoved)
 
-	plain := plainTxs(txs)
-	orders := arrivalOrders(plain, effsOf(txs, effs), 5040)
+	plain := plainTxs(accepted)
+	orders := arrivalOrders(plain, effsOf(accepted, effs), 5040)
 	for _, order := range orders {
 		got, err := replay(plain, order)
 		if err != nil {
@@ -379,6 +389,12 @@ func parseTx(toks []string, count map[string]int) (ddTx, error) {
 				return d, fmt.Errorf("bad time: %w", err)
 			}
 			d.tx.CommitTime = n
+		case "now":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return d, fmt.Errorf("bad now: %w", err)
+			}
+			d.tx.Now = n
 		case "ctx":
 			for _, part := range strings.Split(v, ",") {
 				if strings.Contains(part, "#") {

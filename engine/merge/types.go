@@ -3,7 +3,55 @@
 // add-wins row liveness. It is pure: no I/O, no clocks, no goroutines. The
 // caller (the sequencer) loads row states, calls Apply and persists what it
 // returns.
+//
+// Bounded clocks. A commit timestamp is whatever the source's clock says, and
+// a clock far in the future would win every later conflict and, through the
+// causal terms of the effective timestamp, drag every later write with it
+// until the timestamps overflow. So the commit timestamp counts as at most
+// Tx.Now + MaxAhead, Now being the engine's time when the sequencer merged
+// the transaction (passed in: this package reads no clock). MaxAhead is one
+// second: enough for the ordinary skew of a synced clock and for a write
+// that reaches us a little before our own clock catches up, and short
+// enough that a writer whose clock runs ahead wins conflicts only against
+// writes made in that second, never every future one. There is no lower
+// bound: a timestamp in the past only loses conflicts (an offline Satellite
+// writing with yesterday's time loses to what was written since, as
+// last-writer-wins says) and cannot overflow anything.
+//
+// The causal terms (1 + the context, 1 + the origin's last) are not bounded:
+// capping them would let a write lose to a write it had seen. They stay
+// within the window anyway, because every stored eff was bounded when it was
+// computed: the highest eff exceeds engine time + MaxAhead only by the +1
+// steps of writes merged faster than one per microsecond, or while the
+// engine's own clock is behind one it had earlier (a hybrid clock then
+// advances by one per write until the wall clock catches up). A state
+// poisoned before this bound existed is repaired by the txlog format 2
+// upgrade. No eff may exceed MaxTimestamp, which Postgres timestamptz and a
+// JavaScript millisecond number both hold: a transaction that would is
+// refused with ErrInvalidTx, never wrapped around.
 package merge
+
+import "time"
+
+// MaxAhead is how far past the engine's time a commit timestamp may count
+// (see the package comment), in microseconds.
+const MaxAhead = uint64(time.Second / time.Microsecond)
+
+// MaxTimestamp is the largest effective timestamp: 9999-12-31
+// 23:59:59.999999 UTC in microseconds since the Unix epoch. Postgres
+// timestamptz (to 294276 AD), the 0.4.3 client's milliseconds (a JS number,
+// exact to 2^53) and int64 microseconds all hold it with room to spare.
+const MaxTimestamp uint64 = 253402300799999999
+
+// Bound returns commit as the merge counts it for a transaction merged at
+// engine time now (µs): at most now + MaxAhead, never beyond MaxTimestamp.
+// now = 0 means unknown: only MaxTimestamp applies.
+func Bound(commit, now uint64) uint64 {
+	if now > 0 && now < MaxTimestamp-MaxAhead {
+		commit = min(commit, now+MaxAhead)
+	}
+	return min(commit, MaxTimestamp)
+}
 
 // Value is one column value in Postgres text format. Null distinguishes SQL
 // NULL from the empty string.
@@ -44,8 +92,12 @@ type Op struct {
 type Tx struct {
 	Origin     string // connector name, or "satellite:<client id>"
 	CommitTime uint64 // source commit time, microseconds since the Unix epoch
-	Context    Clock  // what the origin had seen when it committed
-	Ops        []Op
+	// Now is the engine's time (µs since the Unix epoch) when the sequencer
+	// merged the transaction: CommitTime counts as at most Now + MaxAhead
+	// (see Bound). 0 leaves CommitTime unbounded but for MaxTimestamp.
+	Now     uint64
+	Context Clock // what the origin had seen when it committed
+	Ops     []Op
 }
 
 // Cell is one column of a row state: its value and the write that set it.
