@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -12,11 +13,12 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 	g := &group{seq: seq, batch: &txlog.Batch{}, outs: make([]outcome, len(items))}
 	changed := map[rowID]*merge.Row{}
 	var order []rowID
+	now := s.opts.Now()
 	for i := range items {
 		it := &items[i]
 		g.outs[i].done = it.Done
 		if len(it.Tx.Ops) > 0 {
-			e, err := s.mergeItem(seq, it, changed, &order)
+			e, err := s.mergeItem(seq, now, it, changed, &order)
 			if err != nil {
 				g.outs[i].err = err
 				g.failures++
@@ -43,8 +45,9 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 
 // mergeItem merges one item into the overlay and returns its entry, or nil
 // if the transaction changed no row.
-func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, error) {
+func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, error) {
 	tx := it.Tx
+	tx.Now = uint64(max(0, now.UnixMicro()))
 	if it.ContextOffset > 0 {
 		if it.ContextOffset >= s.next {
 			return nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
@@ -81,11 +84,15 @@ func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row
 	if len(res.Changes) == 0 {
 		return nil, nil
 	}
+	commit := merge.Bound(tx.CommitTime, tx.Now)
+	if commit < tx.CommitTime {
+		s.warnClamped(now, tx)
+	}
 	e := &txlog.Entry{
 		Offset:     s.next,
 		Origin:     tx.Origin,
 		Eff:        res.Eff,
-		CommitTime: tx.CommitTime,
+		CommitTime: commit, // what the merge counted; sinks convert it to timestamptz
 		Clock:      make(merge.Clock, len(s.clock)+1),
 		Changes:    make([]txlog.RowChange, len(res.Changes)),
 	}
@@ -112,4 +119,22 @@ func (s *Sequencer) mergeItem(seq uint64, it *Item, changed map[rowID]*merge.Row
 	s.originLast[tx.Origin] = res.Eff
 	s.remember(e.Offset, e.Clock)
 	return e, nil
+}
+
+// clampWarnEvery spaces the warnings about one origin's clamped clock: a
+// client whose clock runs ahead does so for every transaction.
+const clampWarnEvery = time.Minute
+
+// warnClamped logs that tx's commit time was beyond the window and counted
+// as the engine's time + merge.MaxAhead.
+func (s *Sequencer) warnClamped(now time.Time, tx merge.Tx) {
+	if last, ok := s.clampWarned[tx.Origin]; ok && now.Sub(last) < clampWarnEvery && !now.Before(last) {
+		return
+	}
+	if s.clampWarned == nil || len(s.clampWarned) >= 4096 {
+		s.clampWarned = map[string]time.Time{} // bounded: forgetting only repeats a warning
+	}
+	s.clampWarned[tx.Origin] = now
+	s.lg.Warn("sequencer: commit timestamp ahead of the engine clock, counted as engine time + 1s; check the source's clock",
+		"origin", tx.Origin, "commit_us", tx.CommitTime, "engine_us", tx.Now, "ahead_s", (tx.CommitTime-min(tx.Now, tx.CommitTime))/1_000_000)
 }

@@ -5,6 +5,13 @@
 // write. Only then does it tell the source (Item.Done), so a source acks
 // upstream only what is durable. It owns the per-origin last effective
 // timestamps and the log clock; it does not read from sources or serve sinks.
+//
+// It is also where the engine's time enters the merge: each transaction is
+// merged with Tx.Now = the engine's time, so a source clock that runs ahead
+// counts as at most one second ahead (merge.MaxAhead, see package merge,
+// "Bounded clocks"); the bounded commit time is what the entry stores. The
+// effective timestamp is computed once, here, and stored in the entry, so
+// every replica sees the same one whatever its own clock.
 package sequencer
 
 import (
@@ -59,6 +66,8 @@ type Options struct {
 	// A forgotten row makes the next entry touching it unsafe, which only
 	// costs an echo.
 	EchoRows int
+	// Now is the engine's clock (default time.Now); tests set it.
+	Now func() time.Time
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.
@@ -92,6 +101,9 @@ type Sequencer struct {
 	ov         overlay
 	groups     []pendingGroup // groups merged, maybe not committed, oldest first
 	touches    touchMap       // last entry that changed each recent row
+	// clampWarned: when each origin was last warned of a clamped commit
+	// time (one line per origin per clampWarnEvery, not per transaction).
+	clampWarned map[string]time.Time
 
 	committed atomic.Uint64 // seq of the last committed group
 
@@ -134,6 +146,9 @@ func New(log txlog.Log, opts Options) *Sequencer {
 	}
 	if opts.EchoRows <= 0 {
 		opts.EchoRows = 256 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Sequencer{
 		log:    log,

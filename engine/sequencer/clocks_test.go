@@ -1,0 +1,125 @@
+package sequencer
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/merge"
+)
+
+// fakeClock is an engine clock a test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a log sink safe for the sequencer's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func micros(t time.Time) uint64 { return uint64(t.UnixMicro()) }
+
+// A Satellite-like transaction whose commit_timestamp is 18446744073709551
+// ms (the year 584 million) counts as the engine's time + 1 s; the writes
+// another origin makes afterwards win, every eff stays within the window, the
+// stored commit time is the bounded one, and the clamp is logged once per
+// origin, not per transaction.
+func TestFarFutureCommitIsBounded(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	var logs syncBuffer
+	l := openLog(t, t.TempDir())
+	s := start(t, l, Options{Now: clk.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	window := func() uint64 { return micros(clk.now()) + merge.MaxAhead }
+
+	const far = 18446744073709551 * 1000 // what the Satellite session makes of the ms
+	off := submit(t, s, item("satellite:c1", far, insert("1", "name", "sat", "note", "sat")))
+	e := entry(t, l, off)
+	if e.Eff != window() || e.CommitTime != window() {
+		t.Fatalf("far-future entry: eff %d commit %d, want both %d", e.Eff, e.CommitTime, window())
+	}
+	for i := 0; i < 3; i++ { // the client keeps its clock: one warning
+		off = submit(t, s, item("satellite:c1", far, update("1", "note", "sat")))
+	}
+	if e := entry(t, l, off); e.Eff > window()+3 {
+		t.Errorf("the far-future origin's later eff %d is beyond the window %d + its 3 causal steps", e.Eff, window())
+	}
+	if n := strings.Count(logs.String(), "commit timestamp ahead of the engine clock"); n != 1 {
+		t.Errorf("%d clamp warnings, want 1:\n%s", n, logs.String())
+	}
+
+	// Another origin, 2 s later, concurrent (it had not seen the Satellite's
+	// write): it wins, because the Satellite's clock counted as 1 s ahead.
+	clk.add(2 * time.Second)
+	pg := item("pg1", micros(clk.now()), update("1", "name", "pg"))
+	off = submit(t, s, pg)
+	if e := entry(t, l, off); e.Eff != micros(clk.now()) {
+		t.Errorf("the later write's eff = %d, want its commit time %d", e.Eff, micros(clk.now()))
+	}
+	r, err := l.Row(table, "1")
+	if err != nil || r.Image()["name"].Text != "pg" {
+		t.Fatalf("row after the later write = %+v, %v", r, err)
+	}
+	// Many more writes: nothing is dragged beyond the window.
+	for i := 0; i < 50; i++ {
+		clk.add(time.Millisecond)
+		off = submit(t, s, item("pg1", micros(clk.now()), update("1", "note", "n")))
+		if e := entry(t, l, off); e.Eff > window() {
+			t.Fatalf("write %d: eff %d beyond engine time + MaxAhead %d", i, e.Eff, window())
+		}
+	}
+}
+
+// A commit time at the very top of uint64 is clamped without overflow, and a
+// context that is already at the largest timestamp refuses only that
+// transaction, with an error that says why; the sequencer keeps going.
+func TestOverflowingTimestamps(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	l := openLog(t, t.TempDir())
+	s := start(t, l, Options{Now: clk.now})
+	off := submit(t, s, item("a", math.MaxUint64, insert("1", "name", "x")))
+	if e := entry(t, l, off); e.Eff != micros(clk.now())+merge.MaxAhead {
+		t.Errorf("eff of a MaxUint64 commit = %d", e.Eff)
+	}
+	bad := item("b", 10, update("1", "name", "y"))
+	bad.Tx.Context = merge.Clock{"a": math.MaxUint64}
+	_, err := s.Submit(t.Context(), bad)
+	if !errors.Is(err, merge.ErrInvalidTx) || !strings.Contains(err.Error(), "timestamp overflow") {
+		t.Fatalf("poisoned context: %v", err)
+	}
+	off = submit(t, s, item("b", 10, update("1", "name", "z")))
+	if e := entry(t, l, off); e.Eff != 10 {
+		t.Errorf("the next transaction of b: eff %d", e.Eff)
+	}
+}
