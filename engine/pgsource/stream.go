@@ -230,7 +230,7 @@ func (s *Source) enqueue(ctx context.Context, tx *sourceTx, ops []merge.Op) erro
 		ContextOffset: echo,
 		Tx: merge.Tx{
 			Origin:     s.opts.Name,
-			CommitTime: uint64(tx.commitTime.UnixMicro()),
+			CommitTime: uint64(max(0, tx.commitTime.UnixMicro())), // before 1970 counts as 1970; ahead is bounded by the sequencer (merge.Bound)
 			Ops:        ops,
 		},
 		Done: func(_ uint64, err error) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -215,7 +216,7 @@ func (s *session) commitTx(tx *pendingTx) error {
 		Position: tx.lsn,
 		Tx: merge.Tx{
 			Origin:     s.source,
-			CommitTime: tx.commitMs * 1000,
+			CommitTime: min(tx.commitMs, math.MaxUint64/1000) * 1000, // saturated, not wrapped; the sequencer bounds it (merge.Bound)
 			Ops:        ops,
 		},
 		ContextOffset: tx.ctxOffset,
