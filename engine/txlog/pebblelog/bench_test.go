@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -193,7 +194,7 @@ var candidates = []storeCandidate{
 		if err != nil {
 			b.Fatal(err)
 		}
-		l, err := openWith(dir, st, knownFormats(), Options{})
+		l, err := openWith(dir, st, knownFormats(time.Now()), Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
@@ -21,8 +22,10 @@ const metaPrefix = "electric-txlog format "
 // FormatVersion is the stored format this binary writes. Format 1 is the
 // base: entries keyed 'e'+offset holding txlog.AppendEntry records, row
 // states 'r'+table+NUL+key holding merge.AppendRow records, positions
-// 'p'+source.
-const FormatVersion = 1
+// 'p'+source. Format 2 has the same records, with every timestamp within
+// the engine's time + merge.MaxAhead (bounded clocks): its step repairs
+// the timestamps a far-future commit time poisoned (repair.go).
+const FormatVersion = 2
 
 // upgradeStep adds to b the writes that turn state of one format into the
 // next. Every step reads the state as stored (all steps of an Open go into
@@ -36,10 +39,13 @@ type formats struct {
 	steps   map[int]upgradeStep
 }
 
-// knownFormats: format 1 is the base, there is nothing to upgrade yet. A
-// change of the stored format bumps FormatVersion and adds its step here.
-func knownFormats() formats {
-	return formats{current: FormatVersion, steps: map[int]upgradeStep{}}
+// knownFormats: format 1 is the base. A change of the stored format bumps
+// FormatVersion and adds its step here. now is the upgrade time, which
+// bounds the repaired timestamps of format 2.
+func knownFormats(now time.Time) formats {
+	return formats{current: FormatVersion, steps: map[int]upgradeStep{
+		1: repairClocks(now),
+	}}
 }
 
 func formatValue(v int) []byte { return []byte(metaPrefix + strconv.Itoa(v)) }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -35,7 +36,7 @@ func TestFormatTooNew(t *testing.T) {
 	if !errors.Is(err, txlog.ErrFormatTooNew) {
 		t.Fatalf("open of a format 99 state: %v", err)
 	}
-	for _, want := range []string{dir, "format 99", "formats 1 to 1", "OFFSET_STORAGE_FILE"} {
+	for _, want := range []string{dir, "format 99", "formats 1 to 2", "OFFSET_STORAGE_FILE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -74,9 +75,9 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-// The upgrade machinery, with a made-up format 2 whose step adds a key: an
+// The upgrade machinery, with a made-up format 3 whose step adds a key: an
 // old state is upgraded in one batch at Open and marked, after which a binary
-// that knows only format 1 refuses it; a failing or missing step leaves the
+// that knows only format 2 refuses it; a failing or missing step leaves the
 // state as it was.
 func TestFormatUpgrade(t *testing.T) {
 	upgradedKey := []byte("\x00upgraded")
@@ -91,34 +92,38 @@ func TestFormatUpgrade(t *testing.T) {
 		}
 		return l, err
 	}
-	v2 := func(step upgradeStep) formats {
-		f := formats{current: 2, steps: map[int]upgradeStep{}}
+	v3 := func(step upgradeStep) formats {
+		f := knownFormats(time.Now())
+		f.current = 3
 		if step != nil {
-			f.steps[1] = step
+			f.steps[2] = step
 		}
 		return f
 	}
 	dir := copyDir(t, fixtureDir)
 
-	if _, err := open(dir, v2(nil)); err == nil || !strings.Contains(err.Error(), "no upgrade from format 1 to 2") {
+	if _, err := open(dir, v3(nil)); err == nil || !strings.Contains(err.Error(), "no upgrade from format 2 to 3") {
 		t.Errorf("missing step: %v", err)
 	}
 	boom := errors.New("boom")
-	_, err := open(dir, v2(func(st kvReader, b kvBatch) error {
+	_, err := open(dir, v3(func(st kvReader, b kvBatch) error {
 		b.set(upgradedKey, []byte("half"))
 		return boom
 	}))
 	if !errors.Is(err, boom) {
 		t.Errorf("failing step: %v", err)
 	}
-	l := openTest(t, dir, Options{}) // still format 1, untouched
+	if m := marker(t, dir); m != "electric-txlog format 1" {
+		t.Errorf("marker after failed upgrades = %q, want format 1 untouched", m)
+	}
+	l := openTest(t, dir, Options{}) // upgraded to format 2, nothing to repair
 	if v, _ := l.get(upgradedKey); v != nil {
 		t.Errorf("a failed upgrade left %q", v)
 	}
 	checkFixture(t, l)
 	l.Close()
 
-	l, err = open(dir, v2(func(st kvReader, b kvBatch) error {
+	l, err = open(dir, v3(func(st kvReader, b kvBatch) error {
 		head, err := st.last([]byte{prefixEntry}, []byte{prefixEntry + 1})
 		if err != nil {
 			return err
@@ -132,14 +137,30 @@ func TestFormatUpgrade(t *testing.T) {
 	if v, _ := l.get(upgradedKey); !bytes.Equal(v, entryKey(3)) {
 		t.Errorf("upgrade step wrote %q", v)
 	}
-	if m, _ := l.get(metaKey); !bytes.Equal(m, formatValue(2)) {
+	if m, _ := l.get(metaKey); !bytes.Equal(m, formatValue(3)) {
 		t.Errorf("marker after upgrade = %q", m)
 	}
 	checkFixture(t, l)
 	l.Close()
 	if _, err := Open(dir, Options{}); !errors.Is(err, txlog.ErrFormatTooNew) {
-		t.Errorf("format 1 binary on an upgraded state: %v", err)
+		t.Errorf("format 2 binary on an upgraded state: %v", err)
 	}
+}
+
+// marker reads the format marker of a closed state directory.
+func marker(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, closer, err := db.Get(metaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	return string(m)
 }
 
 // A new directory gets the current format.

@@ -97,7 +97,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open txlog in %s: %w", dir, err)
 	}
-	l, err := openWith(dir, st, knownFormats(), opts)
+	l, err := openWith(dir, st, knownFormats(time.Now()), opts)
 	if err != nil {
 		_ = st.close()
 		return nil, err

@@ -308,7 +308,7 @@ func TestFailedCommitIsSticky(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := &failingStore{pebbleStore: ps}
-	l, err := openWith(dir, fs, knownFormats(), Options{})
+	l, err := openWith(dir, fs, knownFormats(time.Now()), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
