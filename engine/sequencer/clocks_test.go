@@ -1,7 +1,6 @@
 package sequencer
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 // fakeClock is an engine clock a test moves by hand.
@@ -31,24 +31,6 @@ func (c *fakeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a log sink safe for the sequencer's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func micros(t time.Time) uint64 { return uint64(t.UnixMicro()) }
 
 // A Satellite-like transaction whose commit_timestamp is 18446744073709551
@@ -58,7 +40,7 @@ func micros(t time.Time) uint64 { return uint64(t.UnixMicro()) }
 // origin, not per transaction.
 func TestFarFutureCommitIsBounded(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	l := openLog(t, t.TempDir())
 	s := start(t, l, Options{Now: clk.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	window := func() uint64 { return micros(clk.now()) + merge.MaxAhead }
