@@ -79,9 +79,9 @@ func ImageConfig(o ImageOptions) v1.Config {
 		Env: []string{
 			"PATH=/usr/local/bin",
 			"SSL_CERT_FILE=" + CAFile,
-			// Read by the engine once it can bind another address than the
-			// default; harmless before.
-			"LISTEN_ADDRESS=0.0.0.0",
+			// Reachable from outside the container even in insecure mode
+			// (which otherwise binds loopback only).
+			config.EnvListenAddress + "=0.0.0.0",
 			config.EnvOffsetStorageFile + "=" + OffsetStorageFile,
 		},
 		ExposedPorts: ports,
