@@ -3,7 +3,15 @@
 GO ?= go
 BIN := bin/electric
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+# `make image` and `make release` (tools/release, internal/release): outputs in
+# dist/. Every timestamp in the image is SOURCE_DATE_EPOCH, the commit's time by
+# default, so one commit and toolchain give one image, byte for byte.
+DIST := dist
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 # Tests: whole repository, race detector, no cache. Raise the timeout on slow machines.
 TEST_TIMEOUT ?= 15m
@@ -40,7 +48,7 @@ CONNECTORS ?= db_a=postgresql://electric:password@127.0.0.1:54321/electric;db_b=
 ELECTRIC_HOST ?= 127.0.0.1
 OFFSET_STORAGE_FILE ?= .electric/offset_storage_data.dev.dat
 
-.PHONY: help build test dev lint bench fuzz clean proto \
+.PHONY: help build test dev lint bench fuzz clean proto image release \
 	deps compile tests start_dev_env stop_dev_env shell apply_migration
 
 help: ## list the targets
@@ -79,8 +87,15 @@ fuzz: ## run each fuzz target for FUZZTIME (default 60s) and print a summary
 	done; \
 	rm -f $$log; printf "fuzz summary ($(FUZZTIME) each):$$summary\n"; exit $$failed
 
+image: ## build the container image without Docker: dist/electric-<version>.tar (docker/podman load)
+	$(GO) run ./tools/release image -version '$(VERSION)' -commit '$(COMMIT)' \
+		-arch '$(IMAGE_ARCH)' -epoch '$(SOURCE_DATE_EPOCH)' -out '$(DIST)/electric-$(VERSION).tar'
+
+release: ## build static binaries for linux and darwin, amd64 and arm64, and SHA256SUMS in dist/
+	$(GO) run ./tools/release release -version '$(VERSION)' -commit '$(COMMIT)' -out '$(DIST)'
+
 clean: ## remove build outputs (the dev environment's state stays: electric dev reset)
-	rm -rf bin
+	rm -rf bin $(DIST)
 
 proto: ## regenerate engine/satellite/satpb (needs protoc and protoc-gen-go, see satpb/gen.go)
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./engine/satellite/satpb
