@@ -32,6 +32,10 @@ type Config struct {
 	Connectors []Connector
 	// ReplicationPort is where electric acts as a logical-replication publisher.
 	ReplicationPort int
+	// ReplicationPassword is the master secret each connector's password at
+	// the publisher derives from (empty: a generated one is kept in the
+	// state directory).
+	ReplicationPassword string
 	// StatusPort serves the HTTP status, migrations and metrics API.
 	StatusPort int
 	// WebsocketPort serves the Satellite protocol on /ws.
@@ -126,6 +130,7 @@ const (
 	EnvElectricHost        = "ELECTRIC_HOST"
 	EnvConnectors          = "CONNECTORS"
 	EnvReplicationPort     = "POSTGRES_REPLICATION_PORT"
+	EnvReplicationPassword = "POSTGRES_REPLICATION_PASSWORD"
 	EnvStatusPort          = "STATUS_PORT"
 	EnvWebsocketPort       = "WEBSOCKET_PORT"
 	EnvListenAddress       = "LISTEN_ADDRESS"
@@ -163,6 +168,10 @@ const (
 	DefaultMigrationsSuffix = "/postgres.sql"
 )
 
+// MinReplicationPasswordBytes is the shortest accepted
+// POSTGRES_REPLICATION_PASSWORD.
+const MinReplicationPasswordBytes = 16
+
 // MinSigningKeyBytes is the shortest accepted SATELLITE_AUTH_SIGNING_KEY.
 const MinSigningKeyBytes = 32
 
@@ -176,6 +185,7 @@ func Variables() []Variable {
 		{Name: EnvElectricHost, Flag: "electric-host", Usage: "host name the Postgres instances use to connect back to electric (required when CONNECTORS is set)"},
 		{Name: EnvConnectors, Flag: "connectors", Usage: "Postgres instances of the cluster: name=postgresql://user:pass@host:port/db;name2=…", Secret: true},
 		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: strconv.Itoa(DefaultReplicationPort), Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
+		{Name: EnvReplicationPassword, Flag: "postgres-replication-password", Usage: "master secret, at least 16 bytes, of the passwords the connectors' subscriptions log in to the publisher with (unset: generated and kept in the state directory)", Secret: true},
 		{Name: EnvStatusPort, Flag: "status-port", Default: strconv.Itoa(DefaultStatusPort), Usage: "port of the HTTP status, migrations and metrics API"},
 		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: strconv.Itoa(DefaultWebsocketPort), Usage: "port of the Satellite WebSocket API (path /ws)"},
 		{Name: EnvListenAddress, Flag: "listen-address", Usage: "IP address or host name the three ports listen on (unset: every interface, or 127.0.0.1 only with insecure Satellite auth)"},
@@ -248,6 +258,7 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 	c := Config{
 		ElectricHost:             get(EnvElectricHost),
 		ReplicationPort:          port(EnvReplicationPort),
+		ReplicationPassword:      get(EnvReplicationPassword),
 		StatusPort:               port(EnvStatusPort),
 		WebsocketPort:            port(EnvWebsocketPort),
 		ListenAddress:            get(EnvListenAddress),
@@ -294,6 +305,10 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 	errs = append(errs, cerrs...)
 	if len(c.Connectors) > 0 && c.ElectricHost == "" {
 		bad("%s is not set: with CONNECTORS it is required, as the host the Postgres instances use to connect back to electric (e.g. localhost)", EnvElectricHost)
+	}
+
+	if c.ReplicationPassword != "" && len(c.ReplicationPassword) < MinReplicationPasswordBytes {
+		bad("%s is %d bytes: it must be at least %d bytes", EnvReplicationPassword, len(c.ReplicationPassword), MinReplicationPasswordBytes)
 	}
 
 	switch {
@@ -602,7 +617,8 @@ func maskURI(s string) string {
 const mask = "xxxxx"
 
 // Masked returns a copy of c with every secret (connector passwords, the
-// signing and verification keys) replaced, for printing.
+// replication password, the signing and verification keys) replaced, for
+// printing.
 func (c Config) Masked() Config {
 	m := c
 	m.Connectors = make([]Connector, len(c.Connectors))
@@ -615,6 +631,9 @@ func (c Config) Masked() Config {
 	}
 	if m.SigningKey != "" {
 		m.SigningKey = mask
+	}
+	if m.ReplicationPassword != "" {
+		m.ReplicationPassword = mask
 	}
 	// One mask per key: how many there are is worth seeing, not what they are.
 	m.VerifyKeys = nil
@@ -640,6 +659,8 @@ func (c Config) Value(name string) string {
 		return strings.Join(parts, ";")
 	case EnvReplicationPort:
 		return strconv.Itoa(c.ReplicationPort)
+	case EnvReplicationPassword:
+		return c.ReplicationPassword
 	case EnvStatusPort:
 		return strconv.Itoa(c.StatusPort)
 	case EnvWebsocketPort:
