@@ -118,6 +118,13 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		return nil, err
 	}
 	e.ln.publisher = pubLn
+	// Each connector's subscription logs in to the publisher with a
+	// password derived from this secret (the publisher keeps verifiers).
+	replSecret, err := publisher.LoadSecret(cfg.ReplicationPassword, cfg.DataDir())
+	if err != nil {
+		return nil, err
+	}
+	var connNames []string
 	for _, c := range cfg.Connectors {
 		c := c
 		cn := &conn{cfg: c, applied: migrations.NewAppliedReader(c.URI)}
@@ -132,6 +139,7 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		cn.sub, err = connector.New(connector.Options{
 			Name: c.Name, URI: c.URI, ElectricHost: cfg.ElectricHost,
 			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
+			Password:        publisher.ConnectorPassword(replSecret, c.Name),
 			Logger:          log, // the connector names itself
 			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
 		})
@@ -140,12 +148,21 @@ func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
 		}
 		e.conns = append(e.conns, cn)
 		e.byName[c.Name] = cn
+		connNames = append(connNames, c.Name)
+	}
+	creds, err := publisher.StaticCredentials(replSecret, connNames)
+	if err != nil {
+		return nil, err
 	}
 	e.pub, err = publisher.New(publisher.Options{
 		Listener: pubLn, Logger: log, // the publisher names itself
-		Feed:       func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
-		Rows:       e.txlog.Rows, // for backfills of what a connector gains
-		Connectors: e.view,
+		Feed:        func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
+		Rows:        e.txlog.Rows, // for backfills of what a connector gains
+		Connectors:  e.view,
+		Credentials: creds,
+		// With TLS_CERT_FILE/TLS_KEY_FILE, SSLRequest gets 'S': the
+		// subscriptions' default sslmode (prefer) then uses it.
+		TLS: e.tls,
 	})
 	if err != nil {
 		return nil, err

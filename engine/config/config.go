@@ -32,6 +32,10 @@ type Config struct {
 	Connectors []Connector
 	// ReplicationPort is where electric acts as a logical-replication publisher.
 	ReplicationPort int
+	// ReplicationPassword is the master secret each connector's password at
+	// the publisher derives from (empty: a generated one is kept in the
+	// state directory).
+	ReplicationPassword string
 	// StatusPort serves the HTTP status, migrations and metrics API.
 	StatusPort int
 	// StatusAPIToken is the bearer token the status API requires on every
@@ -130,6 +134,7 @@ const (
 	EnvElectricHost        = "ELECTRIC_HOST"
 	EnvConnectors          = "CONNECTORS"
 	EnvReplicationPort     = "POSTGRES_REPLICATION_PORT"
+	EnvReplicationPassword = "POSTGRES_REPLICATION_PASSWORD"
 	EnvStatusPort          = "STATUS_PORT"
 	EnvStatusAPIToken      = "STATUS_API_TOKEN"
 	EnvWebsocketPort       = "WEBSOCKET_PORT"
@@ -168,6 +173,10 @@ const (
 	DefaultMigrationsSuffix = "/postgres.sql"
 )
 
+// MinReplicationPasswordBytes is the shortest accepted
+// POSTGRES_REPLICATION_PASSWORD.
+const MinReplicationPasswordBytes = 16
+
 // MinSigningKeyBytes is the shortest accepted SATELLITE_AUTH_SIGNING_KEY.
 const MinSigningKeyBytes = 32
 
@@ -186,6 +195,7 @@ func Variables() []Variable {
 		{Name: EnvElectricHost, Flag: "electric-host", Usage: "host name the Postgres instances use to connect back to electric (required when CONNECTORS is set)"},
 		{Name: EnvConnectors, Flag: "connectors", Usage: "Postgres instances of the cluster: name=postgresql://user:pass@host:port/db;name2=…", Secret: true},
 		{Name: EnvReplicationPort, Flag: "postgres-replication-port", Default: strconv.Itoa(DefaultReplicationPort), Usage: "port where electric is a logical-replication publisher for the Postgres subscriptions"},
+		{Name: EnvReplicationPassword, Flag: "postgres-replication-password", Usage: "master secret, at least 16 bytes, of the passwords the connectors' subscriptions log in to the publisher with (unset: generated and kept in the state directory)", Secret: true},
 		{Name: EnvStatusPort, Flag: "status-port", Default: strconv.Itoa(DefaultStatusPort), Usage: "port of the HTTP status, migrations and metrics API"},
 		{Name: EnvStatusAPIToken, Flag: "status-api-token", Usage: "bearer token the status API requires on every route but /api/status, /healthz and /metrics, at least 16 bytes (unset: those routes answer loopback clients only)", Secret: true},
 		{Name: EnvWebsocketPort, Flag: "websocket-port", Default: strconv.Itoa(DefaultWebsocketPort), Usage: "port of the Satellite WebSocket API (path /ws)"},
@@ -259,6 +269,7 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 	c := Config{
 		ElectricHost:             get(EnvElectricHost),
 		ReplicationPort:          port(EnvReplicationPort),
+		ReplicationPassword:      get(EnvReplicationPassword),
 		StatusPort:               port(EnvStatusPort),
 		StatusAPIToken:           get(EnvStatusAPIToken),
 		WebsocketPort:            port(EnvWebsocketPort),
@@ -306,6 +317,10 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 	errs = append(errs, cerrs...)
 	if len(c.Connectors) > 0 && c.ElectricHost == "" {
 		bad("%s is not set: with CONNECTORS it is required, as the host the Postgres instances use to connect back to electric (e.g. localhost)", EnvElectricHost)
+	}
+
+	if c.ReplicationPassword != "" && len(c.ReplicationPassword) < MinReplicationPasswordBytes {
+		bad("%s is %d bytes: it must be at least %d bytes", EnvReplicationPassword, len(c.ReplicationPassword), MinReplicationPasswordBytes)
 	}
 
 	switch {
@@ -624,7 +639,8 @@ func maskURI(s string) string {
 const mask = "xxxxx"
 
 // Masked returns a copy of c with every secret (connector passwords, the
-// signing and verification keys, the status API token) replaced, for printing.
+// replication password, the signing and verification keys, the status API
+// token) replaced, for printing.
 func (c Config) Masked() Config {
 	m := c
 	m.Connectors = make([]Connector, len(c.Connectors))
@@ -640,6 +656,9 @@ func (c Config) Masked() Config {
 	}
 	if m.StatusAPIToken != "" {
 		m.StatusAPIToken = mask
+	}
+	if m.ReplicationPassword != "" {
+		m.ReplicationPassword = mask
 	}
 	// One mask per key: how many there are is worth seeing, not what they are.
 	m.VerifyKeys = nil
@@ -665,6 +684,8 @@ func (c Config) Value(name string) string {
 		return strings.Join(parts, ";")
 	case EnvReplicationPort:
 		return strconv.Itoa(c.ReplicationPort)
+	case EnvReplicationPassword:
+		return c.ReplicationPassword
 	case EnvStatusPort:
 		return strconv.Itoa(c.StatusPort)
 	case EnvStatusAPIToken:

@@ -64,28 +64,29 @@ func TestLoadEverySet(t *testing.T) {
 	mig := t.TempDir()
 	certFile, keyFile := tlsPair(t)
 	c, errs := Load(envOf(map[string]string{
-		"ELECTRIC_HOST":               "electric.internal",
-		"CONNECTORS":                  " a=postgresql://electric:password@localhost:54321/electric ; b=postgres://u:p%40ss@db-b:54322/app?timeout=100&sslmode=disable;",
-		"POSTGRES_REPLICATION_PORT":   "15433",
-		"STATUS_PORT":                 "15050",
-		"WEBSOCKET_PORT":              "15133",
-		"LISTEN_ADDRESS":              "10.0.0.5",
-		"TLS_CERT_FILE":               certFile,
-		"TLS_KEY_FILE":                keyFile,
-		"OFFSET_STORAGE_FILE":         "/var/lib/electric/state",
-		"MIGRATIONS_DIR":              mig,
-		"MIGRATIONS_FILE_NAME_SUFFIX": "/pg.sql",
-		"SATELLITE_AUTH_SIGNING_KEY":  key32,
-		"SATELLITE_AUTH_SIGNING_ISS":  "my.electric.server",
-		"SATELLITE_AUTH_VERIFY_KEYS":  " " + key32b + " ,, " + key32c + ",",
-		"GLOBAL_CLUSTER_ID":           "g",
-		"ELECTRIC_REGIONAL_ID":        "r",
-		"ELECTRIC_INSTANCE_ID":        "i",
-		"LOG_LEVEL":                   "DEBUG",
-		"POSTGRES_PUBLICATION":        "pub",
-		"POSTGRES_SLOT":               "slot_1",
-		"SATELLITE_TABLES":            "public.items, app.other",
-		"WEBSOCKET_MAX_FRAME_BYTES":   "65536",
+		"ELECTRIC_HOST":                 "electric.internal",
+		"CONNECTORS":                    " a=postgresql://electric:password@localhost:54321/electric ; b=postgres://u:p%40ss@db-b:54322/app?timeout=100&sslmode=disable;",
+		"POSTGRES_REPLICATION_PORT":     "15433",
+		"POSTGRES_REPLICATION_PASSWORD": "replication-master",
+		"STATUS_PORT":                   "15050",
+		"WEBSOCKET_PORT":                "15133",
+		"LISTEN_ADDRESS":                "10.0.0.5",
+		"TLS_CERT_FILE":                 certFile,
+		"TLS_KEY_FILE":                  keyFile,
+		"OFFSET_STORAGE_FILE":           "/var/lib/electric/state",
+		"MIGRATIONS_DIR":                mig,
+		"MIGRATIONS_FILE_NAME_SUFFIX":   "/pg.sql",
+		"SATELLITE_AUTH_SIGNING_KEY":    key32,
+		"SATELLITE_AUTH_SIGNING_ISS":    "my.electric.server",
+		"SATELLITE_AUTH_VERIFY_KEYS":    " " + key32b + " ,, " + key32c + ",",
+		"GLOBAL_CLUSTER_ID":             "g",
+		"ELECTRIC_REGIONAL_ID":          "r",
+		"ELECTRIC_INSTANCE_ID":          "i",
+		"LOG_LEVEL":                     "DEBUG",
+		"POSTGRES_PUBLICATION":          "pub",
+		"POSTGRES_SLOT":                 "slot_1",
+		"SATELLITE_TABLES":              "public.items, app.other",
+		"WEBSOCKET_MAX_FRAME_BYTES":     "65536",
 	}))
 	if len(errs) != 0 {
 		t.Fatalf("unexpected errors: %v", errs)
@@ -97,6 +98,7 @@ func TestLoadEverySet(t *testing.T) {
 			{Name: "b", URI: "postgres://u:p%40ss@db-b:54322/app?timeout=100&sslmode=disable", Host: "db-b", Port: 54322, DBName: "app", User: "u", Password: "p@ss", ConnectTimeoutMs: 100},
 		},
 		ReplicationPort:          15433,
+		ReplicationPassword:      "replication-master",
 		StatusPort:               15050,
 		WebsocketPort:            15133,
 		ListenAddress:            "10.0.0.5",
@@ -152,6 +154,7 @@ func TestLoadErrors(t *testing.T) {
 		{"connector bad timeout", map[string]string{"ELECTRIC_HOST": "h", "CONNECTORS": "a=postgresql://u@h/db?timeout=soon"}, []string{`timeout="soon" is not a positive number`}},
 		{"connectors without host", map[string]string{"CONNECTORS": "a=postgresql://u@h/db"}, []string{"ELECTRIC_HOST is not set"}},
 		{"short key", map[string]string{"SATELLITE_AUTH_SIGNING_KEY": "short", "SATELLITE_AUTH_SIGNING_ISS": "iss"}, []string{"SATELLITE_AUTH_SIGNING_KEY is 5 bytes: it must be at least 32 bytes"}},
+		{"short replication password", map[string]string{"POSTGRES_REPLICATION_PASSWORD": "short"}, []string{"POSTGRES_REPLICATION_PASSWORD is 5 bytes: it must be at least 16 bytes"}},
 		{"issuer without key", map[string]string{"SATELLITE_AUTH_SIGNING_ISS": "iss"}, []string{"SATELLITE_AUTH_SIGNING_ISS is set but SATELLITE_AUTH_SIGNING_KEY is not"}},
 		{"key without issuer", map[string]string{"SATELLITE_AUTH_SIGNING_KEY": key32}, []string{"SATELLITE_AUTH_SIGNING_KEY is set but SATELLITE_AUTH_SIGNING_ISS is not"}},
 		{"verify keys without signing key", map[string]string{"SATELLITE_AUTH_VERIFY_KEYS": key32b}, []string{"SATELLITE_AUTH_VERIFY_KEYS is set but SATELLITE_AUTH_SIGNING_KEY is not"}},
@@ -308,13 +311,14 @@ func TestParseLogLevel(t *testing.T) {
 
 func TestWriteEnvMasksSecrets(t *testing.T) {
 	c, errs := Load(envOf(map[string]string{
-		"ELECTRIC_HOST":              "localhost",
-		"CONNECTORS":                 "a=postgresql://electric:hunter2hunter2@localhost:54321/electric;b=postgresql://nopass@localhost:54322/electric",
-		"SATELLITE_AUTH_SIGNING_KEY": key32,
-		"SATELLITE_AUTH_SIGNING_ISS": "my.electric.server",
-		"SATELLITE_AUTH_VERIFY_KEYS": key32b + "," + key32c,
-		"SATELLITE_TABLES":           "public.items",
-		"STATUS_API_TOKEN":           statusToken,
+		"ELECTRIC_HOST":                 "localhost",
+		"CONNECTORS":                    "a=postgresql://electric:hunter2hunter2@localhost:54321/electric;b=postgresql://nopass@localhost:54322/electric",
+		"SATELLITE_AUTH_SIGNING_KEY":    key32,
+		"SATELLITE_AUTH_SIGNING_ISS":    "my.electric.server",
+		"SATELLITE_AUTH_VERIFY_KEYS":    key32b + "," + key32c,
+		"SATELLITE_TABLES":              "public.items",
+		"STATUS_API_TOKEN":              statusToken,
+		"POSTGRES_REPLICATION_PASSWORD": "replication-master-secret",
 	}))
 	if len(errs) != 0 {
 		t.Fatal(errs)
@@ -324,7 +328,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, secret := range []string{"hunter2hunter2", key32, key32b, key32c, statusToken} {
+	for _, secret := range []string{"hunter2hunter2", key32, key32b, key32c, statusToken, "replication-master-secret"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output leaks %q:\n%s", secret, out)
 		}
@@ -332,6 +336,7 @@ func TestWriteEnvMasksSecrets(t *testing.T) {
 	for _, line := range []string{
 		"CONNECTORS='a=postgresql://electric:xxxxx@localhost:54321/electric;b=postgresql://nopass@localhost:54322/electric'\n",
 		"SATELLITE_AUTH_SIGNING_KEY=xxxxx\n",
+		"POSTGRES_REPLICATION_PASSWORD=xxxxx\n",
 		"SATELLITE_AUTH_SIGNING_ISS=my.electric.server\n",
 		"SATELLITE_AUTH_VERIFY_KEYS=xxxxx,xxxxx\n",
 		"STATUS_API_TOKEN=xxxxx\n",

@@ -30,10 +30,17 @@ import (
 
 // Options configures a Connector.
 type Options struct {
-	Name          string // connector name = subscription name = application_name
+	Name          string // connector name = subscription name = the role it logs in to the publisher as
 	URI           string // Postgres connection URI (superuser: CREATE SUBSCRIPTION needs it)
 	ElectricHost  string // how that Postgres reaches Electric's publisher
 	PublisherPort int
+	// Password is this connector's password at the publisher
+	// (publisher.ConnectorPassword); it is written into the subscription's
+	// connection string. Required.
+	Password string
+	// SSLMode, when set, is the subscription's sslmode (e.g. "require" when
+	// the publisher has TLS); unset, libpq's default (prefer) applies.
+	SSLMode string
 	// Publication is the publication name the subscription asks for; the
 	// publisher serves every replicated table whatever the name. Default
 	// "all_tables".
@@ -90,6 +97,8 @@ func New(opts Options) (*Connector, error) {
 		return nil, fmt.Errorf("%w: Name is required", ErrOptions)
 	case opts.URI == "":
 		return nil, fmt.Errorf("%w: URI is required for connector %s", ErrOptions, opts.Name)
+	case opts.Password == "":
+		return nil, fmt.Errorf("%w: Password is required for connector %s", ErrOptions, opts.Name)
 	case opts.ElectricHost == "":
 		return nil, fmt.Errorf("%w: ElectricHost is required for connector %s", ErrOptions, opts.Name)
 	case opts.PublisherPort <= 0 || opts.PublisherPort > 65535:
@@ -361,13 +370,24 @@ WHERE t.tgname = $1 AND NOT t.tgisinternal`, TriggerName)
 	return nil
 }
 
-// conninfo is the subscription's connection string to the publisher.
-func (c *Connector) conninfo(dbname string) string {
+// conninfo is the subscription's connection string to the publisher: it
+// logs in as the role named like the connector, with its password. masked
+// replaces the password, for logs.
+func (c *Connector) conninfo(dbname string, masked bool) string {
+	pw := c.opts.Password
+	if masked {
+		pw = "xxxxx"
+	}
 	kv := [][2]string{
 		{"host", c.opts.ElectricHost},
 		{"port", strconv.Itoa(c.opts.PublisherPort)},
 		{"dbname", dbname},
+		{"user", c.opts.Name},
+		{"password", pw},
 		{"application_name", c.opts.Name},
+	}
+	if c.opts.SSLMode != "" {
+		kv = append(kv, [2]string{"sslmode", c.opts.SSLMode})
 	}
 	parts := make([]string, len(kv))
 	for i, p := range kv {
@@ -413,7 +433,8 @@ WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHE
 // false: no slot is created on the publisher, slot_name defaults to the
 // subscription name), corrects its connection string, and enables it.
 func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) error {
-	ci := c.conninfo(conn.Config().Database)
+	ci := c.conninfo(conn.Config().Database, false)
+	shown := c.conninfo(conn.Config().Database, true)
 	sub, err := c.subscription(ctx, conn)
 	if err != nil {
 		return err
@@ -425,7 +446,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("creating subscription %s: %w", c.opts.Name, err)
 		}
-		c.log.Info("subscription created", "conninfo", ci)
+		c.log.Info("subscription created", "conninfo", shown)
 		if sub, err = c.subscription(ctx, conn); err != nil || sub == nil {
 			return fmt.Errorf("reading subscription %s after creating it: %w", c.opts.Name, err)
 		}
@@ -433,7 +454,7 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 		if _, err := conn.Exec(ctx, fmt.Sprintf("ALTER SUBSCRIPTION %s CONNECTION %s", name, schema.QuoteLiteral(ci))); err != nil {
 			return fmt.Errorf("updating the connection of subscription %s: %w", c.opts.Name, err)
 		}
-		c.log.Info("subscription connection updated", "conninfo", ci)
+		c.log.Info("subscription connection updated", "conninfo", shown)
 	}
 	c.setStatus(func(s *Status) { s.SubscriptionOID = sub.oid })
 	if !sub.enabled {

@@ -15,6 +15,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/scram"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 	"github.com/electric-sql/electric-go/internal/testkit"
@@ -63,26 +64,33 @@ END
 }
 
 func TestConninfo(t *testing.T) {
-	c, err := New(Options{Name: "it's", URI: "postgres://x", ElectricHost: "elec tric", PublisherPort: 5433})
+	c, err := New(Options{Name: "it's", URI: "postgres://x", ElectricHost: "elec tric", PublisherPort: 5433, Password: "p w"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := c.conninfo("db")
-	want := `host='elec tric' port=5433 dbname=db application_name='it\'s'`
+	got := c.conninfo("db", false)
+	want := `host='elec tric' port=5433 dbname=db user='it\'s' password='p w' application_name='it\'s'`
 	if got != want {
 		t.Fatalf("conninfo %s, want %s", got, want)
 	}
+	if got := c.conninfo("db", true); strings.Contains(got, "p w") {
+		t.Fatalf("masked conninfo shows the password: %s", got)
+	}
 	for _, o := range []Options{
-		{URI: "u", ElectricHost: "h", PublisherPort: 1},
-		{Name: "a", ElectricHost: "h", PublisherPort: 1},
-		{Name: "a", URI: "u", PublisherPort: 1},
-		{Name: "a", URI: "u", ElectricHost: "h", PublisherPort: 70000},
+		{URI: "u", ElectricHost: "h", PublisherPort: 1, Password: "p"},
+		{Name: "a", ElectricHost: "h", PublisherPort: 1, Password: "p"},
+		{Name: "a", URI: "u", PublisherPort: 1, Password: "p"},
+		{Name: "a", URI: "u", ElectricHost: "h", PublisherPort: 70000, Password: "p"},
+		{Name: "a", URI: "u", ElectricHost: "h", PublisherPort: 1},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}
 }
+
+// testMaster is the master secret the tests' connector passwords derive from.
+var testMaster = []byte("connector-test-master-secret")
 
 // emptyFeed is a log with no entries.
 type emptyFeed struct{}
@@ -140,6 +148,16 @@ func startPublisherFeed(t *testing.T, ln net.Listener, reg *registry, feed publi
 	srv, err := publisher.New(publisher.Options{
 		Listener: ln,
 		Feed:     feed,
+		Credentials: func(role string) (scram.Verifier, bool) {
+			reg.mu.Lock()
+			_, ok := reg.conns[role]
+			reg.mu.Unlock()
+			if !ok {
+				return scram.Verifier{}, false
+			}
+			v, err := scram.NewVerifier(publisher.ConnectorPassword(testMaster, role))
+			return v, err == nil
+		},
 		Connectors: func(name string) (*publisher.View, bool) {
 			reg.mu.Lock()
 			c, ok := reg.conns[name]
@@ -195,7 +213,7 @@ CREATE TABLE pair (a int, b text, PRIMARY KEY (a, b))`)
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	opts := Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: port, PollInterval: 100 * time.Millisecond}
+	opts := Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: port, PollInterval: 100 * time.Millisecond, Password: publisher.ConnectorPassword(testMaster, "a")}
 	c1, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +300,7 @@ func TestDisabledSubscriptionIsLeftAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond})
+	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond, Password: publisher.ConnectorPassword(testMaster, "a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +338,7 @@ func TestPauseResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond})
+	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: ln.Addr().(*net.TCPAddr).Port, PollInterval: 50 * time.Millisecond, Password: publisher.ConnectorPassword(testMaster, "a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,4 +415,33 @@ func TestPauseResume(t *testing.T) {
 	if st := c.Status(); !st.Ready() {
 		t.Fatalf("status after pause and resume: %+v", st)
 	}
+}
+
+// TestExistingSubscriptionGetsCredentials: a subscription created before
+// the publisher required a password (its connection string has none) is
+// given the connector's credentials at start, and then authenticates.
+func TestExistingSubscriptionGetsCredentials(t *testing.T) {
+	pg := pgtest.Start(t)
+	pg.Exec(`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	pg.Exec(fmt.Sprintf(`CREATE SUBSCRIPTION a CONNECTION 'host=127.0.0.1 port=%d dbname=postgres application_name=a' PUBLICATION all_tables WITH (connect = false)`, port))
+	pw := publisher.ConnectorPassword(testMaster, "a")
+	c, err := New(Options{Name: "a", URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: port, PollInterval: 50 * time.Millisecond, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startPublisher(t, ln, &registry{conns: map[string]*Connector{"a": c}})
+	stop := run(c)
+	defer stop()
+	testkit.WaitFor(t, "ready", func() (bool, string) { st := c.Status(); return st.Ready(), fmt.Sprintf("%+v", st) })
+	if n := count(t, pg, fmt.Sprintf(`SELECT count(*) FROM pg_subscription WHERE subname = 'a' AND subconninfo LIKE '%% user=a password=%s %%'`, pw)); n != 1 {
+		t.Fatal("the subscription's connection string was not given the credentials")
+	}
+	testkit.WaitFor(t, "the apply worker", func() (bool, string) {
+		return count(t, pg, `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL`) == 1, ""
+	})
 }

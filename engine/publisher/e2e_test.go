@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 	"github.com/electric-sql/electric-go/internal/testkit"
@@ -355,13 +355,14 @@ func TestRefusalsAndErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "replication=database") {
 		t.Fatalf("plain connection: %v", err)
 	}
-	// An unknown connector is refused with a reason.
-	_, err = pgconn.Connect(ctx, base+"&replication=database&application_name=nobody")
-	if err == nil || !strings.Contains(err.Error(), `no connector named "nobody"`) {
+	// An unknown role is refused as a wrong password is: 28P01.
+	_, err = pgconn.Connect(ctx, connURL(addr, "nobody", publisher.ConnectorPassword(testMaster, "nobody"))+"&sslmode=disable")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
 		t.Fatalf("unknown connector: %v", err)
 	}
 	// SSL is refused with 'N', then the startup proceeds (sslmode=prefer).
-	conn, err := pgconn.Connect(ctx, "postgres://x@"+addr+"/electric?sslmode=prefer&replication=database&application_name=a")
+	conn, err := pgconn.Connect(ctx, connURL(addr, "a", publisher.ConnectorPassword(testMaster, "a"))+"&sslmode=prefer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,6 @@ func TestRefusalsAndErrors(t *testing.T) {
 	}
 	// An unknown query gets an error, and the connection stays usable.
 	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
-	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "does not support") {
 		t.Fatalf("unknown query: %v", err)
 	}
@@ -395,26 +395,16 @@ func TestRefusalsAndErrors(t *testing.T) {
 
 	// A raw client sending garbage after startup gets an ErrorResponse
 	// before the connection closes.
-	nc, err := net.Dial("tcp", addr)
+	raw, err := pgconn.Connect(ctx, connURL(addr, "a", publisher.ConnectorPassword(testMaster, "a"))+"&sslmode=disable")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	fe := pgproto3.NewFrontend(nc, nc)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
-		Parameters: map[string]string{"user": "x", "database": "electric", "replication": "database", "application_name": "a"}})
-	if err := fe.Flush(); err != nil {
+	hj, err := raw.Hijack()
+	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		m, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-			break
-		}
-	}
+	nc, fe := hj.Conn, hj.Frontend
+	defer nc.Close()
 	nc.Write([]byte{'?', 0, 0, 0, 4})
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := fe.Receive()

@@ -2,6 +2,7 @@ package publisher_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/connector"
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
+	"github.com/electric-sql/electric-go/engine/scram"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
@@ -144,12 +146,21 @@ type env struct {
 	conns   map[string]*connector.Connector
 	pgs     map[string]*pgtest.Cluster
 	stops   map[string]context.CancelFunc
+	creds   map[string]scram.Verifier // of the started connectors
+	tls     *tls.Config               // offered to subscribers when set (before startServer)
+	sslmode string                    // of the connectors' subscriptions
 	wg      sync.WaitGroup
 }
 
-func newEnv(t testing.TB) *env {
+// testMaster is the master secret the connectors' passwords derive from.
+var testMaster = []byte("publisher-test-master-secret")
+
+func newEnv(t testing.TB, opts ...func(*env)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, log: newTestLog(t), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}}
+	e := &env{t: t, ctx: ctx, log: newTestLog(t), conns: map[string]*connector.Connector{}, pgs: map[string]*pgtest.Cluster{}, stops: map[string]context.CancelFunc{}, creds: map[string]scram.Verifier{}}
+	for _, o := range opts {
+		o(e)
+	}
 	e.startServer("127.0.0.1:0")
 	t.Cleanup(func() {
 		cancel()
@@ -169,6 +180,8 @@ func (e *env) startServer(addr string) {
 		Logger:            testLogger(e.t),
 		Feed:              func(after uint64) publisher.Reader { return e.log.NewReader(after) },
 		Connectors:        e.view,
+		Credentials:       e.credentials,
+		TLS:               e.tls,
 		Head:              func() uint64 { return e.log.log.Head() },
 		Rows:              e.log.log.Rows,
 		KeepaliveInterval: time.Second,
@@ -215,6 +228,13 @@ func (e *env) view(name string) (*publisher.View, bool) {
 	return c.View(), true
 }
 
+func (e *env) credentials(role string) (scram.Verifier, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.creds[role]
+	return v, ok
+}
+
 func (e *env) port() int {
 	var p int
 	fmt.Sscanf(e.srv.Addr().String()[strings.LastIndex(e.srv.Addr().String(), ":")+1:], "%d", &p)
@@ -226,6 +246,7 @@ func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connect
 	e.t.Helper()
 	c, err := connector.New(connector.Options{
 		Name: name, URI: pg.URI(), ElectricHost: "127.0.0.1", PublisherPort: e.port(),
+		Password: publisher.ConnectorPassword(testMaster, name), SSLMode: e.sslmode,
 		PollInterval: 200 * time.Millisecond, Logger: testLogger(e.t),
 		OnTablesChanged: func(tables []string) {
 			e.mu.Lock()
@@ -239,8 +260,13 @@ func (e *env) startConnector(name string, pg *pgtest.Cluster) *connector.Connect
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	v, err := scram.NewVerifier(publisher.ConnectorPassword(testMaster, name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.mu.Lock()
+	e.creds[name] = v
 	e.conns[name] = c
 	e.pgs[name] = pg
 	e.stops[name] = cancel

@@ -12,6 +12,7 @@
 //		Addr: ":5433", Logger: log,
 //		Feed: func(after uint64) publisher.Reader { return txl.NewReader(after) },
 //		Head: txl.Head,
+//		Credentials: creds, // StaticCredentials(master, connectorNames)
 //		Connectors: func(name string) (*publisher.View, bool) {
 //			c, ok := connectors[name] // *connector.Connector
 //			if !ok {
@@ -29,6 +30,8 @@ package publisher
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,8 +71,8 @@ type View struct {
 	Refreshed  bool
 }
 
-// Connectors looks up the view of a connector by name (the subscriber's
-// application_name).
+// Connectors looks up the view of a connector by name (the role the
+// subscriber authenticated as).
 type Connectors func(name string) (*View, bool)
 
 // Options configures a Server.
@@ -79,6 +82,24 @@ type Options struct {
 	Logger     *slog.Logger
 	Feed       Feed
 	Connectors Connectors
+	// Credentials authenticates subscribers (SCRAM-SHA-256): the startup
+	// user is the connector's name, and only its verifier is accepted.
+	// Required.
+	Credentials Credentials
+	// TLS, when set, is offered to a client's SSLRequest; without it the
+	// answer is 'N' and the connection stays in plain text.
+	TLS *tls.Config
+	// WriteTimeout bounds every write to a subscriber: a peer that stops
+	// reading loses its session (and its stream's claim) after it; default
+	// 30 s.
+	WriteTimeout time.Duration
+	// StartupTimeout bounds the startup, TLS handshake and authentication;
+	// default 10 s.
+	StartupTimeout time.Duration
+	// MaxMessageBytes bounds the body of one message from a subscriber;
+	// default 1 MiB. (A startup packet is bounded to 10,000 bytes by
+	// pgproto3, as by Postgres.)
+	MaxMessageBytes int
 	// Rows, when set, iterates the merged row states of a table
 	// (txlog.Log.Rows): Backfill needs it.
 	Rows func(table string, fn func(key string, r *merge.Row) error) error
@@ -103,6 +124,12 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	ln   net.Listener
+	// mockKey salts the mock SCRAM exchange of an unknown role.
+	mockKey []byte
+	// authenticate is (*session).authenticate; the package's fuzz harness,
+	// which plays a subscriber from a fixed script and so cannot answer a
+	// SCRAM challenge, replaces it. Nothing outside the package can.
+	authenticate func(se *session, role string) error
 
 	mu       sync.Mutex
 	nextPID  uint32
@@ -150,8 +177,17 @@ var ErrOptions = errors.New("publisher options")
 // New listens on opts.Addr (or uses opts.Listener) and returns a server;
 // Run serves it.
 func New(opts Options) (*Server, error) {
-	if opts.Feed == nil || opts.Connectors == nil {
-		return nil, fmt.Errorf("%w: Feed and Connectors are required", ErrOptions)
+	if opts.Feed == nil || opts.Connectors == nil || opts.Credentials == nil {
+		return nil, fmt.Errorf("%w: Feed, Connectors and Credentials are required", ErrOptions)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = 10 * time.Second
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 1 << 20
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -173,14 +209,18 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("listening for subscribers on %s: %w", opts.Addr, err)
 		}
 	}
+	mockKey := make([]byte, 32)
+	rand.Read(mockKey)
 	return &Server{
-		opts:     opts,
-		log:      opts.Logger.With("component", "publisher"),
-		ln:       ln,
-		sessions: map[uint32]*session{},
-		progress: map[string]*ConnectorStatus{},
-		backfill: map[string]map[string]bool{},
-		kick:     map[string]chan struct{}{},
+		opts:         opts,
+		mockKey:      mockKey,
+		authenticate: (*session).authenticate,
+		log:          opts.Logger.With("component", "publisher"),
+		ln:           ln,
+		sessions:     map[uint32]*session{},
+		progress:     map[string]*ConnectorStatus{},
+		backfill:     map[string]map[string]bool{},
+		kick:         map[string]chan struct{}{},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,17 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/electric-sql/electric-go/engine/scram"
 )
-
-// maxMessageBytes bounds one message from a subscriber: pgproto3 allocates
-// a message's declared length before reading it, so without a bound a
-// 5-byte header could make the session allocate 2 GiB. A subscriber sends
-// catalog queries and 34-byte status updates.
-const maxMessageBytes = 1 << 20
-
-// startupTimeout bounds how long a connection may take to send its startup
-// packet: a client that connects and says nothing must not hold a goroutine.
-const startupTimeout = 30 * time.Second
 
 // session is one subscriber connection.
 type session struct {
@@ -49,13 +42,12 @@ func (s *Server) serve(ctx context.Context, nc net.Conn) {
 	se := &session{
 		srv:    s,
 		nc:     nc,
+		be:     newBackend(nc, s.opts.MaxMessageBytes),
 		log:    s.log.With("remote", nc.RemoteAddr().String()),
 		remote: nc.RemoteAddr().String(),
 		since:  time.Now(),
 		state:  "startup",
 	}
-	se.be = pgproto3.NewBackend(nc, nc)
-	se.be.SetMaxBodyLen(maxMessageBytes)
 	// Closing the socket is what unblocks a pending read when the server
 	// stops.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
@@ -81,24 +73,47 @@ func (se *session) run(ctx context.Context) error {
 	return se.queryLoop(ctx)
 }
 
-// startup handles SSL/GSS negotiation (refused) and the startup packet. No
-// authentication: the seed never checked passwords either, and the port is
-// meant for the connectors' Postgres only.
+func newBackend(nc net.Conn, maxBody int) *pgproto3.Backend {
+	be := pgproto3.NewBackend(nc, nc)
+	be.SetMaxBodyLen(maxBody)
+	return be
+}
+
+// startup handles SSL (with Options.TLS) or its refusal, GSS encryption
+// (refused), the startup packet and authentication, all within
+// StartupTimeout.
 func (se *session) startup() error {
-	se.nc.SetReadDeadline(time.Now().Add(startupTimeout))
-	defer se.nc.SetReadDeadline(time.Time{})
+	se.nc.SetReadDeadline(time.Now().Add(se.srv.opts.StartupTimeout))
+	defer func() { se.nc.SetReadDeadline(time.Time{}) }()
+	encrypted := false
 	for {
 		msg, err := se.be.ReceiveStartupMessage()
 		if err != nil {
 			// A malformed packet still deserves a reason, not a hang-up.
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
 				se.fatal("08P01", fmt.Sprintf("electric: invalid startup packet: %v", err))
 			}
 			return fmt.Errorf("reading startup packet: %w", err)
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
-			if _, err := se.nc.Write([]byte{'N'}); err != nil {
+		case *pgproto3.SSLRequest:
+			if encrypted {
+				se.fatal("08P01", "electric: SSLRequest on an encrypted connection")
+				return errClosed
+			}
+			if se.srv.opts.TLS == nil {
+				if err := se.writeByte('N'); err != nil {
+					return fmt.Errorf("refusing encryption: %w", err)
+				}
+				continue
+			}
+			if err := se.startTLS(); err != nil {
+				return err
+			}
+			encrypted = true
+		case *pgproto3.GSSEncRequest:
+			if err := se.writeByte('N'); err != nil {
 				return fmt.Errorf("refusing encryption: %w", err)
 			}
 		case *pgproto3.CancelRequest:
@@ -114,21 +129,57 @@ func (se *session) startup() error {
 	}
 }
 
+// writeByte answers an SSLRequest or GSSEncRequest.
+func (se *session) writeByte(b byte) error {
+	se.sendMu.Lock()
+	defer se.sendMu.Unlock()
+	se.nc.SetWriteDeadline(time.Now().Add(se.srv.opts.WriteTimeout))
+	_, err := se.nc.Write([]byte{b})
+	return err
+}
+
+// startTLS accepts the SSLRequest and makes the session's socket the TLS
+// connection. The client sends nothing more before the 'S', so pgproto3
+// has nothing buffered from the plain connection.
+func (se *session) startTLS() error {
+	if err := se.writeByte('S'); err != nil {
+		return fmt.Errorf("accepting encryption: %w", err)
+	}
+	tc := tls.Server(se.nc, se.srv.opts.TLS)
+	tc.SetDeadline(time.Now().Add(se.srv.opts.StartupTimeout))
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	tc.SetWriteDeadline(time.Time{})
+	se.sendMu.Lock()
+	se.nc = tc
+	se.be = newBackend(tc, se.srv.opts.MaxMessageBytes)
+	se.sendMu.Unlock()
+	return nil
+}
+
+// accept checks the startup packet, authenticates the role and greets the
+// subscriber. The role (the startup user) is the connector's name:
+// application_name says nothing about who connects.
 func (se *session) accept(m *pgproto3.StartupMessage) error {
 	p := m.Parameters
-	// Under the server lock: Status reads these from other goroutines.
-	se.srv.mu.Lock()
-	se.connector = p["application_name"]
-	se.database = p["database"]
-	se.srv.mu.Unlock()
-	se.log = se.log.With("connector", se.connector)
+	role := p["user"]
 	if p["replication"] != "database" {
 		se.fatal("08004", "Electric accepts only logical replication connections (replication=database): this port is the replication publisher, connect to Postgres for queries")
 		return errClosed
 	}
+	if err := se.srv.authenticate(se, role); err != nil {
+		return err
+	}
+	// Under the server lock: Status reads these from other goroutines.
+	se.srv.mu.Lock()
+	se.connector = role
+	se.database = p["database"]
+	se.srv.mu.Unlock()
+	se.log = se.log.With("connector", se.connector)
 	v, ok := se.srv.opts.Connectors(se.connector)
 	if !ok {
-		se.fatal("08004", fmt.Sprintf("Electric has no connector named %q: the subscription's application_name must be a configured connector name", se.connector))
+		se.fatal("08004", fmt.Sprintf("Electric has no connector named %q: the subscription's user must be a configured connector name", se.connector))
 		return errClosed
 	}
 	if v == nil || !v.Ready {
@@ -141,7 +192,7 @@ func (se *session) accept(m *pgproto3.StartupMessage) error {
 	}
 	se.send(&pgproto3.AuthenticationOk{})
 	for _, kv := range [][2]string{
-		{"application_name", se.connector},
+		{"application_name", p["application_name"]},
 		{"client_encoding", enc},
 		{"server_encoding", "UTF8"},
 		// Not numeric on purpose: libpq then reports server version 0, so a
@@ -160,6 +211,85 @@ func (se *session) accept(m *pgproto3.StartupMessage) error {
 	return se.flush()
 }
 
+// authenticate runs SCRAM-SHA-256 for role. An unknown role goes through
+// the same exchange against a mock verifier and gets the same refusal as a
+// wrong password, so the refusal says nothing about which connectors exist.
+func (se *session) authenticate(role string) error {
+	v, ok := se.srv.opts.Credentials(role)
+	if !ok {
+		v = scram.Mock(se.srv.mockKey, role)
+	}
+	refused := func() error {
+		se.fatal("28P01", fmt.Sprintf("password authentication failed for user %q", role))
+		return errClosed
+	}
+	conv := scram.NewConversation(v)
+	se.send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{scram.Mechanism}})
+	if err := se.flush(); err != nil {
+		return err
+	}
+	se.be.SetAuthType(pgproto3.AuthTypeSASL)
+	msg, err := se.receiveAuth()
+	if err != nil {
+		return err
+	}
+	init, isInit := msg.(*pgproto3.SASLInitialResponse)
+	if !isInit {
+		return refused()
+	}
+	if init.AuthMechanism != scram.Mechanism {
+		se.fatal("28000", fmt.Sprintf("electric: unsupported SASL mechanism %q: use %s", truncate(init.AuthMechanism, 40), scram.Mechanism))
+		return errClosed
+	}
+	first, err := conv.First(init.Data)
+	if err != nil {
+		return se.scramError(err)
+	}
+	se.send(&pgproto3.AuthenticationSASLContinue{Data: first})
+	if err := se.flush(); err != nil {
+		return err
+	}
+	se.be.SetAuthType(pgproto3.AuthTypeSASLContinue)
+	msg, err = se.receiveAuth()
+	if err != nil {
+		return err
+	}
+	resp, isResp := msg.(*pgproto3.SASLResponse)
+	if !isResp {
+		return refused()
+	}
+	final, err := conv.Final(resp.Data)
+	switch {
+	case errors.Is(err, scram.ErrAuth):
+		return refused()
+	case err != nil:
+		return se.scramError(err)
+	case !ok:
+		return refused() // unreachable: a mock verifier matches no proof
+	}
+	se.send(&pgproto3.AuthenticationSASLFinal{Data: final})
+	return nil
+}
+
+// receiveAuth reads one authentication message; a client that hangs up
+// (libpq without a password does) is not worth an error.
+func (se *session) receiveAuth() (pgproto3.FrontendMessage, error) {
+	msg, err := se.be.Receive()
+	if err != nil {
+		var ne net.Error
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
+			se.fatal("08P01", fmt.Sprintf("electric: invalid authentication message: %v", err))
+		}
+		return nil, fmt.Errorf("reading authentication: %w", err)
+	}
+	return msg, nil
+}
+
+func (se *session) scramError(err error) error {
+	se.fatal("08P01", "electric: "+err.Error())
+	return errClosed
+}
+
 // send queues a message; flush writes the queue.
 func (se *session) send(m pgproto3.BackendMessage) {
 	se.sendMu.Lock()
@@ -170,6 +300,7 @@ func (se *session) send(m pgproto3.BackendMessage) {
 func (se *session) flush() error {
 	se.sendMu.Lock()
 	defer se.sendMu.Unlock()
+	se.nc.SetWriteDeadline(time.Now().Add(se.srv.opts.WriteTimeout))
 	if err := se.be.Flush(); err != nil {
 		return fmt.Errorf("writing to subscriber: %w", err)
 	}
@@ -180,6 +311,7 @@ func (se *session) flush() error {
 func (se *session) writeRaw(b []byte) error {
 	se.sendMu.Lock()
 	defer se.sendMu.Unlock()
+	se.nc.SetWriteDeadline(time.Now().Add(se.srv.opts.WriteTimeout))
 	if err := se.be.Flush(); err != nil {
 		return fmt.Errorf("writing to subscriber: %w", err)
 	}

@@ -3,6 +3,7 @@ package publisher_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,9 @@ import (
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
-// staticServer serves one connector "a" with a fixed view (unless
-// opts.Connectors is set), no Postgres.
+// staticServer serves connectors "a" and "b" with a fixed view (unless
+// opts.Connectors is set), no Postgres; only "a" has credentials unless
+// opts.Credentials says otherwise.
 func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.Server {
 	t.Helper()
 	view := &publisher.View{Ready: true, Refreshed: true,
@@ -28,9 +30,12 @@ func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.S
 	opts.Addr = "127.0.0.1:0"
 	opts.Logger = testLogger(t)
 	opts.Feed = func(after uint64) publisher.Reader { return l.NewReader(after) }
+	if opts.Credentials == nil {
+		opts.Credentials = staticCredentials(t, "a")
+	}
 	if opts.Connectors == nil {
 		opts.Connectors = func(name string) (*publisher.View, bool) {
-			if name != "a" {
+			if name != "a" && name != "b" {
 				return nil, false
 			}
 			return view, true
@@ -47,10 +52,26 @@ func staticServer(t *testing.T, l *testLog, opts publisher.Options) *publisher.S
 	return srv
 }
 
+// staticCredentials accepts the derived passwords of the given connectors.
+func staticCredentials(t testing.TB, names ...string) publisher.Credentials {
+	t.Helper()
+	c, err := publisher.StaticCredentials(testMaster, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// connURL is a replication connection URL for role with password.
+func connURL(addr, role, password string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: addr, Path: "/electric", RawQuery: "replication=database"}
+	return u.String()
+}
+
 func replicationConn(t *testing.T, srv *publisher.Server) *pgconn.PgConn {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgconn.Connect(ctx, "postgres://x@"+srv.Addr().String()+"/db?sslmode=disable&replication=database&application_name=a")
+	conn, err := pgconn.Connect(ctx, connURL(srv.Addr().String(), "a", publisher.ConnectorPassword(testMaster, "a"))+"&sslmode=disable")
 	if err != nil {
 		t.Fatal(err)
 	}
