@@ -78,20 +78,28 @@ type conn struct {
 
 // New opens the engine's state and binds its ports; Run starts it. Binding
 // here makes a port in use an immediate, clear error.
-func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e = &Engine{cfg: cfg, log: log, byName: map[string]*conn{}, events: status.NewEvents(status.DefaultEventRing, nil)}
+	// e is not the named result: "return nil, err" must not nil it before
+	// the deferred close releases what was opened so far.
+	e := &Engine{cfg: cfg, log: log, byName: map[string]*conn{}, events: status.NewEvents(status.DefaultEventRing, nil)}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
-	e.txlog, err = pebblelog.Open(cfg.DataDir(), pebblelog.Options{Logger: log.With("component", "txlog")})
+	// Into a local first: a nil *pebblelog.Log in the interface field would
+	// not compare equal to nil in close.
+	tl, err := pebblelog.Open(cfg.DataDir(), pebblelog.Options{Logger: log.With("component", "txlog")})
+	if errors.Is(err, pebblelog.ErrLocked) {
+		return nil, fmt.Errorf("opening the engine state in %s: %w: stop it, or set OFFSET_STORAGE_FILE to another directory", cfg.DataDir(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
+	e.txlog = tl
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
 
 	pubLn, err := listen("publisher (POSTGRES_REPLICATION_PORT)", cfg.ReplicationPort)
@@ -173,6 +181,7 @@ func (e *Engine) Addrs() Addrs {
 	return Addrs{Publisher: e.ln.publisher.Addr(), Websocket: e.ln.websocket.Addr(), Status: e.ln.status.Addr()}
 }
 
+// close releases the ports and the state; safe on a partly opened engine.
 func (e *Engine) close() {
 	e.ln.close()
 	if e.txlog != nil {
