@@ -74,6 +74,7 @@ type conn struct {
 	mu        sync.Mutex
 	migrating bool
 	lastState status.ConnectorState
+	lag       lagMark // the subscriber's apply lag, updated by watch
 }
 
 // New opens the engine's state and binds its ports; Run starts it. Binding
@@ -285,18 +286,36 @@ func (e *Engine) satelliteTables() []schema.Table {
 
 // state is the connector's lifecycle state as the status API shows it.
 func (c *conn) state() status.ConnectorState {
+	st, _ := c.readiness()
+	return st
+}
+
+// readiness is the connector's state and, when it is not ready, why: ready
+// means ingest streams, the subscription is set up, its apply worker is not
+// failing (connector.Status.Failing) and it is not lagging (lagMark).
+func (c *conn) readiness() (status.ConnectorState, string) {
 	c.mu.Lock()
 	migrating := c.migrating
+	lagging := c.lag.reason(time.Now())
 	c.mu.Unlock()
+	src, sub := c.source.Status(), c.sub.Status()
 	switch {
 	case migrating:
-		return status.StateMigration
-	case c.source.Ready() && c.sub.Status().Ready():
-		return status.StateReady
-	case c.source.Status().LastError != "" || c.sub.Status().State == connector.StateError:
-		return status.StateError
+		return status.StateMigration, "a migration is being applied"
+	case !c.source.Ready() && src.LastError != "":
+		return status.StateError, "ingest: " + src.LastError
+	case !sub.Ready() && sub.State == connector.StateError:
+		return status.StateError, "subscriber: " + sub.LastError
+	case !c.source.Ready():
+		return status.StateInit, "ingest: " + string(src.State)
+	case !sub.Ready():
+		return status.StateInit, "subscriber: " + string(sub.State)
+	case sub.Failing != "":
+		return status.StateError, sub.Failing
+	case lagging != "":
+		return status.StateError, lagging
 	default:
-		return status.StateInit
+		return status.StateReady, ""
 	}
 }
 
@@ -308,8 +327,9 @@ func (e *Engine) watch(ctx context.Context) error {
 	sessions := map[string]satellite.SessionInfo{}
 	for {
 		e.watchSessions(sessions)
+		e.watchLag(time.Now())
 		for _, c := range e.conns {
-			s := c.state()
+			s, reason := c.readiness()
 			c.mu.Lock()
 			changed := s != c.lastState
 			c.lastState = s
@@ -317,11 +337,7 @@ func (e *Engine) watch(ctx context.Context) error {
 			if changed {
 				msg := "state " + string(s)
 				if s == status.StateError {
-					if le := c.source.Status().LastError; le != "" {
-						msg += ": " + le
-					} else if le := c.sub.Status().LastError; le != "" {
-						msg += ": " + le
-					}
+					msg += ": " + reason
 				}
 				e.events.Publish(status.Event{Kind: status.KindConnector, Connector: c.cfg.Name, Message: msg})
 				e.log.Info("connector state", "connector", c.cfg.Name, "state", s)
