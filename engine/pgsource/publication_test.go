@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/electric-sql/electric-go/internal/pgtest"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 func publishedTables(t *testing.T, pg *pgtest.Cluster) []string {
@@ -41,7 +42,7 @@ CREATE PUBLICATION all_tables FOR ALL TABLES`)
 	// Created later, written in the creating transaction: still streamed.
 	pg.Exec(`CREATE SCHEMA later; CREATE TABLE later.t (id int PRIMARY KEY, v text); INSERT INTO later.t VALUES (1, 'a');
 CREATE TABLE electric.later (id int PRIMARY KEY); INSERT INTO electric.later VALUES (1)`)
-	waitFor(t, "the new table's insert", func() bool { return len(sink.txs()) == 1 })
+	testkit.Eventually(t, "the new table's insert", func() bool { return len(sink.txs()) == 1 })
 	for _, op := range sink.txs()[0].Tx.Ops {
 		if op.Table != "later.t" {
 			t.Errorf("unexpected op %s", fmtOp(op))
@@ -53,16 +54,16 @@ CREATE TABLE electric.later (id int PRIMARY KEY); INSERT INTO electric.later VAL
 
 	// Without the event trigger, the sync adds the table.
 	pg.Exec(`ALTER EVENT TRIGGER electric_publish_new_tables DISABLE; CREATE TABLE public.quiet (id int PRIMARY KEY)`)
-	waitFor(t, "public.quiet published", func() bool { return slices.Contains(publishedTables(t, pg), "public.quiet") })
+	testkit.Eventually(t, "public.quiet published", func() bool { return slices.Contains(publishedTables(t, pg), "public.quiet") })
 	pg.Exec(`INSERT INTO public.quiet VALUES (7)`)
-	waitFor(t, "the insert into public.quiet", func() bool { return len(sink.txs()) == 2 })
+	testkit.Eventually(t, "the insert into public.quiet", func() bool { return len(sink.txs()) == 2 })
 	if op := sink.txs()[1].Tx.Ops[0]; op.Table != "public.quiet" {
 		t.Errorf("unexpected op %s", fmtOp(op))
 	}
 
 	// A table moved into the electric schema leaves the publication.
 	pg.Exec(`ALTER TABLE public.quiet SET SCHEMA electric`)
-	waitFor(t, "electric.quiet unpublished", func() bool {
+	testkit.Eventually(t, "electric.quiet unpublished", func() bool {
 		for _, n := range publishedTables(t, pg) {
 			if strings.HasPrefix(n, "electric.") {
 				return false
