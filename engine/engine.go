@@ -84,24 +84,33 @@ type conn struct {
 	mu        sync.Mutex
 	migrating bool
 	lastState status.ConnectorState
+	lag       lagMark // the subscriber's apply lag, updated by watch
 }
 
 // New opens the engine's state and binds its ports; Run starts it. Binding
 // here makes a port in use an immediate, clear error.
-func New(cfg config.Config, log *slog.Logger) (e *Engine, err error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e = &Engine{cfg: cfg, log: log, byName: map[string]*conn{}, events: status.NewEvents(status.DefaultEventRing, nil)}
+	// e is not the named result: "return nil, err" must not nil it before
+	// the deferred close releases what was opened so far.
+	e := &Engine{cfg: cfg, log: log, byName: map[string]*conn{}, events: status.NewEvents(status.DefaultEventRing, nil)}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
-	e.txlog, err = pebblelog.Open(cfg.DataDir(), pebblelog.Options{Logger: log.With("component", "txlog")})
+	// Into a local first: a nil *pebblelog.Log in the interface field would
+	// not compare equal to nil in close.
+	tl, err := pebblelog.Open(cfg.DataDir(), pebblelog.Options{Logger: log.With("component", "txlog")})
+	if errors.Is(err, pebblelog.ErrLocked) {
+		return nil, fmt.Errorf("opening the engine state in %s: %w: stop it, or set OFFSET_STORAGE_FILE to another directory", cfg.DataDir(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
+	e.txlog = tl
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
 
 	if cfg.TLS() {
@@ -216,6 +225,7 @@ func (e *Engine) Addrs() Addrs {
 	return Addrs{Publisher: e.ln.publisher.Addr(), Websocket: e.ln.websocket.Addr(), Status: e.ln.status.Addr()}
 }
 
+// close releases the ports and the state; safe on a partly opened engine.
 func (e *Engine) close() {
 	e.ln.close()
 	for _, c := range e.conns {
@@ -326,18 +336,36 @@ func (e *Engine) satelliteTables() []schema.Table {
 
 // state is the connector's lifecycle state as the status API shows it.
 func (c *conn) state() status.ConnectorState {
+	st, _ := c.readiness()
+	return st
+}
+
+// readiness is the connector's state and, when it is not ready, why: ready
+// means ingest streams, the subscription is set up, its apply worker is not
+// failing (connector.Status.Failing) and it is not lagging (lagMark).
+func (c *conn) readiness() (status.ConnectorState, string) {
 	c.mu.Lock()
 	migrating := c.migrating
+	lagging := c.lag.reason(time.Now())
 	c.mu.Unlock()
+	src, sub := c.source.Status(), c.sub.Status()
 	switch {
 	case migrating:
-		return status.StateMigration
-	case c.source.Ready() && c.sub.Status().Ready():
-		return status.StateReady
-	case c.source.Status().LastError != "" || c.sub.Status().State == connector.StateError:
-		return status.StateError
+		return status.StateMigration, "a migration is being applied"
+	case !c.source.Ready() && src.LastError != "":
+		return status.StateError, "ingest: " + src.LastError
+	case !sub.Ready() && sub.State == connector.StateError:
+		return status.StateError, "subscriber: " + sub.LastError
+	case !c.source.Ready():
+		return status.StateInit, "ingest: " + string(src.State)
+	case !sub.Ready():
+		return status.StateInit, "subscriber: " + string(sub.State)
+	case sub.Failing != "":
+		return status.StateError, sub.Failing
+	case lagging != "":
+		return status.StateError, lagging
 	default:
-		return status.StateInit
+		return status.StateReady, ""
 	}
 }
 
@@ -349,8 +377,9 @@ func (e *Engine) watch(ctx context.Context) error {
 	sessions := map[string]satellite.SessionInfo{}
 	for {
 		e.watchSessions(sessions)
+		e.watchLag(time.Now())
 		for _, c := range e.conns {
-			s := c.state()
+			s, reason := c.readiness()
 			c.mu.Lock()
 			changed := s != c.lastState
 			c.lastState = s
@@ -358,11 +387,7 @@ func (e *Engine) watch(ctx context.Context) error {
 			if changed {
 				msg := "state " + string(s)
 				if s == status.StateError {
-					if le := c.source.Status().LastError; le != "" {
-						msg += ": " + le
-					} else if le := c.sub.Status().LastError; le != "" {
-						msg += ": " + le
-					}
+					msg += ": " + reason
 				}
 				e.events.Publish(status.Event{Kind: status.KindConnector, Connector: c.cfg.Name, Message: msg})
 				e.log.Info("connector state", "connector", c.cfg.Name, "state", s)

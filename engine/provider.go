@@ -30,15 +30,22 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 	out := make([]status.Connector, 0, len(p.e.conns))
 	for _, c := range p.e.conns {
 		src := c.source.Status()
+		state, reason := c.readiness()
 		sc := status.Connector{
-			Name: c.cfg.Name, State: c.state(), Error: src.LastError,
+			Name: c.cfg.Name, State: state, Error: src.LastError, NotReadyReason: reason,
 			Slot: src.Slot, ConfirmedLSN: status.LSN(src.ConfirmedLSN), FlushedLSN: status.LSN(src.ReceivedLSN),
 			WALRetainedBytes: src.WALRetainedBytes, SourceLagBytes: src.LagBytes, SourceLagSeconds: src.LagSeconds,
 			Transactions: src.Txs, TxPerSecond: src.TxPerSec,
 		}
+		sub := c.sub.Status()
 		if sc.Error == "" {
-			sc.Error = c.sub.Status().LastError
+			sc.Error = sub.LastError
 		}
+		if sc.Error == "" && state == status.StateError {
+			// A failing or lagging subscriber: the dashboard shows Error.
+			sc.Error = reason
+		}
+		sc.Subscriber.ApplyErrors = sub.ApplyErrors
 		if !src.LastTxTime.IsZero() {
 			t := src.LastTxTime
 			sc.LastTxTime = &t

@@ -85,6 +85,13 @@ type Status struct {
 	Tables          int    // replicated tables on that Postgres
 	Subscribed      int    // tables in the subscription
 	LastRefresh     time.Time
+	// ApplyErrors is pg_stat_subscription_stats.apply_error_count of the
+	// subscription (Postgres 15 and later; 0 before).
+	ApplyErrors int64
+	// Failing says why the subscription, set up, is not applying (its
+	// apply worker keeps failing, or is not running); empty when it is, or
+	// while the subscription is disabled (paused by a migration).
+	Failing string
 }
 
 // ErrOptions reports invalid options.
@@ -210,6 +217,7 @@ func (c *Connector) session(ctx context.Context) error {
 
 	tick := time.NewTicker(c.opts.PollInterval)
 	defer tick.Stop()
+	health := applyHealth{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,7 +233,12 @@ func (c *Connector) session(ctx context.Context) error {
 			// scenarios do): REFRESH is refused on a disabled subscription,
 			// and failing here would re-enable it on the retry. Leave it
 			// alone; a schema change is picked up once it is enabled again.
+			health.reset()
+			c.setStatus(func(s *Status) { s.Failing = "" })
 			continue
+		}
+		if err := c.checkApply(ctx, conn, &health); err != nil {
+			return err
 		}
 		now, err := ReplicatedTables(ctx, conn)
 		if err != nil {

@@ -1,6 +1,9 @@
 // Package pgsource owns the ingest side of one Postgres connector: it sets up
-// the publication, the logical replication slot and the tables' replica
-// identity (ReplicaIdentityFull, which migrations use too), streams pgoutput
+// the publication (an explicit list of every replicated table, kept current
+// by an event trigger and a periodic sync, never FOR ALL TABLES, so that
+// electric.* tables stay out of it: see publication.go), the logical
+// replication slot and the tables' replica identity (ReplicaIdentityFull,
+// which migrations use too), streams pgoutput
 // (v1) from the slot, turns each source transaction into a merge.Tx and hands
 // it to the sequencer, and confirms a transaction's end LSN to Postgres only
 // once the log reports it durable.

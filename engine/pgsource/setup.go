@@ -70,18 +70,8 @@ func (s *Source) setup(ctx context.Context, cat *catalog, rconn *pgconn.PgConn) 
 		return 0, fmt.Errorf("postgres has wal_level = %s: set wal_level = logical and restart it", walLevel)
 	}
 
-	var pubExists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", s.opts.Publication).Scan(&pubExists); err != nil {
-		return 0, fmt.Errorf("reading publications: %w", err)
-	}
-	if !pubExists {
-		_, err := conn.Exec(ctx, "CREATE PUBLICATION "+schema.QuoteIdent(s.opts.Publication)+" FOR ALL TABLES")
-		if err != nil && !isDuplicate(err) {
-			return 0, fmt.Errorf("creating publication %s: %w", s.opts.Publication, err)
-		}
-		if err == nil {
-			s.log.Info("created publication", "publication", s.opts.Publication)
-		}
+	if err := s.ensurePublication(ctx, conn); err != nil {
+		return 0, err
 	}
 
 	confirmed, found, err := s.readSlot(ctx, conn)

@@ -311,6 +311,9 @@ func (s *Source) statsLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		s.readStats(ctx, conn)
+		if err := s.syncPublication(ctx, conn); err != nil && ctx.Err() == nil {
+			s.log.Warn("could not update the publication's tables; retrying", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

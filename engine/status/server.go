@@ -103,6 +103,7 @@ func New(opts Options) (*Server, error) {
 	if err := s.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, fmt.Errorf("registering process metrics: %w", err)
 	}
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /api/status", s.handleStatus)
 	s.mux.HandleFunc("GET /api/connectors", s.handleConnectors)
 	s.mux.HandleFunc("GET /api/log", s.handleLog)

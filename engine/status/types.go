@@ -96,6 +96,10 @@ type Connector struct {
 	State ConnectorState `json:"state"`
 	// Error is the last error when State is error or the connector is retrying.
 	Error string `json:"error,omitempty"`
+	// NotReadyReason says why the connector is not ready (State is not
+	// ready): what is being set up, the error it is retrying, a subscriber
+	// whose apply keeps failing or lags. Empty when ready.
+	NotReadyReason string `json:"not_ready_reason,omitempty"`
 
 	Slot         string `json:"slot"`
 	ConfirmedLSN LSN    `json:"confirmed_lsn"` // confirmed_flush_lsn acked to Postgres
@@ -122,6 +126,9 @@ type Subscriber struct {
 	AppliedOffset uint64 `json:"applied_offset"`
 	AppliedLSN    LSN    `json:"applied_lsn"`
 	LagEntries    uint64 `json:"lag_entries"` // log head - AppliedOffset
+	// ApplyErrors counts the subscription's apply errors
+	// (pg_stat_subscription_stats.apply_error_count, Postgres 15+).
+	ApplyErrors int64 `json:"apply_errors"`
 }
 
 // Log describes the transaction log.

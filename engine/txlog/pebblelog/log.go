@@ -46,6 +46,7 @@ type Log struct {
 	dir   string
 	log   *slog.Logger
 	store kvStore
+	lock  *os.File // the state directory's flock, released by Close (nil in tests that build a Log by hand)
 
 	commitMu sync.Mutex // serializes Commit and Close
 	// failed is the error of a store commit that failed: the store's write
@@ -90,18 +91,26 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Checked before locking so that a wrong directory gets no lock file.
 	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
 		return nil, err
 	}
 	st, err := openPebble(dir, opts.Logger)
 	if err != nil {
+		unlockDir(lock)
 		return nil, fmt.Errorf("open txlog in %s: %w", dir, err)
 	}
 	l, err := openWith(dir, st, knownFormats(time.Now()), opts)
 	if err != nil {
 		_ = st.close()
+		unlockDir(lock)
 		return nil, err
 	}
+	l.lock = lock
 	return l, nil
 }
 
@@ -116,7 +125,7 @@ func checkDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("open txlog: %w", err)
 	}
-	if len(ents) == 0 {
+	if len(ents) == 0 || len(ents) == 1 && ents[0].Name() == lockFile {
 		return nil
 	}
 	desc, err := pebble.Peek(dir, vfs.Default)
@@ -198,6 +207,7 @@ func (l *Log) Close() error {
 	for s := range l.snaps {
 		_ = s.closeLocked() // Pebble refuses to close with snapshots open
 	}
+	defer unlockDir(l.lock) // after the store is closed, so a successor never shares it
 	if err := l.store.close(); err != nil {
 		return fmt.Errorf("close txlog: %w", err)
 	}

@@ -335,3 +335,28 @@ func TestFailedCommitIsSticky(t *testing.T) {
 	}
 	commitEntries(t, l, 1, 1)
 }
+
+// A second Open of the same directory fails with ErrLocked naming the
+// holder, and succeeds once the first is closed.
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: got %v, want ErrLocked", err)
+	}
+	if want := fmt.Sprintf("(pid %d)", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Fatalf("second Open: %q does not name the holder %s", err, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	l2.Close()
+}
