@@ -11,7 +11,8 @@ import (
 // EchoSafe round-trips; an entry without flags keeps the format 1 bytes that
 // older binaries wrote, and such records decode with EchoSafe false.
 func TestCodecEchoSafe(t *testing.T) {
-	e := testEntry(5, 2)
+	e := &Entry{Offset: 5, Origin: "a", Eff: 1005, CommitTime: 905, Clock: merge.Clock{"a": 1005},
+		Changes: []RowChange{{Table: "public.items", Key: "k", Row: map[string]merge.Value{"id": {Text: "1"}}}}}
 	e.EchoSafe = true
 	b := AppendEntry(nil, e)
 	if b[0] != entryFormatFlags {

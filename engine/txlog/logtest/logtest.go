@@ -45,8 +45,8 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// testEntry builds entry off with n changed rows of table "public.items".
-func testEntry(off uint64, n int) *txlog.Entry {
+// Entry builds entry off with n changed rows of table "public.items".
+func Entry(off uint64, n int) *txlog.Entry {
 	e := &txlog.Entry{
 		Offset:     off,
 		Origin:     "a",
@@ -68,7 +68,8 @@ func testEntry(off uint64, n int) *txlog.Entry {
 	return e
 }
 
-func testRow(v string) *merge.Row {
+// Row builds a merged row state with cells, tags and a removed clock.
+func Row(v string) *merge.Row {
 	return &merge.Row{
 		Cells: map[string]merge.Cell{
 			"id":   {Value: merge.Value{Text: v}, Eff: 5, Origin: "a"},
@@ -79,18 +80,20 @@ func testRow(v string) *merge.Row {
 	}
 }
 
-func commitEntries(t *testing.T, l txlog.Log, n, rows int) {
+// CommitEntries commits n entries of rows changes each after the head.
+func CommitEntries(t *testing.T, l txlog.Log, n, rows int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		b := &txlog.Batch{}
-		b.Append(testEntry(l.Head()+1, rows))
+		b.Append(Entry(l.Head()+1, rows))
 		if err := l.Commit(b); err != nil {
 			t.Fatalf("commit: %v", err)
 		}
 	}
 }
 
-func readN(t *testing.T, r txlog.Reader, n int) []*txlog.Entry {
+// ReadN reads n entries from r, failing the test after 30 s.
+func ReadN(t *testing.T, r txlog.Reader, n int) []*txlog.Entry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -113,16 +116,16 @@ func testAppendAndRead(t *testing.T, open Opener) {
 	// One batch of several entries, then single ones.
 	b := &txlog.Batch{}
 	for i := uint64(1); i <= 3; i++ {
-		b.Append(testEntry(i, 2))
+		b.Append(Entry(i, 2))
 	}
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
 	}
-	commitEntries(t, l, 2, 1)
+	CommitEntries(t, l, 2, 1)
 	if l.Head() != 5 {
 		t.Fatalf("head = %d, want 5", l.Head())
 	}
-	got := readN(t, l.NewReader(0), 5)
+	got := ReadN(t, l.NewReader(0), 5)
 	for i, e := range got {
 		if e.Offset != uint64(i+1) {
 			t.Fatalf("entry %d has offset %d", i, e.Offset)
@@ -132,20 +135,20 @@ func testAppendAndRead(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := testEntry(2, 2); !reflect.DeepEqual(e, want) {
+	if want := Entry(2, 2); !reflect.DeepEqual(e, want) {
 		t.Errorf("Entry(2) = %+v, want %+v", e, want)
 	}
 }
 
 func testCommitValidation(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
-	commitEntries(t, l, 2, 1)
+	CommitEntries(t, l, 2, 1)
 	bad := []*txlog.Batch{
-		{Entries: []*txlog.Entry{testEntry(2, 1)}},                  // already there
-		{Entries: []*txlog.Entry{testEntry(4, 1)}},                  // gap
-		{Entries: []*txlog.Entry{testEntry(3, 1), testEntry(5, 1)}}, // gap inside
+		{Entries: []*txlog.Entry{Entry(2, 1)}},              // already there
+		{Entries: []*txlog.Entry{Entry(4, 1)}},              // gap
+		{Entries: []*txlog.Entry{Entry(3, 1), Entry(5, 1)}}, // gap inside
 		{Entries: []*txlog.Entry{nil}},
-		{Rows: []txlog.RowState{{Key: "k", Row: testRow("1")}}},
+		{Rows: []txlog.RowState{{Key: "k", Row: Row("1")}}},
 	}
 	for i, b := range bad {
 		b.SetPosition("src", []byte("p"))
@@ -168,18 +171,18 @@ func testRowsAndPositions(t *testing.T, open Opener) {
 	dir := t.TempDir()
 	l := open(t, dir)
 	b := &txlog.Batch{}
-	b.Append(testEntry(1, 1))
-	b.SetRow("public.items", "k2", testRow("2"))
-	b.SetRow("public.items", "k1", testRow("1"))
-	b.SetRow("public.other", "k1", testRow("o"))
-	b.SetRow("public.items", "k3", testRow("3"))
+	b.Append(Entry(1, 1))
+	b.SetRow("public.items", "k2", Row("2"))
+	b.SetRow("public.items", "k1", Row("1"))
+	b.SetRow("public.other", "k1", Row("o"))
+	b.SetRow("public.items", "k3", Row("3"))
 	b.SetPosition("a", []byte{0, 1, 2})
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
 	}
 	b = &txlog.Batch{}
-	b.SetRow("public.items", "k3", nil)           // delete
-	b.SetRow("public.items", "k1", testRow("1b")) // overwrite
+	b.SetRow("public.items", "k3", nil)       // delete
+	b.SetRow("public.items", "k1", Row("1b")) // overwrite
 	b.SetPosition("a", []byte{3})
 	b.SetPosition("satellite:x", []byte("lsn"))
 	if err := l.Commit(b); err != nil {
@@ -201,7 +204,7 @@ func testRowsAndPositions(t *testing.T, open Opener) {
 			t.Errorf("a table name prefix matched keys %q", k)
 		}
 		r, err := l.Row("public.items", "k1")
-		if err != nil || !reflect.DeepEqual(r, testRow("1b")) {
+		if err != nil || !reflect.DeepEqual(r, Row("1b")) {
 			t.Errorf("row k1 = %+v, %v", r, err)
 		}
 		if r, err := l.Row("public.items", "k3"); r != nil || err != nil {
@@ -244,7 +247,7 @@ func testRowsAndPositions(t *testing.T, open Opener) {
 func testRowIsCallersCopy(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
 	b := &txlog.Batch{}
-	b.SetRow("t", "k", testRow("1"))
+	b.SetRow("t", "k", Row("1"))
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +261,10 @@ func testRowIsCallersCopy(t *testing.T, open Opener) {
 
 func testReaderFollowsHead(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
-	commitEntries(t, l, 2, 1)
+	CommitEntries(t, l, 2, 1)
 	r := l.NewReader(0)
 	defer r.Close()
-	readN(t, r, 2)
+	ReadN(t, r, 2)
 	got := make(chan *txlog.Entry)
 	go func() {
 		e, err := r.Next(context.Background())
@@ -271,7 +274,7 @@ func testReaderFollowsHead(t *testing.T, open Opener) {
 		got <- e
 	}()
 	// The reader is blocked at the head (or about to be); a commit wakes it.
-	commitEntries(t, l, 1, 1)
+	CommitEntries(t, l, 1, 1)
 	select {
 	case e := <-got:
 		if e.Offset != 3 {
@@ -306,7 +309,7 @@ func testCloseWakesReaders(t *testing.T, open Opener) {
 	if err := <-errc; !errors.Is(err, txlog.ErrClosed) {
 		t.Errorf("next after log close: %v", err)
 	}
-	if err := l.Commit(&txlog.Batch{Entries: []*txlog.Entry{testEntry(1, 1)}}); !errors.Is(err, txlog.ErrClosed) {
+	if err := l.Commit(&txlog.Batch{Entries: []*txlog.Entry{Entry(1, 1)}}); !errors.Is(err, txlog.ErrClosed) {
 		t.Errorf("commit after close: %v", err)
 	}
 	if _, err := l.Row("t", "k"); !errors.Is(err, txlog.ErrClosed) {
@@ -322,10 +325,10 @@ func testCloseWakesReaders(t *testing.T, open Opener) {
 func testReaderFromAnyOffset(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
 	const n = 300 // more than a page of anything an implementation reads at once
-	commitEntries(t, l, n, 2)
+	CommitEntries(t, l, n, 2)
 	for _, after := range []uint64{0, 1, 2, 127, 128, 129, 200, n - 1, n} {
 		r := l.NewReader(after)
-		got := readN(t, r, int(n-after))
+		got := ReadN(t, r, int(n-after))
 		for i, e := range got {
 			if want := after + uint64(i) + 1; e.Offset != want || len(e.Changes) != 2 {
 				t.Fatalf("after %d: entry %d has offset %d, want %d", after, i, e.Offset, want)
@@ -342,7 +345,7 @@ func testReaderFromAnyOffset(t *testing.T, open Opener) {
 
 func testBadOffsets(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
-	commitEntries(t, l, 3, 1)
+	CommitEntries(t, l, 3, 1)
 	for _, off := range []uint64{0, 4, 1 << 63} {
 		if _, err := l.Entry(off); !errors.Is(err, txlog.ErrNoEntry) {
 			t.Errorf("Entry(%d): %v", off, err)
@@ -358,7 +361,7 @@ func testBadOffsets(t *testing.T, open Opener) {
 func testReopen(t *testing.T, open Opener) {
 	dir := t.TempDir()
 	l := open(t, dir)
-	commitEntries(t, l, 10, 3)
+	CommitEntries(t, l, 10, 3)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -366,11 +369,11 @@ func testReopen(t *testing.T, open Opener) {
 	if l.Head() != 10 {
 		t.Fatalf("head after reopen = %d", l.Head())
 	}
-	got := readN(t, l.NewReader(5), 5)
-	if !reflect.DeepEqual(got[0], testEntry(6, 3)) {
+	got := ReadN(t, l.NewReader(5), 5)
+	if !reflect.DeepEqual(got[0], Entry(6, 3)) {
 		t.Errorf("entry 6 after reopen = %+v", got[0])
 	}
-	commitEntries(t, l, 1, 1)
+	CommitEntries(t, l, 1, 1)
 	if l.Head() != 11 {
 		t.Errorf("head = %d", l.Head())
 	}

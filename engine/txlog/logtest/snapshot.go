@@ -16,7 +16,7 @@ import (
 // tombstone is the merged state of a deleted row: its cells, no live tag,
 // and the delete's context in Removed.
 func tombstone(v string) *merge.Row {
-	r := testRow(v)
+	r := Row(v)
 	r.Tags = nil
 	r.Removed = merge.Clock{"a": 5, "b": 6, "c": 3}
 	return r
@@ -29,12 +29,12 @@ func testTombstones(t *testing.T, open Opener) {
 	dir := t.TempDir()
 	l := open(t, dir)
 	b := &txlog.Batch{}
-	b.Append(testEntry(1, 0))
-	b.SetRow("public.items", "k1", testRow("1"))
+	b.Append(Entry(1, 0))
+	b.SetRow("public.items", "k1", Row("1"))
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
 	}
-	del := testEntry(2, 0)
+	del := Entry(2, 0)
 	del.Changes = []txlog.RowChange{{Table: "public.items", Key: "k1", Deleted: true, Row: map[string]merge.Value{"id": {Text: "1"}, "note": {Null: true}}}}
 	b = &txlog.Batch{}
 	b.Append(del)
@@ -75,11 +75,11 @@ func testSnapshot(t *testing.T, open Opener) {
 	s.Close()
 
 	b := &txlog.Batch{}
-	b.Append(testEntry(1, 1))
-	b.Append(testEntry(2, 1))
-	b.SetRow("public.items", "k1", testRow("1"))
-	b.SetRow("public.items", "k2", testRow("2"))
-	b.SetRow("public.a", "x", testRow("x"))
+	b.Append(Entry(1, 1))
+	b.Append(Entry(2, 1))
+	b.SetRow("public.items", "k1", Row("1"))
+	b.SetRow("public.items", "k2", Row("2"))
+	b.SetRow("public.a", "x", Row("x"))
 	b.SetPosition("src", []byte("p2"))
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
@@ -90,10 +90,10 @@ func testSnapshot(t *testing.T, open Opener) {
 	}
 	defer s.Close()
 	b = &txlog.Batch{}
-	b.Append(testEntry(3, 1))
-	b.SetRow("public.items", "k1", testRow("1b"))
+	b.Append(Entry(3, 1))
+	b.SetRow("public.items", "k1", Row("1b"))
 	b.SetRow("public.items", "k2", nil)
-	b.SetRow("public.z", "new", testRow("n"))
+	b.SetRow("public.z", "new", Row("n"))
 	b.SetPosition("src", []byte("p3"))
 	if err := l.Commit(b); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func testSnapshot(t *testing.T, open Opener) {
 	if keys, err := s.Keys("public.items"); err != nil || !reflect.DeepEqual(keys, []string{"k1", "k2"}) {
 		t.Errorf("snapshot keys = %q, %v", keys, err)
 	}
-	if r, err := s.Row("public.items", "k1"); err != nil || !reflect.DeepEqual(r, testRow("1")) {
+	if r, err := s.Row("public.items", "k1"); err != nil || !reflect.DeepEqual(r, Row("1")) {
 		t.Errorf("snapshot row k1 = %+v, %v", r, err)
 	}
 	if r, err := s.Row("public.z", "new"); r != nil || err != nil {
@@ -125,7 +125,7 @@ func testSnapshot(t *testing.T, open Opener) {
 		t.Errorf("snapshot position = %q, %v", p, err)
 	}
 	// The log itself has moved on.
-	if r, _ := l.Row("public.items", "k1"); !reflect.DeepEqual(r, testRow("1b")) {
+	if r, _ := l.Row("public.items", "k1"); !reflect.DeepEqual(r, Row("1b")) {
 		t.Errorf("log row k1 = %+v", r)
 	}
 	if err := s.Close(); err != nil {
@@ -171,9 +171,9 @@ func testSnapshotUnderWrites(t *testing.T, open Opener) {
 		defer wg.Done()
 		for n := uint64(1); n <= commits; n++ {
 			b := &txlog.Batch{}
-			b.Append(testEntry(n, 1))
+			b.Append(Entry(n, 1))
 			b.SetRow("public.c", "counter", counterRow(n))
-			b.SetRow("public.c", fmt.Sprintf("r%04d", n), testRow("x"))
+			b.SetRow("public.c", fmt.Sprintf("r%04d", n), Row("x"))
 			b.SetPosition("w", []byte(strconv.FormatUint(n, 10)))
 			if err := l.Commit(b); err != nil {
 				t.Errorf("commit %d: %v", n, err)
@@ -234,7 +234,7 @@ func testSnapshotThenTail(t *testing.T, open Opener) {
 	l := open(t, t.TempDir())
 	commit := func(n uint64) {
 		b := &txlog.Batch{}
-		b.Append(testEntry(n, 1))
+		b.Append(Entry(n, 1))
 		b.SetRow("public.c", "counter", counterRow(n))
 		if err := l.Commit(b); err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func testSnapshotThenTail(t *testing.T, open Opener) {
 	}
 	r := l.NewReader(s.Offset())
 	defer r.Close()
-	got := readN(t, r, 4)
+	got := ReadN(t, r, 4)
 	if got[0].Offset != s.Offset()+1 || got[3].Offset != l.Head() {
 		t.Errorf("tail after snapshot %d: offsets %d..%d, head %d", s.Offset(), got[0].Offset, got[3].Offset, l.Head())
 	}

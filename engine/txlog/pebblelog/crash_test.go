@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/electric-sql/electric-go/engine/txlog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/logtest"
 )
 
 // crashChildEnv names the data directory in which the re-executed test
@@ -30,10 +32,10 @@ func crashChild(dir string) {
 	for {
 		off := l.Head() + 1
 		b := &txlog.Batch{}
-		e := testEntry(off, 200)
+		e := logtest.Entry(off, 200)
 		b.Append(e)
 		for _, c := range e.Changes {
-			b.SetRow(c.Table, c.Key, testRow(c.Key))
+			b.SetRow(c.Table, c.Key, logtest.Row(c.Key))
 		}
 		b.SetPosition("src", []byte(strconv.FormatUint(off, 10)))
 		if err := l.Commit(b); err != nil {
@@ -108,7 +110,7 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}
 		rd := l.NewReader(0)
-		got := readN(t, rd, int(head))
+		got := logtest.ReadN(t, rd, int(head))
 		for i, e := range got {
 			if e.Offset != uint64(i+1) || len(e.Changes) != 200 {
 				t.Fatalf("round %d: entry %d = offset %d with %d changes", round, i+1, e.Offset, len(e.Changes))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/logtest"
 )
 
 func openTest(t *testing.T, dir string, opts Options) *Log {
@@ -28,70 +29,10 @@ func openTest(t *testing.T, dir string, opts Options) *Log {
 	return l
 }
 
-// testEntry builds entry off with n changed rows of table "public.items".
-func testEntry(off uint64, n int) *txlog.Entry {
-	e := &txlog.Entry{
-		Offset:     off,
-		Origin:     "a",
-		Eff:        1000 + off,
-		CommitTime: 900 + off,
-		Clock:      merge.Clock{"a": 1000 + off, "b": 7},
-	}
-	for i := 0; i < n; i++ {
-		e.Changes = append(e.Changes, txlog.RowChange{
-			Table: "public.items",
-			Key:   fmt.Sprintf("k%d-%d", off, i),
-			Row: map[string]merge.Value{
-				"id":    {Text: fmt.Sprintf("%d-%d", off, i)},
-				"name":  {Text: ""},
-				"notes": {Null: true},
-			},
-		})
-	}
-	return e
-}
-
-func testRow(v string) *merge.Row {
-	return &merge.Row{
-		Cells: map[string]merge.Cell{
-			"id":   {Value: merge.Value{Text: v}, Eff: 5, Origin: "a"},
-			"note": {Value: merge.Value{Null: true}, Eff: 6, Origin: "b"},
-		},
-		Tags:    []merge.Tag{{Origin: "a", Eff: 5}, {Origin: "b", Eff: 6}},
-		Removed: merge.Clock{"c": 3},
-	}
-}
-
-func commitEntries(t *testing.T, l *Log, n, rows int) {
-	t.Helper()
-	for i := 0; i < n; i++ {
-		b := &txlog.Batch{}
-		b.Append(testEntry(l.Head()+1, rows))
-		if err := l.Commit(b); err != nil {
-			t.Fatalf("commit: %v", err)
-		}
-	}
-}
-
-func readN(t *testing.T, r txlog.Reader, n int) []*txlog.Entry {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*txlog.Entry
-	for len(out) < n {
-		e, err := r.Next(ctx)
-		if err != nil {
-			t.Fatalf("next after %d entries: %v", len(out), err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
 func TestConcurrentReaders(t *testing.T) {
 	l := openTest(t, t.TempDir(), Options{TailCacheBytes: 4 << 10})
 	const readers, entries = 40, 200
-	commitEntries(t, l, 20, 1)
+	logtest.CommitEntries(t, l, 20, 1)
 	var wg sync.WaitGroup
 	for i := 0; i < readers; i++ {
 		r := l.NewReader(uint64(i % 20))
@@ -119,7 +60,7 @@ func TestConcurrentReaders(t *testing.T) {
 	go func() {
 		for l.Head() < entries {
 			b := &txlog.Batch{}
-			b.Append(testEntry(l.Head()+1, 1))
+			b.Append(logtest.Entry(l.Head()+1, 1))
 			if err := l.Commit(b); err != nil {
 				t.Errorf("commit: %v", err)
 				return
@@ -134,7 +75,7 @@ func TestConcurrentReaders(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	l := openTest(t, t.TempDir(), Options{})
-	commitEntries(t, l, 5, 10)
+	logtest.CommitEntries(t, l, 5, 10)
 	s := l.Stats()
 	if s.Head != 5 || s.SizeBytes <= 0 || s.EntriesPerSec <= 0 || s.RowsPerSec <= 0 {
 		t.Errorf("stats = %+v", s)
@@ -175,7 +116,7 @@ func TestCorruptDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	commitEntries(t, l, 3, 1)
+	logtest.CommitEntries(t, l, 3, 1)
 	l.Close()
 	ms, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
 	if len(ms) == 0 {
@@ -217,15 +158,15 @@ func TestRowCacheFollowsCommits(t *testing.T) {
 		}
 		return r.Cells["id"].Value.Text
 	}
-	commitRow(testRow("1"))
+	commitRow(logtest.Row("1"))
 	for i, step := range []struct {
 		row  *merge.Row
 		want string
 	}{
-		{testRow("2"), "2"},
+		{logtest.Row("2"), "2"},
 		{nil, "<nil>"},
-		{testRow("3"), "3"},
-		{testRow("4"), "4"},
+		{logtest.Row("3"), "3"},
+		{logtest.Row("4"), "4"},
 	} {
 		read() // cache the current state
 		commitRow(step.row)
@@ -269,7 +210,7 @@ func TestThousandReadersAtHead(t *testing.T) {
 	if s := l.Stats(); s.Readers != readers {
 		t.Errorf("stats: %d readers", s.Readers)
 	}
-	commitEntries(t, l, entries, 3)
+	logtest.CommitEntries(t, l, entries, 3)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -312,10 +253,10 @@ func TestFailedCommitIsSticky(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	commitEntries(t, l, 2, 1)
+	logtest.CommitEntries(t, l, 2, 1)
 	fs.fail = true
 	b := &txlog.Batch{}
-	b.Append(testEntry(3, 1))
+	b.Append(logtest.Entry(3, 1))
 	if err := l.Commit(b); err == nil || !strings.Contains(err.Error(), "no space") {
 		t.Fatalf("failing commit: %v", err)
 	}
@@ -333,7 +274,7 @@ func TestFailedCommitIsSticky(t *testing.T) {
 	if l.Head() != 2 {
 		t.Fatalf("head after reopen = %d", l.Head())
 	}
-	commitEntries(t, l, 1, 1)
+	logtest.CommitEntries(t, l, 1, 1)
 }
 
 // A second Open of the same directory fails with ErrLocked naming the
