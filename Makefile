@@ -39,7 +39,8 @@ FUZZ_TARGETS ?= \
 	./engine/pgsource:FuzzDecodePgoutput \
 	./engine/publisher:FuzzSubscriberSession \
 	./engine/publisher:FuzzParseStart \
-	./migrations:FuzzMigrationsAPI
+	./migrations:FuzzMigrationsAPI \
+	./engine/auth:FuzzValidate
 
 # `make shell` runs the engine in the foreground against the dev Postgres
 # started by `make start_dev_env`. Set in the environment or on the command line
