@@ -185,7 +185,7 @@ func testOwners(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	b = &txlog.Batch{}
-	b.Append(testEntry(1, 1))
+	b.Append(Entry(1, 1))
 	b.SetPosition("satellite:c2", []byte{1})
 	b.SetOwner("satellite:c2", "bob")
 	if err := l.Commit(b); err != nil {
