@@ -184,7 +184,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	e.sat, err = satellite.New(satellite.Options{
 		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
-		Logger: log.With("component", "satellite"),
+		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
+		Logger:              log.With("component", "satellite"),
 	})
 	if err != nil {
 		return nil, err

@@ -77,6 +77,9 @@ type Config struct {
 	SatelliteTables []string
 	// WebsocketMaxFrameBytes bounds one Satellite WebSocket message.
 	WebsocketMaxFrameBytes int
+	// SatelliteMaxTransactionBytes caps one client transaction while it is
+	// received; a client that sends more is closed.
+	SatelliteMaxTransactionBytes int64
 
 	// Warnings are problems that do not stop electric (e.g. VAXINE_* variables
 	// that are set but have no meaning here). The caller logs them.
@@ -270,6 +273,15 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 			}
 			seen[t] = true
 			c.SatelliteTables = append(c.SatelliteTables, t)
+		}
+	}
+
+	if s := get(EnvSatelliteMaxTx); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1<<20 || n > 1<<40 {
+			bad("%s=%q is not a size in bytes between 1048576 and 1099511627776", EnvSatelliteMaxTx, s)
+		} else {
+			c.SatelliteMaxTransactionBytes = n
 		}
 	}
 

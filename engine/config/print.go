@@ -100,6 +100,8 @@ func (c Config) Value(name string) string {
 		return strings.Join(c.SatelliteTables, ",")
 	case EnvWebsocketMaxFrame:
 		return strconv.Itoa(c.WebsocketMaxFrameBytes)
+	case EnvSatelliteMaxTx:
+		return strconv.FormatInt(c.SatelliteMaxTransactionBytes, 10)
 	}
 	return ""
 }

@@ -47,6 +47,7 @@ const (
 	EnvSlot                = "POSTGRES_SLOT"
 	EnvSatelliteTables     = "SATELLITE_TABLES"
 	EnvWebsocketMaxFrame   = "WEBSOCKET_MAX_FRAME_BYTES"
+	EnvSatelliteMaxTx      = "SATELLITE_MAX_TRANSACTION_BYTES"
 	EnvVaxineHost          = "VAXINE_HOST"
 	EnvVaxineAPIPort       = "VAXINE_API_PORT"
 	EnvVaxineReplPort      = "VAXINE_REPLICATION_PORT"
@@ -108,6 +109,7 @@ func Variables() []Variable {
 		{Name: EnvSlot, Flag: "postgres-slot", Default: "all_changes", Usage: "logical replication slot electric consumes on each connector"},
 		{Name: EnvSatelliteTables, Flag: "satellite-tables", Usage: "comma-separated schema.table list streamed to Satellites (empty: every replicated table with a primary key)"},
 		{Name: EnvWebsocketMaxFrame, Flag: "websocket-max-frame-bytes", Default: "1048576", Usage: "largest Satellite WebSocket message accepted, in bytes"},
+		{Name: EnvSatelliteMaxTx, Flag: "satellite-max-transaction-bytes", Default: "268435456", Usage: "largest Satellite client transaction accepted, in bytes; a client sending more is disconnected"},
 		{Name: EnvVaxineHost, Usage: "accepted for compatibility; unused (there is no Vaxine)", Unused: true},
 		{Name: EnvVaxineAPIPort, Default: "8087", Usage: "accepted for compatibility; unused", Unused: true},
 		{Name: EnvVaxineReplPort, Default: "8088", Usage: "accepted for compatibility; unused", Unused: true},

@@ -33,14 +33,27 @@ type pendingTx struct {
 	ops       []merge.Op
 	nops      int // row operations received, rejected ones included
 	rejected  int
-	notReady  bool // a table could not be resolved: the engine has no tables yet
+	notReady  bool  // a table could not be resolved: the engine has no tables yet
+	bytes     int64 // row data received, plus txOpOverhead per op
 }
 
 func (s *session) handleRelation(m *satpb.SatRelation) error {
+	if len(m.SchemaName) > MaxNameBytes || len(m.TableName) > MaxNameBytes {
+		return s.overLimit(satpb.SatErrorResp_INVALID_REQUEST, "relation %d: schema or table name over %d bytes", m.RelationId, MaxNameBytes)
+	}
+	if len(m.Columns) > MaxRelationColumns {
+		return s.overLimit(satpb.SatErrorResp_INVALID_REQUEST, "relation %s.%s: %d columns (at most %d)", m.SchemaName, m.TableName, len(m.Columns), MaxRelationColumns)
+	}
+	if _, known := s.relations[m.RelationId]; !known && len(s.relations) >= MaxRelationsPerSession {
+		return s.overLimit(satpb.SatErrorResp_INVALID_REQUEST, "more than %d relations in one session", MaxRelationsPerSession)
+	}
 	cols := make([]string, len(m.Columns))
 	for i, c := range m.Columns {
 		if c.Name == "" {
 			return perr(satpb.SatErrorResp_INVALID_REQUEST, "relation %s.%s: column %d has no name", m.SchemaName, m.TableName, i)
+		}
+		if len(c.Name) > MaxNameBytes {
+			return s.overLimit(satpb.SatErrorResp_INVALID_REQUEST, "relation %s.%s: column %d name over %d bytes", m.SchemaName, m.TableName, i, MaxNameBytes)
 		}
 		cols[i] = c.Name
 	}
@@ -106,6 +119,9 @@ func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) er
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "row operation outside a transaction")
 	}
 	s.tx.nops++
+	if err := s.countTxBytes(row); err != nil {
+		return err
+	}
 	rel := s.relations[relID]
 	if rel == nil {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "unknown relation %d", relID)
@@ -157,6 +173,29 @@ func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) er
 		op.Columns = cols
 	}
 	s.tx.ops = append(s.tx.ops, op)
+	return nil
+}
+
+// countTxBytes adds a row op to the size of the open transaction and ends
+// the session once it is over MaxTransactionBytes. The whole transaction is
+// held in memory until its commit (it is not spilled to disk), and refusing
+// it alone would not help: 0.4.3 re-sends an unacked transaction forever.
+func (s *session) countTxBytes(row *satpb.SatOpRow) error {
+	n := int64(txOpOverhead)
+	if row != nil {
+		n += int64(len(row.NullsBitmask))
+		for _, v := range row.Values {
+			n += int64(len(v)) + 2
+		}
+	}
+	s.tx.bytes += n
+	if max := s.srv.opts.MaxTransactionBytes; s.tx.bytes > max {
+		s.srv.stats.txTooLarge.Add(1)
+		s.log.Warn("satellite client transaction over the size cap; closing", "client", s.clientID,
+			"lsn", fmt.Sprintf("%x", s.tx.lsn), "ops", s.tx.nops, "bytes", s.tx.bytes, "cap", max)
+		s.tx = nil
+		return perr(satpb.SatErrorResp_INVALID_REQUEST, "client transaction over %d bytes (SATELLITE_MAX_TRANSACTION_BYTES)", max)
+	}
 	return nil
 }
 

@@ -66,6 +66,8 @@ type Log interface {
 	NewReader(after uint64) Reader
 	Row(table, key string) (*merge.Row, error)
 	Position(source string) ([]byte, error)
+	// Owner is the user a client's source is bound to, "" if none.
+	Owner(source string) (string, error)
 }
 
 // Reader follows the log from an offset (txlog.Reader).
@@ -108,6 +110,11 @@ type Options struct {
 	// disables). 0.4.3 drops a transaction when two are queued within one
 	// push period, and would otherwise send it only after a reconnect.
 	ResendAfter time.Duration
+	// MaxTransactionBytes caps one client transaction while it is being
+	// received (its row data plus a small overhead per op; default 256
+	// MiB). A client that sends more is closed: the transaction is held in
+	// memory until its commit.
+	MaxTransactionBytes int64
 	// OutboundQueue is the number of frames buffered per connection before
 	// the log reader of that connection waits (default 32).
 	OutboundQueue int
@@ -122,6 +129,20 @@ const (
 	DefaultTakeoverWait  = time.Second
 	DefaultOutboundQueue = 32
 	DefaultResendAfter   = 3 * time.Second
+
+	DefaultMaxTransactionBytes = 256 << 20
+)
+
+// Bounds on what a client names and declares, checked at the edge: over a
+// bound the session ends with SatErrorResp (INVALID_REQUEST, or
+// AUTH_REQUIRED for the token's user id).
+const (
+	MaxClientIDBytes       = 256  // SatAuthReq.id (0.4.3 sends a UUID)
+	MaxUserIDBytes         = 256  // the user id a token authenticates
+	MaxNameBytes           = 255  // schema, table and column names in SatRelation
+	MaxRelationColumns     = 1600 // Postgres' own limit per table
+	MaxRelationsPerSession = 1000 // distinct relation ids one session announces
+	txOpOverhead           = 16   // bytes counted per row op besides its data
 )
 
 func (o *Options) withDefaults() Options {
@@ -141,6 +162,9 @@ func (o *Options) withDefaults() Options {
 	if c.ResendAfter == 0 {
 		c.ResendAfter = DefaultResendAfter
 	}
+	if c.MaxTransactionBytes <= 0 {
+		c.MaxTransactionBytes = DefaultMaxTransactionBytes
+	}
 	if c.OutboundQueue <= 0 {
 		c.OutboundQueue = DefaultOutboundQueue
 	}
@@ -159,3 +183,4 @@ func (s txlogSource) Head() uint64                              { return s.l.Hea
 func (s txlogSource) NewReader(after uint64) Reader             { return s.l.NewReader(after) }
 func (s txlogSource) Row(table, key string) (*merge.Row, error) { return s.l.Row(table, key) }
 func (s txlogSource) Position(source string) ([]byte, error)    { return s.l.Position(source) }
+func (s txlogSource) Owner(source string) (string, error)       { return s.l.Owner(source) }

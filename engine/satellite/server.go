@@ -43,6 +43,10 @@ type serverStats struct {
 	txOut       atomic.Uint64
 	duplicates  atomic.Uint64
 	rejectedOps atomic.Uint64
+	// Sessions refused or closed for abuse.
+	ownerRefused atomic.Uint64 // auth with a client id bound to another user
+	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
+	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -271,6 +275,13 @@ type Status struct {
 	TxOut         uint64
 	Duplicates    uint64
 	RejectedOps   uint64
+	// OwnerRefused counts auths refused because the client id belongs to
+	// another user; OverLimit sessions closed for going over a bound on
+	// ids, names or relations; TxTooLarge sessions closed for a
+	// transaction over MaxTransactionBytes.
+	OwnerRefused uint64
+	OverLimit    uint64
+	TxTooLarge   uint64
 }
 
 // Status returns the server-wide counters.
@@ -283,6 +294,9 @@ func (s *Server) Status() Status {
 	st.TxOut = s.stats.txOut.Load()
 	st.Duplicates = s.stats.duplicates.Load()
 	st.RejectedOps = s.stats.rejectedOps.Load()
+	st.OwnerRefused = s.stats.ownerRefused.Load()
+	st.OverLimit = s.stats.overLimit.Load()
+	st.TxTooLarge = s.stats.txTooLarge.Load()
 	return st
 }
 

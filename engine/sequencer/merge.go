@@ -17,6 +17,14 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 	for i := range items {
 		it := &items[i]
 		g.outs[i].done = it.Done
+		if it.Owner != "" {
+			if err := s.checkOwner(it.Source, it.Owner); err != nil {
+				g.outs[i].err = err
+				g.failures++
+				s.lg.Warn("sequencer: item failed", "source", it.Source, "err", err)
+				continue
+			}
+		}
 		if len(it.Tx.Ops) > 0 {
 			e, err := s.mergeItem(seq, now, it, changed, &order)
 			if err != nil {
@@ -34,6 +42,10 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 		if it.Source != "" && it.Position != nil {
 			g.batch.SetPosition(it.Source, it.Position)
 		}
+		if it.Owner != "" {
+			s.owners[it.Source] = it.Owner
+			g.batch.SetOwner(it.Source, it.Owner)
+		}
 	}
 	g.batch.Rows = make([]txlog.RowState, 0, len(order))
 	for _, id := range order {
@@ -41,6 +53,27 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 	}
 	s.groups = append(s.groups, pendingGroup{seq: seq, rows: order})
 	return g
+}
+
+// checkOwner checks that source is unbound or bound to user. Bindings made
+// by merged groups count before they are committed (a failed commit stops
+// the sequencer).
+func (s *Sequencer) checkOwner(source, user string) error {
+	if source == "" {
+		return fmt.Errorf("binding owner %q: item without a source", user)
+	}
+	cur, ok := s.owners[source]
+	if !ok {
+		var err error
+		if cur, err = s.log.Owner(source); err != nil {
+			return fmt.Errorf("binding %s: %w", source, err)
+		}
+	}
+	if cur != "" && cur != user {
+		return fmt.Errorf("binding %s to %q: %w", source, user, ErrOwnedByOther)
+	}
+	s.owners[source] = cur
+	return nil
 }
 
 // mergeItem merges one item into the overlay and returns its entry, or nil

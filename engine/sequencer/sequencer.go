@@ -30,11 +30,21 @@ import (
 // the queue when it stopped for a reason other than its context.
 var ErrStopped = errors.New("sequencer stopped")
 
+// ErrOwnedByOther fails an item whose Owner differs from the user its
+// Source is already bound to.
+var ErrOwnedByOther = errors.New("source is owned by another user")
+
 // Item is one source transaction (or a bare position update) to sequence.
 type Item struct {
 	Source   string   // connector name, or "satellite:<client id>"; positions are stored per Source
 	Position []byte   // the source's opaque position after this item, stored atomically with it (nil: keep)
 	Tx       merge.Tx // Ops may be empty: then only Position is stored, no log entry
+	// Owner, if set, binds Source to this user (txlog.Log.Owner) in the
+	// same commit as the item. The first binding of a source wins: an item
+	// naming another user than the one bound fails with ErrOwnedByOther and
+	// stores nothing. The check is here, in the single writer, so that two
+	// engines' sessions racing for one source cannot both win.
+	Owner string
 	// ContextOffset > 0: the source had applied the log up to this offset;
 	// the merge context is Tx.Context joined with the log Clock of that entry.
 	ContextOffset uint64
@@ -99,8 +109,9 @@ type Sequencer struct {
 	clock      merge.Clock       // Clock of the last merged entry
 	clocks     []clockAt         // ring of recent entry clocks, by offset
 	ov         overlay
-	groups     []pendingGroup // groups merged, maybe not committed, oldest first
-	touches    touchMap       // last entry that changed each recent row
+	groups     []pendingGroup    // groups merged, maybe not committed, oldest first
+	touches    touchMap          // last entry that changed each recent row
+	owners     map[string]string // bindings read or made (uncommitted ones too)
 	// clampWarned: when each origin was last warned of a clamped commit
 	// time (one line per origin per clampWarnEvery, not per transaction).
 	clampWarned map[string]time.Time
@@ -190,6 +201,7 @@ func (s *Sequencer) init() error {
 	// Rebuilt empty: rows changed before a restart count as unknown, so
 	// their next entries are echoed until touched again.
 	s.touches = touchMap{max: s.opts.EchoRows, cur: map[rowID]touch{}}
+	s.owners = map[string]string{}
 	if head > 0 {
 		e, err := s.log.Entry(head)
 		if err != nil {

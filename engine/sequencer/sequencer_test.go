@@ -444,3 +444,35 @@ func TestCommitFailureStops(t *testing.T) {
 		t.Errorf("enqueue after failure: %v", err)
 	}
 }
+
+// The first owner of a source wins, in one group or across groups and
+// restarts; a refused item stores nothing.
+func TestOwnerFirstWins(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	s := start(t, l, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	submit(t, s, Item{Source: "satellite:c", Owner: "alice"})
+	submit(t, s, Item{Source: "satellite:c", Owner: "alice"}) // again: fine
+	bob := Item{Source: "satellite:c", Owner: "bob", Position: []byte{0xff, 0xff, 0xff, 0xff}}
+	if _, err := s.Submit(ctx, bob); !errors.Is(err, ErrOwnedByOther) {
+		t.Fatalf("bob binding alice's source: %v, want ErrOwnedByOther", err)
+	}
+	if u, err := l.Owner("satellite:c"); u != "alice" || err != nil {
+		t.Errorf("owner = %q, %v; want alice", u, err)
+	}
+	if p, _ := l.Position("satellite:c"); p != nil {
+		t.Errorf("the refused item stored position %x", p)
+	}
+	// A fresh sequencer (a restart) reads the binding from the log.
+	s2 := New(l, Options{})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s2.Run(ctx2) }()
+	if _, err := s2.Submit(ctx, bob); !errors.Is(err, ErrOwnedByOther) {
+		t.Errorf("after a restart: %v, want ErrOwnedByOther", err)
+	}
+	cancel2()
+	<-done
+}

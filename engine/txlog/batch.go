@@ -2,13 +2,18 @@ package txlog
 
 import "github.com/electric-sql/electric-go/engine/merge"
 
-// Batch is one atomic write: new entries, row states and source positions.
-// After Commit the Log owns the entries; they must not be modified.
+// Batch is one atomic write: new entries, row states, source positions and
+// source owners. After Commit the Log owns the entries; they must not be
+// modified.
 type Batch struct {
 	// Entries must have offsets Head()+1, Head()+2, … in order.
 	Entries   []*Entry
 	Rows      []RowState
 	Positions map[string][]byte
+	// Owners binds sources to the user that owns them (see Log.Owner).
+	// The log stores what it is given; first-owner-wins is checked by the
+	// single writer before it adds a binding.
+	Owners map[string]string
 }
 
 // RowState sets (Row != nil) or deletes (Row == nil) the state of a row. A
@@ -36,7 +41,15 @@ func (b *Batch) SetPosition(source string, pos []byte) {
 	b.Positions[source] = pos
 }
 
+// SetOwner binds source to user.
+func (b *Batch) SetOwner(source, user string) {
+	if b.Owners == nil {
+		b.Owners = map[string]string{}
+	}
+	b.Owners[source] = user
+}
+
 // Empty reports whether the batch writes nothing.
 func (b *Batch) Empty() bool {
-	return len(b.Entries) == 0 && len(b.Rows) == 0 && len(b.Positions) == 0
+	return len(b.Entries) == 0 && len(b.Rows) == 0 && len(b.Positions) == 0 && len(b.Owners) == 0
 }

@@ -19,9 +19,14 @@
 //     full row image or a delete (with the last image, so sinks can name the
 //     row).
 //   - Order and durability: offsets are the one total order. One Commit
-//     writes a Batch (entries, the merged row states they leave, and source
-//     positions) atomically and returns only once all of it is durable
+//     writes a Batch (entries, the merged row states they leave, source
+//     positions and source owners) atomically and returns only once all of it is durable
 //     (fsynced); after a crash a batch is there entirely or not at all.
+//   - Owners: a source may be bound to the user that owns it (a Satellite
+//     client id to the user who first authenticated with it). A binding is
+//     durable like a position and kept in the log's state, so every engine
+//     that shares the log sees it; the single writer refuses to rebind a
+//     source to another user, the log itself stores what it is given.
 //   - Readers start after any offset up to the head and then follow the
 //     head (NewReader); or they start from a Snapshot (the merged row state
 //     consistent with one offset) and then read the tail after that offset.
@@ -91,6 +96,8 @@ type Log interface {
 	Rows(table string, fn func(key string, r *merge.Row) error) error
 	// Position returns the position last committed for source, nil if none.
 	Position(source string) ([]byte, error)
+	// Owner returns the user source is bound to, "" if none.
+	Owner(source string) (string, error)
 	// Snapshot returns a consistent view of the merged row state at one
 	// offset; the caller then reads the tail with NewReader(s.Offset()).
 	Snapshot() (Snapshot, error)

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"AppendAndRead", testAppendAndRead},
 		{"CommitValidation", testCommitValidation},
 		{"RowsAndPositions", testRowsAndPositions},
+		{"Owners", testOwners},
 		{"RowIsCallersCopy", testRowIsCallersCopy},
 		{"Tombstones", testTombstones},
 		{"ReaderFollowsHead", testReaderFollowsHead},
@@ -165,6 +166,47 @@ func testCommitValidation(t *testing.T, open Opener) {
 	if err := l.Commit(&txlog.Batch{}); err != nil {
 		t.Errorf("empty batch: %v", err)
 	}
+}
+
+// testOwners: a binding is durable with its batch, alone or beside entries
+// and positions, survives a reopen, and does not touch positions.
+func testOwners(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	l := open(t, dir)
+	if u, err := l.Owner("satellite:c1"); u != "" || err != nil {
+		t.Fatalf("owner of an unbound source = %q, %v; want none", u, err)
+	}
+	b := &txlog.Batch{}
+	b.SetOwner("satellite:c1", "alice")
+	if b.Empty() {
+		t.Fatal("a batch with only an owner is empty")
+	}
+	if err := l.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	b = &txlog.Batch{}
+	b.Append(Entry(1, 1))
+	b.SetPosition("satellite:c2", []byte{1})
+	b.SetOwner("satellite:c2", "bob")
+	if err := l.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	check := func(l txlog.Log) {
+		t.Helper()
+		for src, want := range map[string]string{"satellite:c1": "alice", "satellite:c2": "bob", "satellite:c": ""} {
+			if u, err := l.Owner(src); u != want || err != nil {
+				t.Errorf("owner of %s = %q, %v; want %q", src, u, err, want)
+			}
+		}
+		if p, err := l.Position("satellite:c1"); p != nil || err != nil {
+			t.Errorf("a binding wrote position %x, %v", p, err)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(open(t, dir))
 }
 
 func testRowsAndPositions(t *testing.T, open Opener) {

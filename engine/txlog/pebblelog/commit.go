@@ -31,6 +31,11 @@ func (l *Log) Commit(b *txlog.Batch) error {
 			return fmt.Errorf("commit: entry %d has offset %d, want %d (head %d)", i, e.Offset, want, head)
 		}
 	}
+	for src, user := range b.Owners {
+		if user == "" {
+			return fmt.Errorf("commit: owner of %q is empty", src)
+		}
+	}
 	for _, r := range b.Rows {
 		if r.Table == "" {
 			return fmt.Errorf("commit: row state %q without a table", r.Key)
@@ -77,6 +82,10 @@ func (l *Log) Commit(b *txlog.Batch) error {
 	for src, pos := range b.Positions {
 		kb.set(positionKey(src), pos)
 		total += len(src) + len(pos) + 20
+	}
+	for src, user := range b.Owners {
+		kb.set(ownerKey(src), []byte(user))
+		total += len(src) + len(user) + 20
 	}
 	l.batchHint = total
 	if len(b.Rows) > 0 {

@@ -24,7 +24,10 @@ const metaPrefix = "electric-txlog format "
 // states 'r'+table+NUL+key holding merge.AppendRow records, positions
 // 'p'+source. Format 2 has the same records, with every timestamp within
 // the engine's time + merge.MaxAhead (bounded clocks): its step repairs
-// the timestamps a far-future commit time poisoned (repair.go).
+// the timestamps a far-future commit time poisoned (repair.go). Source
+// owners 'o'+source (holding the user id) came later under their own
+// prefix: a store without them has no owners, and an older binary never
+// reads the prefix, so they need no version of their own.
 const FormatVersion = 2
 
 // upgradeStep adds to b the writes that turn state of one format into the

@@ -27,6 +27,9 @@ const (
 	prefixEntry    = 'e'
 	prefixRow      = 'r'
 	prefixPosition = 'p'
+	// Owners were added after format 1 under a prefix of their own: a
+	// store without them reads as "no owners", so no format step is needed.
+	prefixOwner = 'o'
 )
 
 // Options tune a Log. The zero value is usable.
@@ -245,4 +248,8 @@ func tablePrefix(table string) []byte {
 
 func positionKey(source string) []byte {
 	return append([]byte{prefixPosition}, source...)
+}
+
+func ownerKey(source string) []byte {
+	return append([]byte{prefixOwner}, source...)
 }

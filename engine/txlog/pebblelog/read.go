@@ -160,3 +160,12 @@ func (l *Log) Position(source string) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// Owner returns the user source is bound to, "" if none.
+func (l *Log) Owner(source string) (string, error) {
+	v, err := l.get(ownerKey(source))
+	if err != nil {
+		return "", fmt.Errorf("read owner of %s: %w", source, err)
+	}
+	return string(v), nil
+}
