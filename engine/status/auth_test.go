@@ -85,7 +85,7 @@ func TestGuardWithToken(t *testing.T) {
 	runGuardCases(t, s.Handler(), []guardCase{
 		{name: "status is public", method: "GET", path: "/api/status", remote: remote, want: 200},
 		{name: "metrics are public", method: "GET", path: "/metrics", remote: remote, want: 200},
-		{name: "healthz passes the guard", method: "GET", path: "/healthz", remote: remote, want: 404},
+		{name: "healthz is public", method: "GET", path: "/healthz", remote: remote, want: 200},
 		{name: "unauthenticated migration", method: "PUT", path: "/api/migrations/db_a", remote: remote, want: 401, refusal: RefusedToken},
 		{name: "unauthenticated sessions", method: "GET", path: "/api/sessions", remote: remote, want: 401, refusal: RefusedToken},
 		{name: "unauthenticated events", method: "GET", path: "/api/events", remote: remote, want: 401, refusal: RefusedToken},

@@ -156,11 +156,14 @@ const handlers = {
     // 0.4.3 crashes when its throttled push of local writes fires after the
     // client closed (client notes, V): let every local write be sent first.
     // With the server gone the client has not noticed (G) and still sends.
-    await until('local writes to be sent', () => {
+    // Usually they are sent within the push window; a client that has not
+    // pushed them after 2 s (seen under load) has at least fired its throttle.
+    const sent = () => {
       const { m } = raw.prepare('SELECT coalesce(max(rowid), 0) AS m FROM _electric_oplog').get()
       return m <= Number(satellite()._lastSentRowId ?? 0)
-    })
-    await sleep(150) // the push that sent them may still be returning
+    }
+    for (const end = Date.now() + 2000; !sent() && Date.now() < end;) await sleep(20)
+    await sleep(300) // the push that sent them may still be returning
     const n = db.electric.notifier
     n.connectivityStateChange(raw.name, 'disconnected')
     await until('client closed', () => satellite().client.isClosed())
