@@ -79,6 +79,75 @@ func replicationConn(t *testing.T, srv *publisher.Server) *pgconn.PgConn {
 	return conn
 }
 
+// streamEvent is one message of the pgoutput stream as a test reads it:
+// text is "k@<WAL end>", "B<final LSN>", "R<schema.table>", "I<key><type of
+// the second column>", "D<key>" or "C<commit LSN>-<end LSN>"; end is the
+// WAL end a keepalive reports or the end LSN of a commit.
+type streamEvent struct {
+	text        string
+	end, walEnd uint64
+	key         string // of an insert or delete
+}
+
+// receive decodes the stream until done says so, failing after 10 s of
+// silence.
+func receive(t *testing.T, conn *pgconn.PgConn, done func(streamEvent) bool) {
+	t.Helper()
+	for {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("receiving the stream: %v", err)
+		}
+		cd, ok := msg.(*pgproto3.CopyData)
+		if !ok {
+			t.Fatalf("unexpected %#v", msg)
+		}
+		var ev streamEvent
+		switch cd.Data[0] {
+		case 'k':
+			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev = streamEvent{text: "k@" + k.ServerWALEnd.String(), end: uint64(k.ServerWALEnd)}
+		case 'w':
+			x, err := pglogrepl.ParseXLogData(cd.Data[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := pglogrepl.Parse(x.WALData)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.walEnd = uint64(x.ServerWALEnd)
+			switch m := m.(type) {
+			case *pglogrepl.BeginMessage:
+				ev.text = "B" + m.FinalLSN.String()
+			case *pglogrepl.RelationMessage:
+				ev.text = "R" + m.Namespace + "." + m.RelationName
+			case *pglogrepl.InsertMessage:
+				ev.key = string(m.Tuple.Columns[0].Data)
+				ev.text = "I" + ev.key + string(m.Tuple.Columns[1].DataType)
+			case *pglogrepl.DeleteMessage:
+				ev.key = string(m.OldTuple.Columns[0].Data)
+				ev.text = "D" + ev.key
+			case *pglogrepl.CommitMessage:
+				ev.text = "C" + m.CommitLSN.String() + "-" + m.TransactionEndLSN.String()
+				ev.end = uint64(m.TransactionEndLSN)
+			default:
+				continue
+			}
+		default:
+			continue
+		}
+		if done(ev) {
+			return
+		}
+	}
+}
+
 // TestStreamMessages checks the pgoutput stream as a client decodes it:
 // LSNs, Relation once, skipped entries advancing the WAL end.
 func TestStreamMessages(t *testing.T) {
@@ -95,50 +164,13 @@ func TestStreamMessages(t *testing.T) {
 	}
 	var got []string
 	endOf := "-" + pglogrepl.LSN(txlog.LSN(o3)).String()
-	for len(got) == 0 || !strings.HasSuffix(got[len(got)-1], endOf) {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("after %v: %v", got, err)
+	receive(t, conn, func(ev streamEvent) bool {
+		got = append(got, ev.text)
+		if ev.text[0] == 'C' && ev.walEnd != ev.end {
+			t.Errorf("commit sent with WAL end %s", pglogrepl.LSN(ev.walEnd))
 		}
-		cd, ok := msg.(*pgproto3.CopyData)
-		if !ok {
-			t.Fatalf("unexpected %#v", msg)
-		}
-		switch cd.Data[0] {
-		case 'k':
-			k, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, "k@"+k.ServerWALEnd.String())
-		case 'w':
-			x, err := pglogrepl.ParseXLogData(cd.Data[1:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := pglogrepl.Parse(x.WALData)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch m := m.(type) {
-			case *pglogrepl.BeginMessage:
-				got = append(got, "B"+m.FinalLSN.String())
-			case *pglogrepl.RelationMessage:
-				got = append(got, "R"+m.Namespace+"."+m.RelationName)
-			case *pglogrepl.InsertMessage:
-				got = append(got, "I"+string(m.Tuple.Columns[0].Data)+string(m.Tuple.Columns[1].DataType))
-			case *pglogrepl.DeleteMessage:
-				got = append(got, "D"+string(m.OldTuple.Columns[0].Data))
-			case *pglogrepl.CommitMessage:
-				got = append(got, "C"+m.CommitLSN.String()+"-"+m.TransactionEndLSN.String())
-				if x.ServerWALEnd != m.TransactionEndLSN {
-					t.Errorf("commit sent with WAL end %s", x.ServerWALEnd)
-				}
-			}
-		}
-	}
+		return strings.HasSuffix(ev.text, endOf)
+	})
 	lsn := func(o uint64) string { return pglogrepl.LSN(txlog.LSN(o)).String() }
 	pre := func(o uint64) string { return pglogrepl.LSN(txlog.LSN(o) - 1).String() }
 	want := []string{
@@ -227,45 +259,12 @@ func TestUnrefreshedViewKeepsStreaming(t *testing.T) {
 	// the keepalive that reports it skipped.
 	upTo := func(o uint64) {
 		t.Helper()
-		for {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			msg, err := conn.ReceiveMessage(rctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("waiting for entry %d (inserts so far %v): %v", o, inserted, err)
+		receive(t, conn, func(ev streamEvent) bool {
+			if ev.text[0] == 'I' {
+				inserted = append(inserted, ev.key)
 			}
-			cd, ok := msg.(*pgproto3.CopyData)
-			if !ok {
-				t.Fatalf("unexpected %#v", msg)
-			}
-			switch cd.Data[0] {
-			case 'k':
-				k, err := pglogrepl.ParsePrimaryKeepaliveMessage(cd.Data[1:])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if uint64(k.ServerWALEnd) >= txlog.LSN(o) {
-					return
-				}
-			case 'w':
-				x, err := pglogrepl.ParseXLogData(cd.Data[1:])
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := pglogrepl.Parse(x.WALData)
-				if err != nil {
-					t.Fatal(err)
-				}
-				switch m := m.(type) {
-				case *pglogrepl.InsertMessage:
-					inserted = append(inserted, string(m.Tuple.Columns[0].Data))
-				case *pglogrepl.CommitMessage:
-					if uint64(m.TransactionEndLSN) >= txlog.LSN(o) {
-						return
-					}
-				}
-			}
-		}
+			return ev.end >= txlog.LSN(o)
+		})
 	}
 	upTo(l.append("x", upsert("public.items", "id=1", "v=a")))
 	view.Store(&publisher.View{Ready: true, Tables: tables}) // setup again: not refreshed yet
