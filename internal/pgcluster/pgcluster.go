@@ -385,11 +385,15 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 	return fmt.Errorf("postgres on port %d not ready after 60s: %w", c.Port, last)
 }
 
+// ErrPortInUse is returned by Start (wrapped) when something listens on the
+// cluster's port.
+var ErrPortInUse = errors.New("already in use")
+
 // PortFree returns an error naming the port when something listens on it.
 func PortFree(port int) error {
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
-		return fmt.Errorf("port %d is already in use: stop what listens there or choose another port", port)
+		return fmt.Errorf("port %d is %w: stop what listens there or choose another port", port, ErrPortInUse)
 	}
 	return l.Close()
 }

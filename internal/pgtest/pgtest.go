@@ -6,6 +6,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,8 +52,24 @@ func Start(t testing.TB) *Cluster {
 	if err := c.Init(ctx); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	if err := c.Start(ctx); err != nil {
-		t.Fatalf("pgtest: %v", err)
+	// A port the kernel called free can be taken before the server binds it
+	// (another test's cluster, or an outgoing connection's ephemeral port):
+	// move to another one.
+	for tries := 1; ; tries++ {
+		err := c.Start(ctx)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgcluster.ErrPortInUse) || tries == 5 {
+			t.Fatalf("pgtest: %v", err)
+		}
+		port, err := pgcluster.FreePort()
+		if err == nil {
+			err = c.SetPort(port)
+		}
+		if err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
