@@ -7,13 +7,12 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/electric-sql/electric-go/engine/authlimit"
 )
 
 // Who may call which route. The status API can pause replication, apply
@@ -41,14 +40,6 @@ const (
 	RefusedRate     = "rate"     // 429: too many failed authentications
 )
 
-// Auth failure limits: an address gets failBurst wrong tokens, then one more
-// every failRefill; the table of addresses holds at most maxFailAddrs.
-const (
-	failBurst    = 10
-	failRefill   = 6 * time.Second
-	maxFailAddrs = 4096
-)
-
 // public reports whether anyone may call the route: the seed's status
 // summary, the liveness probe and the metrics scrape carry nothing private
 // and are what load balancers and Prometheus call without credentials.
@@ -68,11 +59,11 @@ type guard struct {
 	next  http.Handler
 	token [sha256.Size]byte // hash of the token; hashing first makes the compare length-independent
 	has   bool
-	fails *failLimiter
+	fails *authlimit.Limiter // failed tokens per address (authlimit: 10, then one every 6 s, by default)
 }
 
-func newGuard(next http.Handler, token string, now func() time.Time) *guard {
-	g := &guard{next: next, fails: newFailLimiter(now)}
+func newGuard(next http.Handler, token string, fails *authlimit.Limiter) *guard {
+	g := &guard{next: next, fails: fails}
 	if token != "" {
 		g.token, g.has = sha256.Sum256([]byte(token)), true
 	}
@@ -94,7 +85,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"this endpoint answers only loopback clients: set STATUS_API_TOKEN on the engine and send it as a bearer token to call it remotely")
 		return
 	}
-	if wait := g.fails.blocked(ip); wait > 0 {
+	if wait := g.fails.Blocked(ip); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		refuse(w, http.StatusTooManyRequests, RefusedRate, "too many failed authentications from this address: retry later")
 		return
@@ -106,7 +97,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g.fails.fail(ip)
+	g.fails.Fail(ip)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="electric"`)
 	refuse(w, http.StatusUnauthorized, RefusedToken, "missing or wrong bearer token: send Authorization: Bearer <STATUS_API_TOKEN>")
 }
@@ -125,15 +116,7 @@ func bearer(r *http.Request) (string, bool) {
 // remoteIP is the connection's peer address (http.Server sets RemoteAddr
 // from the socket); the zero Addr when it does not parse.
 func remoteIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ip.Unmap()
+	return authlimit.AddrOf(r.RemoteAddr)
 }
 
 func refuse(w http.ResponseWriter, code int, why, msg string) {
@@ -143,103 +126,6 @@ func refuse(w http.ResponseWriter, code int, why, msg string) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-// failLimiter is a token bucket of failed authentications per address:
-// failBurst to start with, one back every failRefill. An address with an
-// empty bucket is refused (429) until one is back.
-type failLimiter struct {
-	now func() time.Time
-
-	mu    sync.Mutex
-	addrs map[netip.Addr]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was computed
-	last   time.Time // the latest failure
-}
-
-func newFailLimiter(now func() time.Time) *failLimiter {
-	if now == nil {
-		now = time.Now
-	}
-	return &failLimiter{now: now, addrs: map[netip.Addr]*bucket{}}
-}
-
-// refill brings b up to date at t.
-func (b *bucket) refill(t time.Time) {
-	if d := t.Sub(b.at); d > 0 {
-		b.tokens = min(failBurst, b.tokens+float64(d)/float64(failRefill))
-	}
-	b.at = t
-}
-
-// blocked is how long ip must wait before its next try counts (0: it may
-// try now).
-func (l *failLimiter) blocked(ip netip.Addr) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.addrs[ip]
-	if !ok {
-		return 0
-	}
-	t := l.now()
-	b.refill(t)
-	if b.tokens >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.tokens) * float64(failRefill))
-}
-
-// fail takes one token from ip's bucket.
-func (l *failLimiter) fail(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t := l.now()
-	b, ok := l.addrs[ip]
-	if !ok {
-		if len(l.addrs) >= maxFailAddrs {
-			l.sweepLocked(t)
-		}
-		b = &bucket{tokens: failBurst, at: t}
-		l.addrs[ip] = b
-	}
-	b.refill(t)
-	b.tokens = max(0, b.tokens-1)
-	b.last = t
-}
-
-// sweepLocked makes room in a full table: addresses whose bucket is full
-// again are forgotten (they are as good as new); if none is, the one that
-// failed longest ago goes.
-func (l *failLimiter) sweepLocked(t time.Time) {
-	var (
-		oldest   netip.Addr
-		oldestAt time.Time
-		found    bool
-	)
-	for ip, b := range l.addrs {
-		b.refill(t)
-		if b.tokens >= failBurst {
-			delete(l.addrs, ip)
-			continue
-		}
-		if !found || b.last.Before(oldestAt) {
-			oldest, oldestAt, found = ip, b.last, true
-		}
-	}
-	if len(l.addrs) >= maxFailAddrs && found {
-		delete(l.addrs, oldest)
-	}
-}
-
-// size is how many addresses the limiter remembers (for tests).
-func (l *failLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.addrs)
 }
 
 // ErrRefused is what clients report when the engine refused a request for

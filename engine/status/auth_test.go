@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/electric-sql/electric-go/engine/authlimit"
 )
 
 const testToken = "test-status-token-0123456789"
@@ -139,7 +141,7 @@ func TestGuardLoopbackOnlyWithoutToken(t *testing.T) {
 	}
 }
 
-// Failed tokens are limited per address: after failBurst of them the
+// Failed tokens are limited per address: after authlimit.DefaultBurst of them the
 // address gets 429 (even with the right token) until the bucket refills;
 // other addresses are not affected.
 func TestGuardRateLimitsFailures(t *testing.T) {
@@ -154,19 +156,19 @@ func TestGuardRateLimitsFailures(t *testing.T) {
 		return rec
 	}
 	const attacker, other = "10.0.0.66:1000", "10.0.0.7:2000"
-	for i := 0; i < failBurst; i++ {
+	for i := 0; i < authlimit.DefaultBurst; i++ {
 		if rec := do(attacker, "guess"); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d, want 401", i+1, rec.Code)
 		}
 	}
 	rec := do("10.0.0.66:1001", testToken) // another port of the same host
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get(RefusalHeader) != RefusedRate || rec.Header().Get("Retry-After") == "" {
-		t.Fatalf("after %d failures: %d %v, want 429 with Retry-After", failBurst, rec.Code, rec.Header())
+		t.Fatalf("after %d failures: %d %v, want 429 with Retry-After", authlimit.DefaultBurst, rec.Code, rec.Header())
 	}
 	if rec := do(other, testToken); rec.Code != http.StatusOK {
 		t.Fatalf("another address: %d, want 200", rec.Code)
 	}
-	clock.add(failRefill)
+	clock.add(authlimit.DefaultRefill)
 	if rec := do(attacker, testToken); rec.Code != http.StatusOK {
 		t.Fatalf("after the refill: %d, want 200", rec.Code)
 	}
@@ -181,29 +183,29 @@ func TestGuardRateLimitsFailures(t *testing.T) {
 // The limiter's table stays bounded however many addresses fail.
 func TestFailLimiterIsBounded(t *testing.T) {
 	clock := &fakeClock{t: t0}
-	l := newFailLimiter(clock.now)
+	l := authlimit.New(clock.now)
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
-	for i := 0; i < maxFailAddrs+500; i++ {
-		l.fail(addr(i))
+	for i := 0; i < authlimit.DefaultMaxAddrs+500; i++ {
+		l.Fail(addr(i))
 		clock.add(time.Millisecond)
 	}
-	if n := l.size(); n > maxFailAddrs {
-		t.Fatalf("limiter remembers %d addresses, want at most %d", n, maxFailAddrs)
+	if n := l.Size(); n > authlimit.DefaultMaxAddrs {
+		t.Fatalf("limiter remembers %d addresses, want at most %d", n, authlimit.DefaultMaxAddrs)
 	}
 	// The newest failure is remembered, the oldest forgotten first.
-	if l.blocked(addr(maxFailAddrs+499)) != 0 {
+	if l.Blocked(addr(authlimit.DefaultMaxAddrs+499)) != 0 {
 		t.Fatal("one failure blocks an address")
 	}
-	for i := 0; i < failBurst; i++ {
-		l.fail(addr(maxFailAddrs + 499))
+	for i := 0; i < authlimit.DefaultBurst; i++ {
+		l.Fail(addr(authlimit.DefaultMaxAddrs + 499))
 	}
-	if l.blocked(addr(maxFailAddrs+499)) == 0 {
+	if l.Blocked(addr(authlimit.DefaultMaxAddrs+499)) == 0 {
 		t.Fatal("a recent address was forgotten")
 	}
 	// Once every bucket is full again, a sweep forgets them all.
-	clock.add(failBurst * failRefill)
-	l.fail(netip.MustParseAddr("192.0.2.1"))
-	if n := l.size(); n > maxFailAddrs {
+	clock.add(authlimit.DefaultBurst * authlimit.DefaultRefill)
+	l.Fail(netip.MustParseAddr("192.0.2.1"))
+	if n := l.Size(); n > authlimit.DefaultMaxAddrs {
 		t.Fatalf("after a sweep: %d addresses", n)
 	}
 }

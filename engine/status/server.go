@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,6 +51,10 @@ type Options struct {
 	EventWriteTimeout time.Duration
 	// Now is the clock of the failed-authentication limiter (time.Now if nil).
 	Now func() time.Time
+	// AuthLimiter counts failed tokens per address; the engine shares one
+	// with its other ports. Nil: a limiter of its own with the default
+	// limits and the clock Now.
+	AuthLimiter *authlimit.Limiter
 }
 
 // Server is the status HTTP server. Routes may be added with Handle before
@@ -93,7 +98,11 @@ func New(opts Options) (*Server, error) {
 		registry: prometheus.NewRegistry(),
 		done:     make(chan struct{}),
 	}
-	s.guard = newGuard(s.mux, opts.Token, opts.Now)
+	fails := opts.AuthLimiter
+	if fails == nil {
+		fails = authlimit.New(opts.Now)
+	}
+	s.guard = newGuard(s.mux, opts.Token, fails)
 	if err := s.registry.Register(newCollector(opts.Provider)); err != nil {
 		return nil, fmt.Errorf("registering status metrics: %w", err)
 	}
