@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
@@ -255,4 +257,56 @@ func TestTLS(t *testing.T) {
 	if bad := applyErrors(t, pgRaw); len(bad) > 0 {
 		t.Fatalf("postgres reported errors:\n%s", strings.Join(bad, "\n"))
 	}
+}
+
+// manualClock is a clock a test moves by hand.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestAuthenticationRateLimited: wrong passwords count against the address
+// (loopback too); past the burst the address is refused with 28000 before
+// any SCRAM exchange, even with the right password, until a try refills.
+func TestAuthenticationRateLimited(t *testing.T) {
+	l := newTestLog(t)
+	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	srv := staticServer(t, l, publisher.Options{
+		AuthLimiter: authlimit.NewLimits(clock.now, authlimit.Limits{Burst: 3, Refill: 6 * time.Second}),
+	})
+	addr := srv.Addr().String()
+	pwA := publisher.ConnectorPassword(testMaster, "a")
+	wrong := connURL(addr, "a", pwA+"0") + "&sslmode=disable"
+	right := connURL(addr, "a", pwA) + "&sslmode=disable"
+	tooMany := func(url string) {
+		t.Helper()
+		conn, err := pgconn.Connect(context.Background(), url)
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatal("a blocked address connected")
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "28000" || pgErr.Severity != "FATAL" ||
+			pgErr.Message != "too many failed authentication attempts from this address; retry in 6 s" {
+			t.Fatalf("blocked address: %v, want 28000 too many failed authentication attempts", err)
+		}
+	}
+	for range 3 {
+		refused(t, wrong, "a")
+	}
+	tooMany(wrong)
+	tooMany(right)
+	clock.add(6 * time.Second)
+	conn, err := pgconn.Connect(context.Background(), right)
+	if err != nil {
+		t.Fatalf("after the refill: %v", err)
+	}
+	conn.Close(context.Background())
 }

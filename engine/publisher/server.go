@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -117,6 +118,11 @@ type Options struct {
 	ReplyTimeout time.Duration
 	// SystemID is reported by IDENTIFY_SYSTEM; default "electric".
 	SystemID string
+	// AuthLimiter counts wrong passwords (28P01) per remote address and
+	// refuses a blocked address (28000) before any SCRAM exchange; the
+	// engine shares one with its other ports. Nil: one of the server's own
+	// with the default limits (authlimit.New).
+	AuthLimiter *authlimit.Limiter
 }
 
 // Server accepts subscriber connections.
@@ -200,6 +206,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.SystemID == "" {
 		opts.SystemID = "electric"
+	}
+	if opts.AuthLimiter == nil {
+		opts.AuthLimiter = authlimit.New(nil)
 	}
 	ln := opts.Listener
 	if ln == nil {

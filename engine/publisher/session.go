@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/scram"
 )
 
@@ -211,15 +213,24 @@ func (se *session) accept(m *pgproto3.StartupMessage) error {
 	return se.flush()
 }
 
-// authenticate runs SCRAM-SHA-256 for role. An unknown role goes through
+// authenticate runs SCRAM-SHA-256 for role, unless the peer's address has
+// failed too often (Options.AuthLimiter). An unknown role goes through
 // the same exchange against a mock verifier and gets the same refusal as a
 // wrong password, so the refusal says nothing about which connectors exist.
 func (se *session) authenticate(role string) error {
+	// A blocked address is refused before any exchange, so that it learns
+	// nothing about its guesses; every wrong password counts against it.
+	ip := authlimit.AddrOf(se.remote)
+	if wait := se.srv.opts.AuthLimiter.Blocked(ip); wait > 0 {
+		se.fatal("28000", fmt.Sprintf("too many failed authentication attempts from this address; retry in %d s", int(math.Ceil(wait.Seconds()))))
+		return errClosed
+	}
 	v, ok := se.srv.opts.Credentials(role)
 	if !ok {
 		v = scram.Mock(se.srv.mockKey, role)
 	}
 	refused := func() error {
+		se.srv.opts.AuthLimiter.Fail(ip)
 		se.fatal("28P01", fmt.Sprintf("password authentication failed for user %q", role))
 		return errClosed
 	}
