@@ -6,10 +6,13 @@ package satellite
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 )
@@ -32,6 +35,14 @@ func parseVersion(v string) (major, minor int, ok bool) {
 }
 
 func (s *session) handleAuth(m *satpb.SatAuthReq) error {
+	// A blocked address is refused before its token is looked at; every
+	// failed token check counts against it (Options.AuthLimiter).
+	ip := authlimit.AddrOf(s.remote)
+	if wait := s.srv.opts.AuthLimiter.Blocked(ip); wait > 0 {
+		s.log.Warn("satellite address blocked after failed authentications", "retry_in", wait.Round(time.Second))
+		// AUTH_REQUIRED: the spec's code for every auth failure.
+		return perr(satpb.SatErrorResp_AUTH_REQUIRED, "too many failed authentication attempts from this address; retry in %d s", int(math.Ceil(wait.Seconds())))
+	}
 	if m.Id == "" || m.Token == "" {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "auth request without id or token")
 	}
@@ -41,10 +52,12 @@ func (s *session) handleAuth(m *satpb.SatAuthReq) error {
 	// The token is checked before the headers (spec §3.2).
 	user, err := s.srv.opts.Auth.Validate(m.Token)
 	if err != nil {
+		s.srv.opts.AuthLimiter.Fail(ip)
 		return perr(satpb.SatErrorResp_AUTH_REQUIRED, "client %q: %w", m.Id, err)
 	}
 	if len(user) > MaxUserIDBytes {
 		// A token whose user cannot be stored is a failed token check.
+		s.srv.opts.AuthLimiter.Fail(ip)
 		return s.overLimit(satpb.SatErrorResp_AUTH_REQUIRED, "client %q: token user id of %d bytes (at most %d)", m.Id, len(user), MaxUserIDBytes)
 	}
 	if len(m.Headers) == 0 {

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/auth"
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
 	"github.com/electric-sql/electric-go/internal/testkit"
 	"github.com/golang-jwt/jwt/v5"
@@ -35,7 +38,12 @@ func TestAuthRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := newEnv(t, func(o *Options) { o.Auth = authn })
+	// A burst above the number of cases: each case must reach the token
+	// check, and the good token after it must pass.
+	env := newEnv(t, func(o *Options) {
+		o.Auth = authn
+		o.AuthLimiter = authlimit.NewLimits(nil, authlimit.Limits{Burst: 1000})
+	})
 
 	now := time.Now()
 	claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
@@ -170,4 +178,60 @@ func (c *tclient) expectRefused(code satpb.SatErrorResp_ErrorCode) {
 	default:
 		c.t.Fatalf("expected close, got %v", err)
 	}
+}
+
+// countingAuth counts the tokens it is asked to validate.
+type countingAuth struct {
+	Auth
+	calls atomic.Int64
+}
+
+func (a *countingAuth) Validate(token string) (string, error) {
+	a.calls.Add(1)
+	return a.Auth.Validate(token)
+}
+
+// TestAuthRateLimited: failed token checks count against the address
+// (loopback too); past the burst the address is refused with AUTH_REQUIRED
+// before its token is checked, even a good one, until a try refills.
+func TestAuthRateLimited(t *testing.T) {
+	authn, err := auth.New(auth.Options{SigningKey: attackSigningKey, Issuer: attackIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingAuth{Auth: authn}
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	env := newEnv(t, func(o *Options) {
+		o.Auth = counted
+		o.AuthLimiter = authlimit.NewLimits(now, authlimit.Limits{Burst: 3, Refill: 6 * time.Second})
+	})
+	good, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"user_id": "alice", "type": "access",
+		"iss": attackIssuer, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(attackSigningKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := []*satpb.SatAuthHeaderPair{{Key: satpb.SatAuthHeader_PROTO_VERSION, Value: satpb.ProtocolVersion}}
+	try := func(id, token string) *tclient {
+		c := env.dial()
+		c.send(&satpb.SatAuthReq{Id: id, Token: token, Headers: hdr})
+		return c
+	}
+	for i := range 3 {
+		try(fmt.Sprintf("bad-%d", i), "invalid_token").expectRefused(satpb.SatErrorResp_AUTH_REQUIRED)
+	}
+	if n := counted.calls.Load(); n != 3 {
+		t.Fatalf("%d tokens validated, want 3", n)
+	}
+	try("bad-3", "invalid_token").expectRefused(satpb.SatErrorResp_AUTH_REQUIRED)
+	try("good", good).expectRefused(satpb.SatErrorResp_AUTH_REQUIRED)
+	if n := counted.calls.Load(); n != 3 {
+		t.Fatalf("%d tokens validated, want 3: a blocked address had its token checked", n)
+	}
+	mu.Lock()
+	clock = clock.Add(6 * time.Second)
+	mu.Unlock()
+	c := try("good", good)
+	recvAs[*satpb.SatAuthResp](c)
 }

@@ -54,6 +54,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/authlimit"
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -118,7 +119,12 @@ type Options struct {
 	// OutboundQueue is the number of frames buffered per connection before
 	// the log reader of that connection waits (default 32).
 	OutboundQueue int
-	Logger        *slog.Logger
+	// AuthLimiter counts failed token checks per remote address; a blocked
+	// address is refused (AUTH_REQUIRED) before its token is checked. The
+	// engine shares one with its other ports. Nil: one of the server's own
+	// with the default limits (authlimit.New).
+	AuthLimiter *authlimit.Limiter
+	Logger      *slog.Logger
 }
 
 // Defaults.
@@ -170,6 +176,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AuthLimiter == nil {
+		c.AuthLimiter = authlimit.New(nil)
 	}
 	return c
 }
