@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -401,8 +402,10 @@ func (se *session) queryLoop(ctx context.Context) error {
 // runs of whitespace outside quotes, so that queries can be matched exactly
 // whatever the subscriber's formatting.
 func normalizeQuery(q string) string {
-	q = strings.TrimRight(q, "; \t\r\n\x00")
-	q = strings.TrimSpace(q)
+	// One pass over one set: trimming ";" and NUL apart from white space
+	// left "\x00\v" as "\x00", which a second call trimmed again (fuzzed).
+	q = strings.TrimRightFunc(q, func(r rune) bool { return r == ';' || r == 0 || unicode.IsSpace(r) })
+	q = strings.TrimLeftFunc(q, unicode.IsSpace)
 	var b strings.Builder
 	b.Grow(len(q))
 	var quote byte
