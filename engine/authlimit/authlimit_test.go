@@ -2,22 +2,11 @@ package authlimit
 
 import (
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -32,8 +21,8 @@ func TestDefaults(t *testing.T) {
 // Burst failures pass, the next is blocked; one comes back per Refill; other
 // addresses are untouched.
 func TestBucket(t *testing.T) {
-	clock := &fakeClock{t: t0}
-	l := NewLimits(clock.now, Limits{Burst: 3, Refill: 6 * time.Second})
+	clock := testkit.NewClock(t0)
+	l := NewLimits(clock.Now, Limits{Burst: 3, Refill: 6 * time.Second})
 	a := netip.MustParseAddr("192.0.2.1")
 	b := netip.MustParseAddr("192.0.2.2")
 	for i := range 3 {
@@ -48,11 +37,11 @@ func TestBucket(t *testing.T) {
 	if w := l.Blocked(b); w != 0 {
 		t.Fatalf("another address is blocked for %v", w)
 	}
-	clock.add(4 * time.Second)
+	clock.Add(4 * time.Second)
 	if w := l.Blocked(a); w != 2*time.Second {
 		t.Fatalf("4 s later: blocked for %v, want 2s", w)
 	}
-	clock.add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	if w := l.Blocked(a); w != 0 {
 		t.Fatalf("after a refill: blocked for %v", w)
 	}
@@ -61,7 +50,7 @@ func TestBucket(t *testing.T) {
 		t.Fatalf("after the refilled try failed: blocked for %v, want 6s", w)
 	}
 	// A long quiet period refills to the burst, no further.
-	clock.add(time.Hour)
+	clock.Add(time.Hour)
 	for i := range 3 {
 		if w := l.Blocked(a); w != 0 {
 			t.Fatalf("an hour later, failure %d: blocked for %v", i+1, w)
@@ -75,7 +64,7 @@ func TestBucket(t *testing.T) {
 
 // An IPv4 address and its IPv4-mapped IPv6 form share one bucket.
 func TestMappedAddressesShareABucket(t *testing.T) {
-	l := NewLimits((&fakeClock{t: t0}).now, Limits{Burst: 1})
+	l := NewLimits(testkit.NewClock(t0).Now, Limits{Burst: 1})
 	l.Fail(netip.MustParseAddr("::ffff:192.0.2.1"))
 	if l.Blocked(netip.MustParseAddr("192.0.2.1")) == 0 {
 		t.Fatal("the mapped form of an address escapes its bucket")
@@ -85,12 +74,12 @@ func TestMappedAddressesShareABucket(t *testing.T) {
 // The table stays bounded however many addresses fail; the newest failure
 // is remembered, the oldest forgotten first.
 func TestBounded(t *testing.T) {
-	clock := &fakeClock{t: t0}
-	l := New(clock.now)
+	clock := testkit.NewClock(t0)
+	l := New(clock.Now)
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
 	for i := 0; i < DefaultMaxAddrs+500; i++ {
 		l.Fail(addr(i))
-		clock.add(time.Millisecond)
+		clock.Add(time.Millisecond)
 	}
 	if n := l.Size(); n > DefaultMaxAddrs {
 		t.Fatalf("limiter remembers %d addresses, want at most %d", n, DefaultMaxAddrs)
@@ -106,12 +95,12 @@ func TestBounded(t *testing.T) {
 
 // A full table first forgets addresses whose bucket is full again.
 func TestSweepForgetsRefilled(t *testing.T) {
-	clock := &fakeClock{t: t0}
-	l := NewLimits(clock.now, Limits{Burst: 2, Refill: time.Second, MaxAddrs: 3})
+	clock := testkit.NewClock(t0)
+	l := NewLimits(clock.Now, Limits{Burst: 2, Refill: time.Second, MaxAddrs: 3})
 	for i := range 3 {
 		l.Fail(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
 	}
-	clock.add(2 * time.Second)
+	clock.Add(2 * time.Second)
 	l.Fail(netip.AddrFrom4([4]byte{10, 0, 0, 9}))
 	if n := l.Size(); n != 1 {
 		t.Fatalf("after a sweep the limiter remembers %d addresses, want 1", n)

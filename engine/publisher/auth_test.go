@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -259,27 +258,14 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// manualClock is a clock a test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *manualClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestAuthenticationRateLimited: wrong passwords count against the address
 // (loopback too); past the burst the address is refused with 28000 before
 // any SCRAM exchange, even with the right password, until a try refills.
 func TestAuthenticationRateLimited(t *testing.T) {
 	l := newTestLog(t)
-	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	srv := staticServer(t, l, publisher.Options{
-		AuthLimiter: authlimit.NewLimits(clock.now, authlimit.Limits{Burst: 3, Refill: 6 * time.Second}),
+		AuthLimiter: authlimit.NewLimits(clock.Now, authlimit.Limits{Burst: 3, Refill: 6 * time.Second}),
 	})
 	addr := srv.Addr().String()
 	pwA := publisher.ConnectorPassword(testMaster, "a")
@@ -303,7 +289,7 @@ func TestAuthenticationRateLimited(t *testing.T) {
 	}
 	tooMany(wrong)
 	tooMany(right)
-	clock.add(6 * time.Second)
+	clock.Add(6 * time.Second)
 	conn, err := pgconn.Connect(context.Background(), right)
 	if err != nil {
 		t.Fatalf("after the refill: %v", err)

@@ -5,31 +5,12 @@ import (
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/internal/testkit"
 )
-
-// fakeClock is an engine clock a test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func micros(t time.Time) uint64 { return uint64(t.UnixMicro()) }
 
@@ -39,11 +20,11 @@ func micros(t time.Time) uint64 { return uint64(t.UnixMicro()) }
 // stored commit time is the bounded one, and the clamp is logged once per
 // origin, not per transaction.
 func TestFarFutureCommitIsBounded(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
 	var logs testkit.SyncBuffer
 	l := openLog(t, t.TempDir())
-	s := start(t, l, Options{Now: clk.now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	window := func() uint64 { return micros(clk.now()) + merge.MaxAhead }
+	s := start(t, l, Options{Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	window := func() uint64 { return micros(clk.Now()) + merge.MaxAhead }
 
 	const far = 18446744073709551 * 1000 // what the Satellite session makes of the ms
 	off := submit(t, s, item("satellite:c1", far, insert("1", "name", "sat", "note", "sat")))
@@ -63,11 +44,11 @@ func TestFarFutureCommitIsBounded(t *testing.T) {
 
 	// Another origin, 2 s later, concurrent (it had not seen the Satellite's
 	// write): it wins, because the Satellite's clock counted as 1 s ahead.
-	clk.add(2 * time.Second)
-	pg := item("pg1", micros(clk.now()), update("1", "name", "pg"))
+	clk.Add(2 * time.Second)
+	pg := item("pg1", micros(clk.Now()), update("1", "name", "pg"))
 	off = submit(t, s, pg)
-	if e := entry(t, l, off); e.Eff != micros(clk.now()) {
-		t.Errorf("the later write's eff = %d, want its commit time %d", e.Eff, micros(clk.now()))
+	if e := entry(t, l, off); e.Eff != micros(clk.Now()) {
+		t.Errorf("the later write's eff = %d, want its commit time %d", e.Eff, micros(clk.Now()))
 	}
 	r, err := l.Row(table, "1")
 	if err != nil || r.Image()["name"].Text != "pg" {
@@ -75,8 +56,8 @@ func TestFarFutureCommitIsBounded(t *testing.T) {
 	}
 	// Many more writes: nothing is dragged beyond the window.
 	for i := 0; i < 50; i++ {
-		clk.add(time.Millisecond)
-		off = submit(t, s, item("pg1", micros(clk.now()), update("1", "note", "n")))
+		clk.Add(time.Millisecond)
+		off = submit(t, s, item("pg1", micros(clk.Now()), update("1", "note", "n")))
 		if e := entry(t, l, off); e.Eff > window() {
 			t.Fatalf("write %d: eff %d beyond engine time + MaxAhead %d", i, e.Eff, window())
 		}
@@ -87,11 +68,11 @@ func TestFarFutureCommitIsBounded(t *testing.T) {
 // context that is already at the largest timestamp refuses only that
 // transaction, with an error that says why; the sequencer keeps going.
 func TestOverflowingTimestamps(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
 	l := openLog(t, t.TempDir())
-	s := start(t, l, Options{Now: clk.now})
+	s := start(t, l, Options{Now: clk.Now})
 	off := submit(t, s, item("a", math.MaxUint64, insert("1", "name", "x")))
-	if e := entry(t, l, off); e.Eff != micros(clk.now())+merge.MaxAhead {
+	if e := entry(t, l, off); e.Eff != micros(clk.Now())+merge.MaxAhead {
 		t.Errorf("eff of a MaxUint64 commit = %d", e.Eff)
 	}
 	bad := item("b", 10, update("1", "name", "y"))

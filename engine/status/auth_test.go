@@ -10,28 +10,15 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/authlimit"
+	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
 const testToken = "test-status-token-0123456789"
-
-// fakeClock is a settable clock for the failure limiter.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // guardedServer is a server with a PUT /api/migrations/{origin} route that
 // counts its calls, as the engine adds the migrations API.
@@ -145,8 +132,8 @@ func TestGuardLoopbackOnlyWithoutToken(t *testing.T) {
 // address gets 429 (even with the right token) until the bucket refills;
 // other addresses are not affected.
 func TestGuardRateLimitsFailures(t *testing.T) {
-	clock := &fakeClock{t: t0}
-	s, _ := guardedServer(t, testToken, clock.now)
+	clock := testkit.NewClock(t0)
+	s, _ := guardedServer(t, testToken, clock.Now)
 	do := func(remote, token string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/api/log", nil)
 		req.RemoteAddr = remote
@@ -168,7 +155,7 @@ func TestGuardRateLimitsFailures(t *testing.T) {
 	if rec := do(other, testToken); rec.Code != http.StatusOK {
 		t.Fatalf("another address: %d, want 200", rec.Code)
 	}
-	clock.add(authlimit.DefaultRefill)
+	clock.Add(authlimit.DefaultRefill)
 	if rec := do(attacker, testToken); rec.Code != http.StatusOK {
 		t.Fatalf("after the refill: %d, want 200", rec.Code)
 	}
@@ -182,12 +169,12 @@ func TestGuardRateLimitsFailures(t *testing.T) {
 
 // The limiter's table stays bounded however many addresses fail.
 func TestFailLimiterIsBounded(t *testing.T) {
-	clock := &fakeClock{t: t0}
-	l := authlimit.New(clock.now)
+	clock := testkit.NewClock(t0)
+	l := authlimit.New(clock.Now)
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
 	for i := 0; i < authlimit.DefaultMaxAddrs+500; i++ {
 		l.Fail(addr(i))
-		clock.add(time.Millisecond)
+		clock.Add(time.Millisecond)
 	}
 	if n := l.Size(); n > authlimit.DefaultMaxAddrs {
 		t.Fatalf("limiter remembers %d addresses, want at most %d", n, authlimit.DefaultMaxAddrs)
@@ -203,7 +190,7 @@ func TestFailLimiterIsBounded(t *testing.T) {
 		t.Fatal("a recent address was forgotten")
 	}
 	// Once every bucket is full again, a sweep forgets them all.
-	clock.add(authlimit.DefaultBurst * authlimit.DefaultRefill)
+	clock.Add(authlimit.DefaultBurst * authlimit.DefaultRefill)
 	l.Fail(netip.MustParseAddr("192.0.2.1"))
 	if n := l.Size(); n > authlimit.DefaultMaxAddrs {
 		t.Fatalf("after a sweep: %d addresses", n)
