@@ -3,7 +3,9 @@ package pgsource
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
@@ -208,11 +210,18 @@ func FuzzDecodePgoutput(f *testing.F) {
 		d := newDecoder(fuzzCatalog{}, nopWarner{})
 		ctx := context.Background()
 		var ms runtime.MemStats
+		// A Relation message may replace a relation after ops on it in the
+		// same transaction (a rename in that transaction): an op is checked
+		// against the relation it was decoded with, one of those seen.
+		seen := map[*relation]bool{}
 		for _, msg := range splitMessages(data) {
 			runtime.ReadMemStats(&ms)
 			before := ms.TotalAlloc
 			tx, err := d.handle(ctx, msg)
 			runtime.ReadMemStats(&ms)
+			for _, r := range d.rels {
+				seen[r] = true
+			}
 			if n := ms.TotalAlloc - before; n > uint64(256*len(msg)+1<<20) {
 				t.Fatalf("a %d-byte message allocated %d bytes", len(msg), n)
 			}
@@ -232,24 +241,36 @@ func FuzzDecodePgoutput(f *testing.F) {
 				t.Fatalf("%d ops from %d row changes", len(tx.ops), tx.rows)
 			}
 			for _, op := range tx.ops {
-				checkOp(t, d, op)
+				checkOp(t, seen, op)
 			}
 		}
 	})
 }
 
-func checkOp(t *testing.T, d *decoder, op merge.Op) {
-	var rel *relation
-	for _, r := range d.rels {
-		if r.table == op.Table && !r.skip && !r.electric {
-			rel = r
+// checkOp fails t unless some replicated relation seen in the stream names
+// op's table and has key columns whose values in op encode to op.Key.
+func checkOp(t *testing.T, seen map[*relation]bool, op merge.Op) {
+	var errs []string
+	for r := range seen {
+		if r.table != op.Table || r.skip || r.electric {
+			continue
 		}
+		err := opMatches(r, op)
+		if err == nil {
+			return
+		}
+		errs = append(errs, err.Error())
 	}
-	if rel == nil {
+	if len(errs) == 0 {
 		t.Fatalf("op on %s, which no replicated relation names", op.Table)
 	}
+	t.Fatalf("%v op on %s matches no relation of that name: %s", op.Kind, op.Table, strings.Join(errs, "; "))
+}
+
+// opMatches says why op cannot have been decoded with rel, or nil.
+func opMatches(rel *relation, op merge.Op) error {
 	if op.Kind == merge.OpTruncate {
-		return
+		return nil
 	}
 	img := op.Columns
 	if op.Kind == merge.OpDelete {
@@ -260,13 +281,14 @@ func checkOp(t *testing.T, d *decoder, op merge.Op) {
 		v, ok := img[rel.cols[k]]
 		if !ok {
 			if op.Kind == merge.OpUpdate {
-				return // an update writes only the changed columns
+				return nil // an update writes only the changed columns
 			}
-			t.Fatalf("%v op on %s without key column %s: %v", op.Kind, op.Table, rel.cols[k], img)
+			return fmt.Errorf("no key column %s in %v", rel.cols[k], img)
 		}
 		key[i] = v
 	}
 	if got := merge.EncodeKey(key); got != op.Key {
-		t.Fatalf("%v op on %s has key %q, its key columns say %q", op.Kind, op.Table, op.Key, got)
+		return fmt.Errorf("key %q, its key columns say %q", op.Key, got)
 	}
+	return nil
 }
