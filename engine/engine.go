@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine/audit"
 	"github.com/electric-sql/electric-go/engine/auth"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
@@ -34,6 +35,7 @@ type Engine struct {
 	events *status.Events
 
 	txlog txlog.Log
+	audit *audit.Store // conflicts and rejections
 	seq   *sequencer.Sequencer
 	pub   *publisher.Server
 	sat   *satellite.Server
@@ -111,7 +113,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
 	e.txlog = tl
-	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
+	if err := e.openAudit(); err != nil {
+		return nil, err
+	}
+	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer"), OnConflicts: e.recordConflicts})
 
 	if cfg.TLS() {
 		if e.tls, err = tlsconf.ServerConfig(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
@@ -194,7 +199,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, err
 	}
 
-	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Token: cfg.StatusAPIToken, Logger: log.With("component", "status")})
+	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Token: cfg.StatusAPIToken, Logger: log.With("component", "status"),
+		Audit: auditLog{e.audit}})
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +237,9 @@ func (e *Engine) close() {
 	e.ln.close()
 	for _, c := range e.conns {
 		c.applied.Close()
+	}
+	if e.audit != nil {
+		e.audit.Close()
 	}
 	if e.txlog != nil {
 		e.txlog.Close()

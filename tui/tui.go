@@ -30,6 +30,9 @@ import (
 // how often an unreachable engine is retried.
 const DefaultPollInterval = time.Second
 
+// auditRows is how many conflicts and how many rejections each poll reads.
+const auditRows = 50
+
 // fetchTimeout bounds one poll of the snapshot endpoints.
 const fetchTimeout = 3 * time.Second
 
@@ -210,6 +213,19 @@ func (m *Model) fetch() tea.Cmd {
 		}
 		if s.Sessions, err = m.client.Sessions(ctx); err != nil {
 			return snapshotMsg{err: err}
+		}
+		// An engine without the audit routes (an older one) still shows
+		// everything else; the pane says why it is empty.
+		q := status.AuditQuery{Limit: auditRows}
+		conflicts, err := m.client.Conflicts(ctx, q)
+		var rejected []status.AuditEvent
+		if err == nil {
+			rejected, err = m.client.Rejected(ctx, q)
+		}
+		if err != nil {
+			s.AuditErr = describe(err)
+		} else {
+			s.Audit = dashboard.MergeAudit(conflicts, rejected)
 		}
 		return snapshotMsg{snap: s}
 	}

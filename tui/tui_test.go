@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,24 @@ type fixedProvider struct {
 	connectors func(step int) []status.Connector
 	log        func(step int) status.Log
 	sessions   []status.Session
+	audit      []status.AuditEvent // newest first
 }
+
+func (p *fixedProvider) Query(_ context.Context, f status.AuditFilter) ([]status.AuditEvent, error) {
+	var out []status.AuditEvent
+	for _, e := range p.audit {
+		if slices.Contains(f.Kinds, e.Kind) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (p *fixedProvider) Retry(context.Context, status.AuditFilter) ([]status.AuditEvent, error) {
+	return nil, nil
+}
+
+func (p *fixedProvider) Stats() status.AuditStats { return status.AuditStats{} }
 
 func (p *fixedProvider) setStep(i int) { p.mu.Lock(); p.step = i; p.mu.Unlock() }
 
@@ -101,6 +119,13 @@ func trafficProvider() *fixedProvider {
 		log: func(step int) status.Log {
 			return status.Log{Head: headAt(step), SizeBytes: 12<<20 + int64(step)<<16, EntriesPerSecond: rates1[step] + rates2[step], Healthy: true}
 		},
+		audit: []status.AuditEvent{{
+			ID: 3, Kind: status.AuditWithheld, Time: t0.Add(-10 * time.Second), Table: "public.items", Key: "k9",
+			Origin: "postgres_1", Connector: "postgres_2", State: "withheld", Error: `new row violates check constraint "qty_positive"`,
+		}, {
+			ID: 2, Kind: status.AuditConflict, Time: t0.Add(-30 * time.Second), Table: "public.items", Key: "k1", Column: "title",
+			Winner: &status.AuditWrite{Origin: "postgres_2", Value: strp("milk"), Eff: 2}, Loser: &status.AuditWrite{Origin: "postgres_1", Value: strp("bread"), Eff: 1},
+		}},
 		sessions: []status.Session{{
 			ClientID: "app-alice-1", User: "alice", RemoteAddr: "10.0.0.7:50123", ConnectedSince: t0.Add(-5*time.Minute - 12*time.Second),
 			State: "replicating", InboundLSN: "AAAAJQ==", OutboundLSN: "1407", OutboundOffset: 1407, TxIn: 37, TxOut: 1400, LagEntries: 0,
@@ -110,6 +135,8 @@ func trafficProvider() *fixedProvider {
 		}},
 	}
 }
+
+func strp(s string) *string { return &s }
 
 func trafficEvents() *status.Events {
 	ev := status.NewEvents(0, nil)
@@ -126,7 +153,11 @@ func trafficEvents() *status.Events {
 // URL in the golden files does not depend on the port.
 func engine(t *testing.T, p status.Provider, ev *status.Events) *http.Client {
 	t.Helper()
-	s, err := status.New(status.Options{Provider: p, Events: ev})
+	opts := status.Options{Provider: p, Events: ev}
+	if a, ok := p.(status.AuditLog); ok {
+		opts.Audit = a
+	}
+	s, err := status.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

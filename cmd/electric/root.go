@@ -46,6 +46,8 @@ Start here:
 		newMigrateCmd(),
 		newTokenCmd(),
 		newDashboardCmd(),
+		newConflictsCmd(),
+		newRejectedCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is electric's effective configuration.
@@ -80,6 +81,10 @@ type Config struct {
 	// SatelliteMaxTransactionBytes caps one client transaction while it is
 	// received; a client that sends more is closed.
 	SatelliteMaxTransactionBytes int64
+	// AuditMaxEvents and AuditMaxAge bound the retention of recorded
+	// conflicts and rejections (package audit).
+	AuditMaxEvents int
+	AuditMaxAge    time.Duration
 
 	// Warnings are problems that do not stop electric (e.g. VAXINE_* variables
 	// that are set but have no meaning here). The caller logs them.
@@ -291,6 +296,23 @@ func Load(env func(string) (string, bool)) (Config, []error) {
 			bad("%s=%q is not a size in bytes between 1024 and 1073741824", EnvWebsocketMaxFrame, s)
 		} else {
 			c.WebsocketMaxFrameBytes = n
+		}
+	}
+
+	if s := get(EnvAuditMaxEvents); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100_000_000 {
+			bad("%s=%q is not a number of events between 1 and 100000000", EnvAuditMaxEvents, s)
+		} else {
+			c.AuditMaxEvents = n
+		}
+	}
+	if s := get(EnvAuditMaxAge); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Minute {
+			bad("%s=%q is not a duration of at least a minute (e.g. 720h)", EnvAuditMaxAge, s)
+		} else {
+			c.AuditMaxAge = d
 		}
 	}
 

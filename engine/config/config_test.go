@@ -42,6 +42,8 @@ func TestLoadDefaults(t *testing.T) {
 		Slot:                         "all_changes",
 		WebsocketMaxFrameBytes:       1 << 20,
 		SatelliteMaxTransactionBytes: 256 << 20,
+		AuditMaxEvents:               100000,
+		AuditMaxAge:                  720 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -89,6 +91,8 @@ func TestLoadEverySet(t *testing.T) {
 		"SATELLITE_TABLES":                "public.items, app.other",
 		"WEBSOCKET_MAX_FRAME_BYTES":       "65536",
 		"SATELLITE_MAX_TRANSACTION_BYTES": "2097152",
+		"AUDIT_MAX_EVENTS":                "500",
+		"AUDIT_MAX_AGE":                   "48h",
 	}))
 	if len(errs) != 0 {
 		t.Fatalf("unexpected errors: %v", errs)
@@ -121,6 +125,8 @@ func TestLoadEverySet(t *testing.T) {
 		SatelliteTables:              []string{"public.items", "app.other"},
 		WebsocketMaxFrameBytes:       65536,
 		SatelliteMaxTransactionBytes: 2 << 20,
+		AuditMaxEvents:               500,
+		AuditMaxAge:                  48 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("config:\n got %+v\nwant %+v", c, want)
@@ -143,6 +149,8 @@ func TestLoadErrors(t *testing.T) {
 		want []string // substrings, one per expected error, in order
 	}{
 		{"port not a number", map[string]string{"WEBSOCKET_PORT": "ws"}, []string{`WEBSOCKET_PORT="ws" is not a port`}},
+		{"audit events", map[string]string{"AUDIT_MAX_EVENTS": "0"}, []string{`AUDIT_MAX_EVENTS="0" is not a number of events`}},
+		{"audit age", map[string]string{"AUDIT_MAX_AGE": "30d"}, []string{`AUDIT_MAX_AGE="30d" is not a duration`}},
 		{"port zero", map[string]string{"STATUS_PORT": "0"}, []string{`STATUS_PORT="0" is not a port`}},
 		{"port too big", map[string]string{"POSTGRES_REPLICATION_PORT": "70000"}, []string{`POSTGRES_REPLICATION_PORT="70000" is not a port`}},
 		{"ports collide", map[string]string{"STATUS_PORT": "5133"}, []string{"WEBSOCKET_PORT and STATUS_PORT are both 5133"}},

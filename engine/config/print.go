@@ -102,6 +102,10 @@ func (c Config) Value(name string) string {
 		return strconv.Itoa(c.WebsocketMaxFrameBytes)
 	case EnvSatelliteMaxTx:
 		return strconv.FormatInt(c.SatelliteMaxTransactionBytes, 10)
+	case EnvAuditMaxEvents:
+		return strconv.Itoa(c.AuditMaxEvents)
+	case EnvAuditMaxAge:
+		return c.AuditMaxAge.String()
 	}
 	return ""
 }

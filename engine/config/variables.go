@@ -48,6 +48,8 @@ const (
 	EnvSatelliteTables     = "SATELLITE_TABLES"
 	EnvWebsocketMaxFrame   = "WEBSOCKET_MAX_FRAME_BYTES"
 	EnvSatelliteMaxTx      = "SATELLITE_MAX_TRANSACTION_BYTES"
+	EnvAuditMaxEvents      = "AUDIT_MAX_EVENTS"
+	EnvAuditMaxAge         = "AUDIT_MAX_AGE"
 	EnvVaxineHost          = "VAXINE_HOST"
 	EnvVaxineAPIPort       = "VAXINE_API_PORT"
 	EnvVaxineReplPort      = "VAXINE_REPLICATION_PORT"
@@ -110,6 +112,8 @@ func Variables() []Variable {
 		{Name: EnvSatelliteTables, Flag: "satellite-tables", Usage: "comma-separated schema.table list streamed to Satellites (empty: every replicated table with a primary key)"},
 		{Name: EnvWebsocketMaxFrame, Flag: "websocket-max-frame-bytes", Default: "1048576", Usage: "largest Satellite WebSocket message accepted, in bytes"},
 		{Name: EnvSatelliteMaxTx, Flag: "satellite-max-transaction-bytes", Default: "268435456", Usage: "largest Satellite client transaction accepted, in bytes; a client sending more is disconnected"},
+		{Name: EnvAuditMaxEvents, Flag: "audit-max-events", Default: "100000", Usage: "conflicts and rejections kept for GET /api/conflicts and /api/rejected (oldest deleted first)"},
+		{Name: EnvAuditMaxAge, Flag: "audit-max-age", Default: "720h", Usage: "conflicts and rejections older than this are deleted (a duration: 720h, 90m)"},
 		{Name: EnvVaxineHost, Usage: "accepted for compatibility; unused (there is no Vaxine)", Unused: true},
 		{Name: EnvVaxineAPIPort, Default: "8087", Usage: "accepted for compatibility; unused", Unused: true},
 		{Name: EnvVaxineReplPort, Default: "8088", Usage: "accepted for compatibility; unused", Unused: true},

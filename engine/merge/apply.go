@@ -77,7 +77,7 @@ func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 			return Result{}, fmt.Errorf("apply op %d of %s: %w", i, tx.Origin, err)
 		}
 	}
-	res := Result{Eff: eff, Changes: make([]Change, 0, len(m.rows))}
+	res := Result{Eff: eff, Changes: make([]Change, 0, len(m.rows)), Conflicts: m.conflicts}
 	for _, r := range m.rows {
 		if r.skip {
 			continue
@@ -134,6 +134,8 @@ type merger struct {
 	rows   []*touched
 	index  map[rowID]int
 	slab   []touched // preallocated touched rows, one per op
+	// conflicts: cells lost to a concurrent write (see conflict.go)
+	conflicts []Conflict
 }
 
 // newTouched takes a touched row from the slab (one allocation per
@@ -156,7 +158,7 @@ func (m *merger) apply(op *Op) error {
 		if err != nil {
 			return err
 		}
-		m.write(t.row, op)
+		m.write(t.id, t.row, op)
 		t.skip = false
 	case OpDelete:
 		t, err := m.row(op.Table, op.Key)
@@ -198,12 +200,17 @@ func (m *merger) row(table, key string) (*touched, error) {
 	return t, nil
 }
 
-func (m *merger) write(r *Row, op *Op) {
+func (m *merger) write(id rowID, r *Row, op *Op) {
 	w := Cell{Eff: m.eff, Origin: m.origin}
 	for col, v := range op.Columns {
 		w.Value = v
-		if old, ok := r.Cells[col]; !ok || !cellBeats(old, w) {
+		old, ok := r.Cells[col]
+		wins := !ok || !cellBeats(old, w)
+		if wins {
 			r.Cells[col] = w
+		}
+		if ok {
+			m.noteConflict(id, col, old, w, !wins)
 		}
 	}
 	m.fillOld(r, op.Old)

@@ -149,4 +149,7 @@ type Change struct {
 type Result struct {
 	Eff     uint64   // the transaction's effective timestamp
 	Changes []Change // one per distinct row touched, in first-touch order
+	// Conflicts are the cells a concurrent write lost in this merge, in
+	// op order (see Conflict); nil when there were none.
+	Conflicts []Conflict
 }

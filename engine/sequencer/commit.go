@@ -16,6 +16,7 @@ type group struct {
 	batch          *txlog.Batch
 	outs           []outcome
 	rows, failures uint64
+	conflicts      []Conflict
 }
 
 type outcome struct {
@@ -122,6 +123,7 @@ func (s *Sequencer) committer(in <-chan *group, failed chan struct{}) error {
 		s.status.LastCommitDur = dur
 		s.statusMu.Unlock()
 		s.finish(g, nil)
+		s.reportConflicts(g)
 	}
 	return ferr
 }

@@ -26,7 +26,7 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 			}
 		}
 		if len(it.Tx.Ops) > 0 {
-			e, err := s.mergeItem(seq, now, it, changed, &order)
+			e, cs, err := s.mergeItem(seq, now, it, changed, &order)
 			if err != nil {
 				g.outs[i].err = err
 				g.failures++
@@ -37,6 +37,7 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 				g.batch.Append(e)
 				g.outs[i].offset = e.Offset
 				g.rows += uint64(len(e.Changes))
+				g.noteConflicts(e.Offset, cs)
 			}
 		}
 		if it.Source != "" && it.Position != nil {
@@ -77,17 +78,17 @@ func (s *Sequencer) checkOwner(source, user string) error {
 }
 
 // mergeItem merges one item into the overlay and returns its entry, or nil
-// if the transaction changed no row.
-func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, error) {
+// if the transaction changed no row, and the cells concurrent writes lost.
+func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, []merge.Conflict, error) {
 	tx := it.Tx
 	tx.Now = uint64(max(0, now.UnixMicro()))
 	if it.ContextOffset > 0 {
 		if it.ContextOffset >= s.next {
-			return nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
+			return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
 		}
 		lc, err := s.clockOf(it.ContextOffset)
 		if err != nil {
-			return nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
+			return nil, nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
 		}
 		ctx := make(merge.Clock, len(lc)+len(tx.Context))
 		for o, e := range lc {
@@ -104,7 +105,7 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 	clear(s.ov.absent)
 	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
 	if err != nil {
-		return nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
+		return nil, nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
 	for _, c := range res.Changes {
 		id := rowID{c.Table, c.Key}
@@ -115,7 +116,7 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		s.ov.rows[id] = ovRow{row: c.State, seq: seq}
 	}
 	if len(res.Changes) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	commit := merge.Bound(tx.CommitTime, tx.Now)
 	if commit < tx.CommitTime {
@@ -151,7 +152,7 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 	s.clock = e.Clock
 	s.originLast[tx.Origin] = res.Eff
 	s.remember(e.Offset, e.Clock)
-	return e, nil
+	return e, res.Conflicts, nil
 }
 
 // clampWarnEvery spaces the warnings about one origin's clamped clock: a

@@ -78,6 +78,10 @@ type Options struct {
 	EchoRows int
 	// Now is the engine's clock (default time.Now); tests set it.
 	Now func() time.Time
+	// OnConflicts, if set, is called from the committing goroutine with the
+	// cells concurrent writes lost in each group, once it is durable. It
+	// must not block: replication waits for it.
+	OnConflicts func([]Conflict)
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.

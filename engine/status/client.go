@@ -68,7 +68,14 @@ func (c *Client) WithToken(token string) *Client {
 func (c *Client) URL() string { return c.base.String() }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base.JoinPath(path).String(), nil)
+	return c.do(ctx, http.MethodGet, path, nil, v)
+}
+
+// do sends method to path with the query q and decodes the JSON answer into v.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, v any) error {
+	u := c.base.JoinPath(path)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("requesting %s: %w", path, err)
 	}

@@ -13,15 +13,17 @@ const scrapeTimeout = 5 * time.Second
 // collector reads the Provider at scrape time, so the metrics are never
 // staler than the snapshots and no component keeps metric state of its own.
 type collector struct {
-	p Provider
+	p     Provider
+	audit AuditLog // nil: no audit metrics
 
 	up, connReady, confirmed, flushed, walRetained, lagBytes, lagSeconds *prometheus.Desc
 	lastTx, txTotal, applied, subLag, applyErrors                        *prometheus.Desc
 	logHead, logSize, logHealthy                                         *prometheus.Desc
 	sessions, sessTxIn, sessTxOut, sessLag                               *prometheus.Desc
+	auditEvents, auditDropped                                            *prometheus.Desc
 }
 
-func newCollector(p Provider) *collector {
+func newCollector(p Provider, audit AuditLog) *collector {
 	conn := []string{"connector"}
 	sess := []string{"client_id"}
 	d := func(name, help string, labels []string) *prometheus.Desc {
@@ -29,6 +31,10 @@ func newCollector(p Provider) *collector {
 	}
 	return &collector{
 		p:           p,
+		audit:       audit,
+		auditEvents: d("audit_events_total", "Conflicts and rejections recorded, by kind and table (_other past 1,000 tables).", []string{"kind", "table"}),
+		auditDropped: d("audit_events_lost_total", "Audit events not stored: dropped because the store was slower than they arrived, or lost to a write error.",
+			[]string{"reason"}),
 		up:          d("status_up", "1 when every snapshot of the status provider could be read.", nil),
 		connReady:   d("connector_ready", "1 when the connector is ready (replicating both ways).", conn),
 		confirmed:   d("connector_confirmed_lsn", "LSN confirmed to the source's replication slot.", conn),
@@ -54,7 +60,7 @@ func newCollector(p Provider) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.connReady, c.confirmed, c.flushed, c.walRetained,
 		c.lagBytes, c.lagSeconds, c.lastTx, c.txTotal, c.applied, c.subLag, c.applyErrors, c.logHead, c.logSize,
-		c.logHealthy, c.sessions, c.sessTxIn, c.sessTxOut, c.sessLag} {
+		c.logHealthy, c.sessions, c.sessTxIn, c.sessTxOut, c.sessLag, c.auditEvents, c.auditDropped} {
 		ch <- d
 	}
 }
@@ -107,6 +113,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.sessTxOut, float64(s.TxOut), s.ClientID)
 			gauge(c.sessLag, float64(s.LagEntries), s.ClientID)
 		}
+	}
+	if c.audit != nil {
+		st := c.audit.Stats()
+		for kind, m := range st.Recorded {
+			for table, n := range m {
+				counter(c.auditEvents, float64(n), kind, table)
+			}
+		}
+		counter(c.auditDropped, float64(st.Dropped), "dropped")
+		counter(c.auditDropped, float64(st.Failed), "failed")
 	}
 	gauge(c.up, up)
 }

@@ -51,6 +51,9 @@ type Options struct {
 	EventWriteTimeout time.Duration
 	// Now is the clock of the failed-authentication limiter (time.Now if nil).
 	Now func() time.Time
+	// Audit serves /api/conflicts and /api/rejected (nil: 404) and their
+	// metrics.
+	Audit AuditLog
 	// AuthLimiter counts failed tokens per address; the engine shares one
 	// with its other ports. Nil: a limiter of its own with the default
 	// limits and the clock Now.
@@ -103,7 +106,7 @@ func New(opts Options) (*Server, error) {
 		fails = authlimit.New(opts.Now)
 	}
 	s.guard = newGuard(s.mux, opts.Token, fails)
-	if err := s.registry.Register(newCollector(opts.Provider)); err != nil {
+	if err := s.registry.Register(newCollector(opts.Provider, opts.Audit)); err != nil {
 		return nil, fmt.Errorf("registering status metrics: %w", err)
 	}
 	if err := s.registry.Register(collectors.NewGoCollector()); err != nil {
@@ -118,6 +121,9 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/log", s.handleLog)
 	s.mux.HandleFunc("GET /api/sessions", s.handleSessions)
 	s.mux.HandleFunc("GET /api/events", s.handleEvents)
+	s.mux.HandleFunc("GET /api/conflicts", s.handleAudit([]string{AuditConflict}))
+	s.mux.HandleFunc("GET /api/rejected", s.handleAudit(rejectionKinds))
+	s.mux.HandleFunc("POST /api/rejected/retry", s.handleRetry)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 	}))

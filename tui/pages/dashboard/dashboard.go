@@ -1,5 +1,5 @@
 // Package dashboard is the dashboard's one screen: panes for connectors,
-// the log, Satellite sessions and recent events, with focus, scrolling,
+// the log, Satellite sessions, recent events and conflicts and rejections, with focus, scrolling,
 // filtering, a details view and help. It only presents: data arrives
 // through SetSnapshot, SetUnreachable, AddEvent and SetStream, and the
 // client-side history behind the sparklines is kept here.
@@ -21,6 +21,7 @@ const (
 	paneLog
 	paneSessions
 	paneEvents
+	paneAudit
 	paneCount
 )
 
@@ -36,6 +37,10 @@ type Snapshot struct {
 	Connectors []status.Connector
 	Log        status.Log
 	Sessions   []status.Session
+	// Audit is the newest conflicts and rejections; AuditErr says why
+	// they could not be read (the rest of the snapshot is still shown).
+	Audit    []status.AuditEvent
+	AuditErr string
 }
 
 // Model is the dashboard page.
@@ -107,6 +112,7 @@ func New(c *common.Common, url string, poll time.Duration) *Model {
 		{Title: "SOURCE", Width: 14, Priority: 2},
 		{Title: "MESSAGE", Width: 20, Flex: 400},
 	}, "no events yet")
+	m.tables[paneAudit] = newAuditTable()
 	m.refreshTables()
 	return m
 }

@@ -65,6 +65,12 @@ func (m *Model) details(w int) (string, []string) {
 			fields = []kv{{"time", e.Time.In(m.c.Location).Format(time.RFC3339)}, {"kind", e.Kind},
 				{"connector", e.Connector}, {"session", e.Session}, {"message", e.Message}}
 		}
+	case paneAudit:
+		t, f := m.auditDetails()
+		title = t
+		for _, x := range f {
+			fields = append(fields, kv{x[0], x[1]})
+		}
 	}
 	if title == "" {
 		return "Details", []string{" the selected item is gone"}

@@ -123,6 +123,7 @@ func (m *Model) refreshTables() {
 	m.tables[paneSessions].SetRows(rows)
 	m.tables[paneSessions].Empty = m.emptyText("no Satellite sessions")
 	m.refreshEvents()
+	m.refreshAudit()
 }
 
 // emptyText is what an empty table pane says: none once the engine has

@@ -173,9 +173,20 @@ func (m *Model) panes(w, h int) string {
 	} else {
 		evTitle += " · reconnecting"
 	}
+	// Conflicts and rejections share the bottom with the events: at most
+	// half of it, at least one row when there is room for both.
+	auditH := 0
+	if evH >= 6 {
+		auditH = min(max(m.tables[paneAudit].Len(), 1)+3, evH/2)
+	}
+	evH -= auditH
 	ev := pane.Render(m.c.Styles, evTitle, m.tables[paneEvents].View(m.c.Styles, w-2, evH-2, m.focus == paneEvents), w, evH, m.focus == paneEvents)
 	mid := lipgloss.JoinHorizontal(lipgloss.Top, logPane, sess)
-	return strings.Join([]string{conn, mid, ev}, "\n")
+	parts := []string{conn, mid, ev}
+	if auditH > 0 {
+		parts = append(parts, m.tablePane("Conflicts & rejections", paneAudit, w, auditH))
+	}
+	return strings.Join(parts, "\n")
 }
 
 func (m *Model) tablePane(name string, p, w, h int) string {
