@@ -50,7 +50,7 @@ ELECTRIC_HOST ?= 127.0.0.1
 OFFSET_STORAGE_FILE ?= .electric/offset_storage_data.dev.dat
 
 .PHONY: help build test dev lint bench fuzz clean proto image release \
-	deps compile tests start_dev_env stop_dev_env shell apply_migration
+	deps compile tests start_dev_env stop_dev_env shell apply_migration example
 
 help: ## list the targets
 	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_]+):.*## /  \1\t/' | expand -t 18
@@ -120,6 +120,21 @@ shell: build ## run the engine in the foreground against the dev Postgres (make 
 	@mkdir -p $(dir $(OFFSET_STORAGE_FILE))
 	CONNECTORS='$(CONNECTORS)' ELECTRIC_HOST='$(ELECTRIC_HOST)' \
 	OFFSET_STORAGE_FILE='$(OFFSET_STORAGE_FILE)' ./$(BIN) serve
+
+# `make example`: the todo app of examples/todo against the dev engine. Its
+# migration is copied into the dev engine's MIGRATIONS_DIR (./migrations, as
+# `electric dev up` run here sets it), applied once, and built into the
+# client bundle the app imports.
+EXAMPLE := examples/todo
+EXAMPLE_MIGRATION := 1700000000_create_todos
+
+example: build ## run the todo app of examples/todo against the dev engine (make dev first)
+	@command -v node >/dev/null || { echo "make example needs Node 20 (node, npm)"; exit 2; }
+	@test -d $(EXAMPLE)/node_modules || (cd $(EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error)
+	@mkdir -p migrations && cp -R $(EXAMPLE)/migrations/$(EXAMPLE_MIGRATION) migrations/
+	@if ./$(BIN) migrate list | grep '^$(EXAMPLE_MIGRATION)' | grep -q pending; then ./$(BIN) migrate apply $(EXAMPLE_MIGRATION); fi
+	./$(BIN) migrate build --out $(EXAMPLE)/dist/electric
+	cd $(EXAMPLE) && node todo.mjs add "try electric" && node todo.mjs list
 
 apply_migration: build ## apply a migration through the running engine: make apply_migration name=1666288253_create_items
 	@if [ -z "$(name)" ]; then echo "usage: make apply_migration name=<migration name>"; exit 2; fi

@@ -9,7 +9,8 @@
 //   {op:"open", db, host, port, token, tables:[{name, columns:[{name,type,pk}]}]}
 //       builds the migrations bundle (tables, trigger settings, the four
 //       oplog triggers the Electric CLI generated), electrifies the database
-//       and waits until both replication streams are active.
+//       and waits until both replication streams are active. With
+//       migrations:[...] instead of tables, uses that bundle as given.
 //   {op:"exec", sql, args}          run a write through the electrified db
 //   {op:"query", sql, args}         rows as JSON
 //   {op:"meta"}                     _electric_meta and the oplog length
@@ -111,12 +112,12 @@ function meta() {
 }
 
 const handlers = {
-  async open({ db: path, host, port, token, tables }) {
+  async open({ db: path, host, port, token, tables, migrations }) {
     raw = new Database(path)
     const config = {
       app: 'interop',
       env: 'test',
-      migrations: bundle(tables),
+      migrations: migrations ?? bundle(tables),
       replication: { host, port, ssl: false },
       debug: Boolean(process.env.SATCLIENT_DEBUG),
     }

@@ -175,6 +175,14 @@ func (c *Client) Open(port int, token string, tables ...Table) string {
 	return r["clientId"].(string)
 }
 
+// OpenBundle is Open with a given migrations bundle (config.migrations, e.g.
+// from migrations/bundle) instead of one built from tables.
+func (c *Client) OpenBundle(port int, token string, migrations any) string {
+	c.t.Helper()
+	r := c.Do(map[string]any{"op": "open", "db": c.DB, "host": "127.0.0.1", "port": port, "token": token, "migrations": migrations})
+	return r["clientId"].(string)
+}
+
 // Exec runs a write through the electrified database.
 func (c *Client) Exec(sql string, args ...any) {
 	c.t.Helper()
