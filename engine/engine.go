@@ -24,6 +24,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/tlsconf"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
+	"github.com/electric-sql/electric-go/engine/withhold"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -49,6 +50,12 @@ type Engine struct {
 	// server takes this config rather than a wrapped listener.
 	tls     *tls.Config
 	started time.Time
+
+	// withheld holds the rows a connector's Postgres cannot apply;
+	// doctor finds them and retries them (package withhold).
+	withheld     *withhold.Set
+	doctor       *withhold.Doctor
+	withheldHook func(withhold.Record)
 }
 
 // listeners are the engine's bound ports, by role.
@@ -111,6 +118,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
 	e.txlog = tl
+	if e.withheld, err = withhold.Open(cfg.DataDir()); err != nil {
+		return nil, err
+	}
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer")})
 
 	if cfg.TLS() {
@@ -167,6 +177,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		Listener: pubLn, Logger: log, // the publisher names itself
 		Feed:        func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
 		Rows:        e.txlog.Rows, // for backfills of what a connector gains
+		Row:         e.txlog.Row,  // for resending withheld rows
+		Withhold:    e.withheld,
 		Connectors:  e.view,
 		Credentials: creds,
 		// With TLS_CERT_FILE/TLS_KEY_FILE, SSLRequest gets 'S': the
@@ -176,6 +188,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.doctor = e.newDoctor()
 
 	authn, err := auth.New(auth.Options{SigningKey: cfg.SigningKey, VerifyKeys: cfg.VerifyKeys, Issuer: cfg.SigningIssuer})
 	if err != nil {
@@ -266,6 +279,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	})
 	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
+	run("withhold", e.watchWithheld)
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)

@@ -1,0 +1,234 @@
+package withhold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/electric-sql/electric-go/engine/txlog"
+)
+
+// Replayer applies rows on a connector's Postgres as its apply worker
+// would, in a transaction that is rolled back (connector.Replay).
+type Replayer interface {
+	// Apply returns, per row, why it failed (nil: applied).
+	Apply(ctx context.Context, rows []txlog.RowChange) ([]error, error)
+	Close(ctx context.Context)
+}
+
+// Subscriber is the receiving side of one connector (connector.Connector).
+type Subscriber interface {
+	// AppliedOffset is where its apply worker restarts from.
+	AppliedOffset(ctx context.Context) (uint64, error)
+	BeginReplay(ctx context.Context) (Replayer, error)
+	// Sent returns the rows of e its stream sends (publisher.SentRows).
+	Sent(e *txlog.Entry) []txlog.RowChange
+}
+
+// Options wires a Doctor.
+type Options struct {
+	Set *Set
+	// Entry reads the log (txlog.Log.Entry); Head its last offset.
+	Entry func(offset uint64) (*txlog.Entry, error)
+	Head  func() uint64
+	// Current returns a row's merged state as sent (false: deleted, or
+	// no state at all).
+	Current func(table, key string) (txlog.RowChange, bool, error)
+	// Subscriber finds a connector's receiving side.
+	Subscriber func(connector string) (Subscriber, bool)
+	// Resend sends rows again to a connector with their current merged
+	// state and calls done per row once the subscriber has it
+	// (publisher.Server.Resend).
+	Resend func(connector string, rows []Record, done func(Record)) error
+	// Withheld, when set, is told of every row withheld (the audit store).
+	Withheld func(Record)
+	Logger   *slog.Logger
+	// MaxEntries bounds how many entries one diagnosis replays.
+	MaxEntries int
+}
+
+// Doctor finds the rows a failing subscriber cannot apply and withholds
+// them, and retries withheld rows.
+type Doctor struct {
+	o   Options
+	log *slog.Logger
+}
+
+// ErrUnattributed is returned by Diagnose when no row of the entries after
+// the subscriber's position fails in a replay: the cause is elsewhere.
+var ErrUnattributed = errors.New("no row of the unapplied entries fails in a replay")
+
+// NewDoctor returns a Doctor.
+func NewDoctor(o Options) *Doctor {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = 256
+	}
+	return &Doctor{o: o, log: o.Logger.With("component", "withhold")}
+}
+
+// Set is the withheld set.
+func (d *Doctor) Set() *Set { return d.o.Set }
+
+// Diagnose replays, on connector, the entries after its subscriber's
+// position, in order, as they are sent to it, until the first entry with
+// rows that fail; it withholds those rows (recorded with their error) and
+// returns them. Rows of that entry that apply, and every other entry, are
+// still sent.
+func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, error) {
+	sub, ok := d.o.Subscriber(connector)
+	if !ok {
+		return nil, fmt.Errorf("unknown connector %s", connector)
+	}
+	from, err := sub.AppliedOffset(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := sub.BeginReplay(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer rp.Close(context.WithoutCancel(ctx))
+	head := d.o.Head()
+	for off := from + 1; off <= head && off <= from+uint64(d.o.MaxEntries); off++ {
+		e, err := d.o.Entry(off)
+		if err != nil {
+			return nil, fmt.Errorf("reading log entry %d: %w", off, err)
+		}
+		var rows []txlog.RowChange
+		for _, r := range sub.Sent(e) {
+			if !d.o.Set.Withholds(connector, r.Table, r.Key, off) {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		errs, err := rp.Apply(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
+		var recs []Record
+		now := time.Now().UTC()
+		for i, rowErr := range errs {
+			if rowErr == nil {
+				continue
+			}
+			recs = append(recs, Record{Connector: connector, Table: rows[i].Table, Key: rows[i].Key, KeyText: KeyText(rows[i].Key),
+				Offset: off, Error: rowErr.Error(), Time: now})
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		if err := d.o.Set.Add(recs...); err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			d.log.Warn("row withheld from a subscriber that cannot apply it", "connector", connector,
+				"table", r.Table, "key", r.KeyText, "offset", r.Offset, "err", r.Error)
+			if d.o.Withheld != nil {
+				d.o.Withheld(r)
+			}
+		}
+		return recs, nil
+	}
+	return nil, fmt.Errorf("connector %s, entries %d to %d: %w", connector, from+1, min(head, from+uint64(d.o.MaxEntries)), ErrUnattributed)
+}
+
+// RetryResult says what a retry did.
+type RetryResult struct {
+	Resent int `json:"resent"` // rows that now apply, sent again
+	Still  int `json:"still"`  // rows that still fail, kept (with the new error)
+	Gone   int `json:"gone"`   // rows deleted since: nothing to send
+}
+
+// Retry replays the current merged state of every row withheld from
+// connector ("" for every connector): the rows that now apply are sent
+// again (their record is removed once the subscriber has them), the others
+// stay withheld with their new error.
+func (d *Doctor) Retry(ctx context.Context, connector string) (RetryResult, error) {
+	var res RetryResult
+	byConn := map[string][]Record{}
+	for _, r := range d.o.Set.List(connector) {
+		if !r.Skipped {
+			byConn[r.Connector] = append(byConn[r.Connector], r)
+		}
+	}
+	var errs []error
+	for name, recs := range byConn {
+		if err := d.retry(ctx, name, recs, &res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func (d *Doctor) retry(ctx context.Context, connector string, recs []Record, res *RetryResult) error {
+	sub, ok := d.o.Subscriber(connector)
+	if !ok {
+		return fmt.Errorf("unknown connector %s", connector)
+	}
+	var rows []txlog.RowChange
+	var live []Record
+	var gone []Record
+	for _, r := range recs {
+		ch, ok, err := d.o.Current(r.Table, r.Key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			gone = append(gone, r)
+			continue
+		}
+		rows = append(rows, ch)
+		live = append(live, r)
+	}
+	if len(gone) > 0 {
+		d.log.Info("withheld rows deleted since: nothing left to send", "connector", connector, "rows", len(gone))
+		if err := d.o.Set.Remove(gone...); err != nil {
+			return err
+		}
+		res.Gone += len(gone)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	rp, err := sub.BeginReplay(ctx)
+	if err != nil {
+		return err
+	}
+	errs, err := rp.Apply(ctx, rows)
+	rp.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	var applies, still []Record
+	now := time.Now().UTC()
+	for i, rowErr := range errs {
+		if rowErr == nil {
+			applies = append(applies, live[i])
+			continue
+		}
+		r := live[i]
+		r.Error, r.Time = rowErr.Error(), now
+		still = append(still, r)
+	}
+	if err := d.o.Set.Add(still...); err != nil {
+		return err
+	}
+	res.Still += len(still)
+	if len(applies) == 0 {
+		return nil
+	}
+	res.Resent += len(applies)
+	d.log.Info("retrying withheld rows that now apply", "connector", connector, "rows", len(applies), "still_failing", len(still))
+	return d.o.Resend(connector, applies, func(r Record) {
+		if err := d.o.Set.Remove(r); err != nil {
+			d.log.Error("removing a resent row from the withheld set", "connector", connector, "table", r.Table, "err", err)
+		}
+	})
+}
