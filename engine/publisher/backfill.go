@@ -24,8 +24,10 @@ func (st *stream) backfill() error {
 	st.refreshView()
 	if st.sent == 0 {
 		// Nothing sent yet: the entries to come hold every row (but not
-		// the withheld ones: those wait for the next backfill).
+		// the withheld ones: those wait until an entry was sent, their
+		// LSNs being the last entry's).
 		se.srv.putBackResend(se.connector, resend)
+		st.resendDeferred = len(resend) > 0
 		return nil
 	}
 	// One past the last entry's end LSN: still maps to that offset (an

@@ -46,6 +46,9 @@ type stream struct {
 	// Done is called once the subscriber confirmed them, or they are
 	// requeued when the stream ends.
 	resentPending []ResendRow
+	// resendDeferred: rows to resend came before any entry was sent; the
+	// first batch sends them.
+	resendDeferred bool
 
 	// Reports of the receive goroutine, and its end (set by startReceiver).
 	ctl      <-chan ctlMsg
@@ -241,6 +244,12 @@ func (st *stream) loop(ctx context.Context, keepalive <-chan time.Time, entries 
 		case e := <-entries:
 			if err := st.batch(e, entries); err != nil {
 				return err
+			}
+			if st.resendDeferred && st.sent > 0 {
+				st.resendDeferred = false
+				if err := st.backfill(); err != nil {
+					return err
+				}
 			}
 		case <-kick:
 			if err := st.backfill(); err != nil {

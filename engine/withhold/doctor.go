@@ -75,10 +75,10 @@ func NewDoctor(o Options) *Doctor {
 func (d *Doctor) Set() *Set { return d.o.Set }
 
 // Diagnose replays, on connector, the entries after its subscriber's
-// position, in order, as they are sent to it, until the first entry with
-// rows that fail; it withholds those rows (recorded with their error) and
-// returns them. Rows of that entry that apply, and every other entry, are
-// still sent.
+// position (up to MaxEntries), in order, as they are sent to it; it
+// withholds the rows that fail (recorded with their error) and returns
+// them. The other rows of their entries, and every other entry, are still
+// sent.
 func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, error) {
 	sub, ok := d.o.Subscriber(connector)
 	if !ok {
@@ -94,7 +94,14 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 	}
 	defer rp.Close(context.WithoutCancel(ctx))
 	head := d.o.Head()
-	for off := from + 1; off <= head && off <= from+uint64(d.o.MaxEntries); off++ {
+	last := min(head, from+uint64(d.o.MaxEntries))
+	var recs []Record
+	now := time.Now().UTC()
+	// Every entry up to the bound, not only the first failing one: the
+	// replay keeps what applied and leaves out what failed, as the
+	// subscriber will once those rows are withheld, so one round finds
+	// what would otherwise take one apply worker restart per entry.
+	for off := from + 1; off <= last; off++ {
 		e, err := d.o.Entry(off)
 		if err != nil {
 			return nil, fmt.Errorf("reading log entry %d: %w", off, err)
@@ -112,31 +119,27 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 		if err != nil {
 			return nil, err
 		}
-		var recs []Record
-		now := time.Now().UTC()
 		for i, rowErr := range errs {
-			if rowErr == nil {
-				continue
-			}
-			recs = append(recs, Record{Connector: connector, Table: rows[i].Table, Key: rows[i].Key, KeyText: KeyText(rows[i].Key),
-				Offset: off, Error: rowErr.Error(), Time: now})
-		}
-		if len(recs) == 0 {
-			continue
-		}
-		if err := d.o.Set.Add(recs...); err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			d.log.Warn("row withheld from a subscriber that cannot apply it", "connector", connector,
-				"table", r.Table, "key", r.KeyText, "offset", r.Offset, "err", r.Error)
-			if d.o.Withheld != nil {
-				d.o.Withheld(r)
+			if rowErr != nil {
+				recs = append(recs, Record{Connector: connector, Table: rows[i].Table, Key: rows[i].Key, KeyText: KeyText(rows[i].Key),
+					Offset: off, Error: rowErr.Error(), Time: now})
 			}
 		}
-		return recs, nil
 	}
-	return nil, fmt.Errorf("connector %s, entries %d to %d: %w", connector, from+1, min(head, from+uint64(d.o.MaxEntries)), ErrUnattributed)
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("connector %s, entries %d to %d: %w", connector, from+1, last, ErrUnattributed)
+	}
+	if err := d.o.Set.Add(recs...); err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		d.log.Warn("row withheld from a subscriber that cannot apply it", "connector", connector,
+			"table", r.Table, "key", r.KeyText, "offset", r.Offset, "err", r.Error)
+		if d.o.Withheld != nil {
+			d.o.Withheld(r)
+		}
+	}
+	return recs, nil
 }
 
 // RetryResult says what a retry did.
