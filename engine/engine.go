@@ -56,6 +56,7 @@ type Engine struct {
 	withheld     *withhold.Set
 	doctor       *withhold.Doctor
 	withheldHook func(withhold.Record)
+	skip         skipPolicy
 }
 
 // listeners are the engine's bound ports, by role.

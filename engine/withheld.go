@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/engine/txlog"
@@ -15,6 +18,38 @@ import (
 // withholdPoll is how often the engine looks for a subscriber whose apply
 // worker failed again.
 const withholdPoll = 500 * time.Millisecond
+
+// A subscriber whose failure no row can be blamed for (the replay of what
+// it is sent applies) is made to skip the entry it fails on only once it
+// failed that way SkipAfterFailures times in a row over at least
+// SkipAfter: a transient cause (a lock, a full disk) must not cost an
+// entry.
+const (
+	SkipAfterFailures = 5
+	SkipAfter         = 2 * time.Minute
+)
+
+// skipPolicy is when a run of unattributed failures ends in a skip.
+type skipPolicy struct {
+	mu       sync.Mutex
+	failures int
+	after    time.Duration
+}
+
+func (p *skipPolicy) get() (int, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failures == 0 {
+		return SkipAfterFailures, SkipAfter
+	}
+	return p.failures, p.after
+}
+
+// unattributed is a connector's run of failures no row was blamed for.
+type unattributed struct {
+	count int
+	since time.Time
+}
 
 // OnWithheld sets the hook told of every row withheld from a connector
 // (the audit store of rejections). Call it before Run.
@@ -46,6 +81,22 @@ func (e *Engine) newDoctor() *withhold.Doctor {
 				return txlog.RowChange{}, false, err
 			}
 			return txlog.RowChange{Table: table, Key: key, Row: r.Image()}, true, nil
+		},
+		Pending: func(name string) ([]string, []withhold.RowRef) {
+			tables, rows := e.pub.Pending(name)
+			refs := make([]withhold.RowRef, len(rows))
+			for i, r := range rows {
+				refs[i] = withhold.RowRef{Table: r.Table, Key: r.Key}
+			}
+			return tables, refs
+		},
+		Rows: func(table string, fn func(txlog.RowChange) error) error {
+			return e.txlog.Rows(table, func(key string, r *merge.Row) error {
+				if !r.Live() {
+					return nil
+				}
+				return fn(txlog.RowChange{Table: table, Key: key, Row: r.Image()})
+			})
 		},
 		Subscriber: func(name string) (withhold.Subscriber, bool) {
 			c, ok := e.byName[name]
@@ -82,6 +133,8 @@ func (s subscriber) BeginReplay(ctx context.Context) (withhold.Replayer, error) 
 	return s.c.BeginReplay(ctx)
 }
 
+func (s subscriber) Skip(ctx context.Context, lsn uint64) error { return s.c.Skip(ctx, lsn) }
+
 func (s subscriber) Sent(e *txlog.Entry) []txlog.RowChange {
 	return publisher.SentRows(s.c.View(), s.c.Name(), e)
 }
@@ -93,6 +146,7 @@ func (e *Engine) watchWithheld(ctx context.Context) error {
 	t := time.NewTicker(withholdPoll)
 	defer t.Stop()
 	seen := map[string]int64{}
+	streak := map[string]*unattributed{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,6 +156,9 @@ func (e *Engine) watchWithheld(ctx context.Context) error {
 		for _, c := range e.conns {
 			st := c.sub.Status()
 			name := c.cfg.Name
+			if st.Failing == "" {
+				delete(streak, name)
+			}
 			if st.ApplyErrors <= seen[name] || st.Failing == "" {
 				if st.ApplyErrors > seen[name] && seen[name] == 0 {
 					seen[name] = st.ApplyErrors // errors from before: nothing to do now
@@ -109,18 +166,41 @@ func (e *Engine) watchWithheld(ctx context.Context) error {
 				continue
 			}
 			seen[name] = st.ApplyErrors
-			dctx, cancel := context.WithTimeout(ctx, time.Minute)
-			recs, err := e.doctor.Diagnose(dctx, name)
-			cancel()
-			switch {
-			case errors.Is(err, withhold.ErrUnattributed):
-				e.log.Warn("subscriber failing, but no row it is sent fails in a replay: see its Postgres log", "connector", name, "err", err)
-			case err != nil && ctx.Err() == nil:
-				e.log.Error("diagnosing a failing subscriber", "connector", name, "err", err)
-			case len(recs) > 0:
-				e.log.Info("rows withheld from a failing subscriber", "connector", name, "rows", len(recs))
-			}
+			e.diagnose(ctx, name, streak)
 		}
+	}
+}
+
+// diagnose runs one diagnosis of a failing connector and, after a long run
+// of failures no row is blamed for, the skip.
+func (e *Engine) diagnose(ctx context.Context, name string, streak map[string]*unattributed) {
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	recs, err := e.doctor.Diagnose(dctx, name)
+	switch {
+	case errors.Is(err, withhold.ErrUnattributed):
+		u := streak[name]
+		if u == nil {
+			u = &unattributed{since: time.Now()}
+			streak[name] = u
+		}
+		u.count++
+		e.log.Warn("subscriber failing, but no row it is sent fails in a replay: see its Postgres log", "connector", name, "failures", u.count, "err", err)
+		failures, after := e.skip.get()
+		if u.count < failures || time.Since(u.since) < after {
+			return
+		}
+		why := fmt.Sprintf("its apply worker failed %d times in %s and no row of it fails in a replay", u.count, time.Since(u.since).Round(time.Second))
+		if _, err := e.doctor.Skip(dctx, name, why); err != nil {
+			e.log.Error("skipping the entry a subscriber fails on", "connector", name, "err", err)
+			return
+		}
+		delete(streak, name)
+	case err != nil && ctx.Err() == nil:
+		e.log.Error("diagnosing a failing subscriber", "connector", name, "err", err)
+	case len(recs) > 0:
+		delete(streak, name)
+		e.log.Info("rows withheld from a failing subscriber", "connector", name, "rows", len(recs))
 	}
 }
 

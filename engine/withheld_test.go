@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/electric-sql/electric-go/engine"
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/engine/withhold"
 )
@@ -143,4 +144,62 @@ func checkWithheld(t *testing.T, got []withhold.Record, want map[string]string) 
 			t.Errorf("row %s not withheld; records:\n%s", id, strings.Join(lines, "\n"))
 		}
 	}
+}
+
+// A backfill (a table postgres_2 gains) that holds a row postgres_2
+// refuses is not held back whole: only that row is withheld, the others
+// arrive, and a retry delivers it once the cause is gone.
+func TestBackfillWithholdsOnlyItsRows(t *testing.T) {
+	c := newCluster(t, 2, initSQL)
+	a, b := "postgres_1", "postgres_2"
+	c.start(t.TempDir())
+	c.exec(a, "INSERT INTO public.entries (id, content) VALUES ('00000000-0000-0000-0000-0000000000e1', 'first')")
+	c.waitRows(b, "SELECT content FROM public.entries", "first")
+	c.exec(a, "CREATE TABLE public.w_bf (id int PRIMARY KEY, n int)")
+	c.exec(a, "INSERT INTO public.w_bf VALUES (1, 1), (2, 500), (3, 3)")
+	c.waitLogHead(2)
+	c.exec(b, "CREATE TABLE public.w_bf (id int PRIMARY KEY, n int CONSTRAINT small CHECK (n < 100))")
+	c.waitRows(b, "SELECT id, n FROM public.w_bf ORDER BY id", "1|1", "3|3")
+	c.exec(a, "INSERT INTO public.entries (id, content) VALUES ('00000000-0000-0000-0000-0000000000e2', 'later')")
+	c.waitRows(b, "SELECT content FROM public.entries ORDER BY content", "first", "later")
+	checkWithheld(t, c.eng.Withheld(b), map[string]string{"public.w_bf 2": "violates check constraint"})
+	c.waitReady()
+
+	c.exec(b, "ALTER TABLE public.w_bf DROP CONSTRAINT small")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if res, err := c.eng.RetryWithheld(ctx, b); err != nil || res.Resent != 1 {
+		t.Fatalf("retry: %+v, %v; want 1 resent", res, err)
+	}
+	c.waitRows(b, "SELECT id, n FROM public.w_bf ORDER BY id", "1|1", "2|500", "3|3")
+	c.eventually(60*time.Second, func() bool { return len(c.eng.Withheld(b)) == 0 },
+		func() string { return "the record is left after the row was delivered" })
+}
+
+// A failure no row can be blamed for (here a trigger that fails only in
+// the apply worker, so a replay applies every row) ends, after a run of
+// failures, in the subscriber skipping that one entry: recorded, and every
+// later entry arrives.
+func TestUnattributedFailureIsSkippedAndRecorded(t *testing.T) {
+	c := newCluster(t, 2, initSQL)
+	a, b := "postgres_1", "postgres_2"
+	c.exec(b, `CREATE FUNCTION public.boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_catalog.pg_replication_origin_session_is_setup() AND NEW.content = 'boom' THEN
+    RAISE EXCEPTION 'only in the apply worker';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER a_boom BEFORE INSERT ON public.entries FOR EACH ROW EXECUTE FUNCTION public.boom();
+ALTER TABLE public.entries ENABLE ALWAYS TRIGGER a_boom`)
+	c.start(t.TempDir())
+	engine.SetSkipPolicyForTest(c.eng, 2, 0)
+	c.exec(a, "INSERT INTO public.entries (id, content) VALUES ('00000000-0000-0000-0000-0000000000e1', 'boom')")
+	c.exec(a, "INSERT INTO public.entries (id, content) VALUES ('00000000-0000-0000-0000-0000000000e2', 'later')")
+	c.waitRows(b, "SELECT content FROM public.entries", "later")
+	recs := c.eng.Withheld(b)
+	if len(recs) != 1 || !recs[0].Skipped || recs[0].Offset != 1 || !strings.Contains(recs[0].Error, "SKIP") {
+		t.Fatalf("records after the skip: %+v, want the skip of entry 1", recs)
+	}
+	c.waitReady()
 }

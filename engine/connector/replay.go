@@ -157,3 +157,19 @@ FROM pg_catalog.pg_replication_origin_status s WHERE s.external_id = $1`, "pg_"+
 	}
 	return txlog.OffsetOfLSN(n), nil
 }
+
+// Skip makes the subscription skip the remote transaction whose finish
+// (commit) LSN is lsn: ALTER SUBSCRIPTION … SKIP, for a failure no row
+// could be blamed for.
+func (c *Connector) Skip(ctx context.Context, lsn uint64) error {
+	conn, err := pgx.Connect(ctx, c.opts.URI)
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", c.opts.Name, err)
+	}
+	defer conn.Close(ctx)
+	q := fmt.Sprintf("ALTER SUBSCRIPTION %s SKIP (lsn = '%X/%X')", schema.QuoteIdent(c.opts.Name), lsn>>32, uint32(lsn))
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("skipping a transaction on subscription %s: %w", c.opts.Name, err)
+	}
+	return nil
+}

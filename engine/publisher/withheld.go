@@ -60,6 +60,19 @@ func (s *Server) putBackResend(connector string, rows []ResendRow) {
 	s.resend[connector] = append(s.resend[connector], rows...)
 }
 
+// Pending returns, without taking them, the tables to backfill and the
+// rows to resend queued for connector: what its next stream sends first.
+func (s *Server) Pending(connector string) (tables []string, rows []ResendRow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.backfill[connector] {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	rows = append(rows, s.resend[connector]...)
+	return tables, rows
+}
+
 // takeResend removes and returns the pending resends of a connector.
 func (s *Server) takeResend(connector string) []ResendRow {
 	s.mu.Lock()

@@ -25,6 +25,8 @@ type Subscriber interface {
 	BeginReplay(ctx context.Context) (Replayer, error)
 	// Sent returns the rows of e its stream sends (publisher.SentRows).
 	Sent(e *txlog.Entry) []txlog.RowChange
+	// Skip makes it skip the remote transaction with finish LSN lsn.
+	Skip(ctx context.Context, lsn uint64) error
 }
 
 // Options wires a Doctor.
@@ -36,6 +38,15 @@ type Options struct {
 	// Current returns a row's merged state as sent (false: deleted, or
 	// no state at all).
 	Current func(table, key string) (txlog.RowChange, bool, error)
+	// Pending returns what the connector's next stream sends before the
+	// entries after its position (publisher.Server.Pending): the tables to
+	// backfill and the rows to resend, with their current merged state.
+	Pending func(connector string) (tables []string, rows []RowRef)
+	// Rows calls fn with the live merged rows of table (txlog.Log.Rows).
+	Rows func(table string, fn func(ch txlog.RowChange) error) error
+	// MaxBackfillRows bounds how many rows of pending backfills one
+	// diagnosis replays; default 100,000.
+	MaxBackfillRows int
 	// Subscriber finds a connector's receiving side.
 	Subscriber func(connector string) (Subscriber, bool)
 	// Resend sends rows again to a connector with their current merged
@@ -56,6 +67,9 @@ type Doctor struct {
 	log *slog.Logger
 }
 
+// RowRef names a row.
+type RowRef struct{ Table, Key string }
+
 // ErrUnattributed is returned by Diagnose when no row of the entries after
 // the subscriber's position fails in a replay: the cause is elsewhere.
 var ErrUnattributed = errors.New("no row of the unapplied entries fails in a replay")
@@ -64,6 +78,9 @@ var ErrUnattributed = errors.New("no row of the unapplied entries fails in a rep
 func NewDoctor(o Options) *Doctor {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBackfillRows <= 0 {
+		o.MaxBackfillRows = 100_000
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 256
@@ -95,8 +112,16 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 	defer rp.Close(context.WithoutCancel(ctx))
 	head := d.o.Head()
 	last := min(head, from+uint64(d.o.MaxEntries))
-	var recs []Record
 	now := time.Now().UTC()
+	recs, err := d.replayPending(ctx, connector, sub, rp, from, head, now)
+	if err != nil {
+		return nil, err
+	}
+	// Rows withheld by this round, to the offset of their record.
+	round := map[RowRef]uint64{}
+	for _, r := range recs {
+		round[RowRef{r.Table, r.Key}] = r.Offset
+	}
 	// Every entry up to the bound, not only the first failing one: the
 	// replay keeps what applied and leaves out what failed, as the
 	// subscriber will once those rows are withheld, so one round finds
@@ -108,6 +133,9 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 		}
 		var rows []txlog.RowChange
 		for _, r := range sub.Sent(e) {
+			if o, ok := round[RowRef{r.Table, r.Key}]; ok && off <= o {
+				continue
+			}
 			if !d.o.Set.Withholds(connector, r.Table, r.Key, off) {
 				rows = append(rows, r)
 			}
@@ -123,6 +151,7 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 			if rowErr != nil {
 				recs = append(recs, Record{Connector: connector, Table: rows[i].Table, Key: rows[i].Key, KeyText: KeyText(rows[i].Key),
 					Offset: off, Error: rowErr.Error(), Time: now})
+				round[RowRef{rows[i].Table, rows[i].Key}] = off
 			}
 		}
 	}
@@ -140,6 +169,123 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 		}
 	}
 	return recs, nil
+}
+
+// replayPending replays what the next stream sends before the entries: the
+// pending backfills and resends (a stream after offset 0 sends none). Their
+// failing rows are recorded at the log head: the version withheld is the
+// current one, and a later write replaces it.
+func (d *Doctor) replayPending(ctx context.Context, connector string, sub Subscriber, rp Replayer, from, head uint64, now time.Time) ([]Record, error) {
+	if from == 0 || d.o.Pending == nil {
+		return nil, nil
+	}
+	tables, refs := d.o.Pending(connector)
+	var rows []txlog.RowChange
+	for _, table := range tables {
+		err := d.o.Rows(table, func(ch txlog.RowChange) error {
+			if d.o.Set.HeldAny(connector, ch.Table, ch.Key) {
+				return nil
+			}
+			if len(rows) >= d.o.MaxBackfillRows {
+				return errTooMany
+			}
+			rows = append(rows, ch)
+			return nil
+		})
+		if errors.Is(err, errTooMany) {
+			d.log.Warn("pending backfill too large to replay: its rows are not checked", "connector", connector, "max_rows", d.o.MaxBackfillRows)
+			rows = nil
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", table, err)
+		}
+	}
+	for _, r := range refs {
+		ch, ok, err := d.o.Current(r.Table, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			rows = append(rows, ch)
+		}
+	}
+	rows = sub.Sent(&txlog.Entry{Changes: rows})
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	errs, err := rp.Apply(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	var recs []Record
+	for i, rowErr := range errs {
+		if rowErr != nil {
+			recs = append(recs, Record{Connector: connector, Table: rows[i].Table, Key: rows[i].Key, KeyText: KeyText(rows[i].Key),
+				Offset: head, Error: rowErr.Error(), Time: now})
+		}
+	}
+	return recs, nil
+}
+
+var errTooMany = errors.New("too many rows")
+
+// ErrNothingToSkip is returned by Skip when the subscriber's next
+// transaction is a backfill or a resend (never skipped whole) or there is
+// no entry to skip.
+var ErrNothingToSkip = errors.New("no entry to skip")
+
+// Skip makes connector's subscriber skip the first entry after its
+// position that is sent to it, for a failure that no row could be blamed
+// for (Diagnose returned ErrUnattributed, again and again): ALTER
+// SUBSCRIPTION … SKIP. The skip is recorded (Record.Skipped) and told to
+// the Withheld hook. A pending backfill or resend is never skipped.
+func (d *Doctor) Skip(ctx context.Context, connector, why string) (Record, error) {
+	sub, ok := d.o.Subscriber(connector)
+	if !ok {
+		return Record{}, fmt.Errorf("unknown connector %s", connector)
+	}
+	from, err := sub.AppliedOffset(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	if d.o.Pending != nil {
+		if tables, rows := d.o.Pending(connector); from > 0 && (len(tables) > 0 || len(rows) > 0) {
+			return Record{}, fmt.Errorf("%w: the next transaction is a backfill or a resend", ErrNothingToSkip)
+		}
+	}
+	for off := from + 1; off <= d.o.Head() && off <= from+uint64(d.o.MaxEntries); off++ {
+		e, err := d.o.Entry(off)
+		if err != nil {
+			return Record{}, fmt.Errorf("reading log entry %d: %w", off, err)
+		}
+		sent := false
+		for _, r := range sub.Sent(e) {
+			if !d.o.Set.Withholds(connector, r.Table, r.Key, off) {
+				sent = true
+				break
+			}
+		}
+		if !sent {
+			continue
+		}
+		// The commit LSN of the entry as the publisher sends it (its Begin
+		// message's final LSN): one below its end LSN.
+		if err := sub.Skip(ctx, txlog.LSN(off)-1); err != nil {
+			return Record{}, err
+		}
+		r := Record{Connector: connector, Offset: off, Skipped: true, Time: time.Now().UTC(),
+			Error: "skipped on the subscriber (ALTER SUBSCRIPTION … SKIP): " + why}
+		if err := d.o.Set.Add(r); err != nil {
+			return r, err
+		}
+		d.log.Warn("log entry skipped by a subscriber: no row of it could be blamed for its failure", "connector", connector, "offset", off, "why", why)
+		if d.o.Withheld != nil {
+			d.o.Withheld(r)
+		}
+		return r, nil
+	}
+	return Record{}, ErrNothingToSkip
 }
 
 // RetryResult says what a retry did.
