@@ -56,8 +56,13 @@ type Options struct {
 	// Withheld, when set, is told of every row withheld (the audit store).
 	Withheld func(Record)
 	Logger   *slog.Logger
-	// MaxEntries bounds how many entries one diagnosis replays.
+	// MaxEntries bounds how many entries with rows for the connector one
+	// diagnosis replays; default 256.
 	MaxEntries int
+	// MaxScan bounds how many entries after the subscriber's position one
+	// diagnosis reads: entries with nothing for it (its own writes coming
+	// back, tables it lacks) do not move its position. Default 100,000.
+	MaxScan int
 }
 
 // Doctor finds the rows a failing subscriber cannot apply and withholds
@@ -82,6 +87,9 @@ func NewDoctor(o Options) *Doctor {
 	if o.MaxBackfillRows <= 0 {
 		o.MaxBackfillRows = 100_000
 	}
+	if o.MaxScan <= 0 {
+		o.MaxScan = 100_000
+	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = 256
 	}
@@ -92,7 +100,7 @@ func NewDoctor(o Options) *Doctor {
 func (d *Doctor) Set() *Set { return d.o.Set }
 
 // Diagnose replays, on connector, the entries after its subscriber's
-// position (up to MaxEntries), in order, as they are sent to it; it
+// position (up to MaxEntries with rows for it), in order, as they are sent to it; it
 // withholds the rows that fail (recorded with their error) and returns
 // them. The other rows of their entries, and every other entry, are still
 // sent.
@@ -111,7 +119,7 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 	}
 	defer rp.Close(context.WithoutCancel(ctx))
 	head := d.o.Head()
-	last := min(head, from+uint64(d.o.MaxEntries))
+	last := min(head, from+uint64(d.o.MaxScan))
 	now := time.Now().UTC()
 	recs, err := d.replayPending(ctx, connector, sub, rp, from, head, now)
 	if err != nil {
@@ -119,6 +127,7 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 	}
 	// Rows withheld by this round, to the offset of their record.
 	round := map[RowRef]uint64{}
+	replayed := 0
 	for _, r := range recs {
 		round[RowRef{r.Table, r.Key}] = r.Offset
 	}
@@ -142,6 +151,10 @@ func (d *Doctor) Diagnose(ctx context.Context, connector string) ([]Record, erro
 		}
 		if len(rows) == 0 {
 			continue
+		}
+		if replayed++; replayed > d.o.MaxEntries {
+			last = off - 1
+			break
 		}
 		errs, err := rp.Apply(ctx, rows)
 		if err != nil {
@@ -254,7 +267,7 @@ func (d *Doctor) Skip(ctx context.Context, connector, why string) (Record, error
 			return Record{}, fmt.Errorf("%w: the next transaction is a backfill or a resend", ErrNothingToSkip)
 		}
 	}
-	for off := from + 1; off <= d.o.Head() && off <= from+uint64(d.o.MaxEntries); off++ {
+	for off := from + 1; off <= d.o.Head() && off <= from+uint64(d.o.MaxScan); off++ {
 		e, err := d.o.Entry(off)
 		if err != nil {
 			return Record{}, fmt.Errorf("reading log entry %d: %w", off, err)
