@@ -25,6 +25,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/tlsconf"
 	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
+	"github.com/electric-sql/electric-go/engine/withhold"
 	"github.com/electric-sql/electric-go/migrations"
 )
 
@@ -51,6 +52,13 @@ type Engine struct {
 	// server takes this config rather than a wrapped listener.
 	tls     *tls.Config
 	started time.Time
+
+	// withheld holds the rows a connector's Postgres cannot apply;
+	// doctor finds them and retries them (package withhold).
+	withheld     *withhold.Set
+	doctor       *withhold.Doctor
+	withheldHook func(withhold.Record)
+	skip         skipPolicy
 }
 
 // listeners are the engine's bound ports, by role.
@@ -116,6 +124,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err := e.openAudit(); err != nil {
 		return nil, err
 	}
+	if e.withheld, err = withhold.Open(cfg.DataDir()); err != nil {
+		return nil, err
+	}
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer"), OnConflicts: e.recordConflicts})
 
 	if cfg.TLS() {
@@ -172,6 +183,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		Listener: pubLn, Logger: log, // the publisher names itself
 		Feed:        func(after uint64) publisher.Reader { return e.txlog.NewReader(after) },
 		Rows:        e.txlog.Rows, // for backfills of what a connector gains
+		Row:         e.txlog.Row,  // for resending withheld rows
+		Withhold:    e.withheld,
 		Connectors:  e.view,
 		Credentials: creds,
 		// With TLS_CERT_FILE/TLS_KEY_FILE, SSLRequest gets 'S': the
@@ -181,6 +194,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.doctor = e.newDoctor()
 
 	authn, err := auth.New(auth.Options{SigningKey: cfg.SigningKey, VerifyKeys: cfg.VerifyKeys, Issuer: cfg.SigningIssuer})
 	if err != nil {
@@ -275,6 +289,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	})
 	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
+	run("withhold", e.watchWithheld)
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)

@@ -36,7 +36,8 @@ type cluster struct {
 	done   chan error
 	logBuf *testkit.SyncBuffer
 	env    map[string]string
-	child  *exec.Cmd // the engine as a child process (startChild)
+	child  *exec.Cmd      // the engine as a child process (startChild)
+	eng    *engine.Engine // the engine started in-process (start)
 }
 
 // initSQL is the seed's e2e init script (spec §4.1), minus what the engine
@@ -116,6 +117,7 @@ func (c *cluster) start(dir string) {
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
+	c.eng = e
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.done = make(chan error, 1)

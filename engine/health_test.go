@@ -100,8 +100,14 @@ func TestStuckSubscriberIsNotReady(t *testing.T) {
 		t.Errorf("/healthz with a stuck subscriber: %d %q, want 200 ok (liveness, not readiness)", code, body)
 	}
 
-	// The cause gone, the row is applied and the connector ready again.
+	// The row is withheld from postgres_2 (TestSubscriberFailureWithholdsOnlyItsRows);
+	// the cause gone, a retry applies it and the connector is ready again.
+	c.eventually(60*time.Second, func() bool { return len(c.eng.Withheld("postgres_2")) == 1 },
+		func() string { return "the failing row was not withheld" })
 	c.exec("postgres_2", "ALTER TABLE public.entries DROP CONSTRAINT not_stuck")
+	if res, err := c.eng.RetryWithheld(ctx, "postgres_2"); err != nil || res.Resent != 1 {
+		t.Fatalf("retry after dropping the constraint: %+v, %v", res, err)
+	}
 	c.waitRows("postgres_2", "SELECT content FROM public.entries WHERE id = '"+id+"'", "stuck")
 	c.waitReady()
 }

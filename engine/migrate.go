@@ -176,6 +176,8 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		}
 	}
 	log.Info("successfully migrated to version")
+	// The migration may have removed what the withheld rows failed on.
+	e.retryWithheldAfterMigration(ctx, origin)
 	// The seed re-initialised the connector after each migration and its
 	// end-to-end tests wait for this line.
 	log.Info("Successfully initialized origin " + origin)

@@ -46,6 +46,7 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 			sc.Error = reason
 		}
 		sc.Subscriber.ApplyErrors = sub.ApplyErrors
+		sc.Subscriber.WithheldRows = p.e.withheld.Count(c.cfg.Name)
 		if !src.LastTxTime.IsZero() {
 			t := src.LastTxTime
 			sc.LastTxTime = &t

@@ -40,7 +40,7 @@ func (st *stream) encode(e *txlog.Entry) bool {
 	for i := range e.Changes {
 		ch := &e.Changes[i]
 		rs, ok := st.rels[ch.Table]
-		if !ok || !rs.hasKey {
+		if !ok || !rs.hasKey || st.held(ch, e.Offset) {
 			continue
 		}
 		row, ok := rowWithKey(rs, ch)

@@ -104,6 +104,12 @@ type Options struct {
 	// Rows, when set, iterates the merged row states of a table
 	// (txlog.Log.Rows): Backfill needs it.
 	Rows func(table string, fn func(key string, r *merge.Row) error) error
+	// Row, when set, returns the merged state of one row (txlog.Log.Row):
+	// Resend needs it.
+	Row func(table, key string) (*merge.Row, error)
+	// Withhold, when set, holds rows back from a connector whose Postgres
+	// cannot apply them (package withhold).
+	Withhold Withholder
 	// Head, when set, returns the offset of the last committed entry: a
 	// subscriber asking to start beyond it (its origin outlived a reset
 	// data directory) is refused instead of silently skipping entries.
@@ -143,6 +149,7 @@ type Server struct {
 	progress map[string]*ConnectorStatus // by connector, kept across sessions
 	backfill map[string]map[string]bool  // by connector: tables to backfill on its stream
 	kick     map[string]chan struct{}    // by connector: wakes its active stream
+	resend   map[string][]ResendRow      // by connector: rows to send again on its stream
 }
 
 // Status is a snapshot for the status API.
@@ -230,6 +237,7 @@ func New(opts Options) (*Server, error) {
 		progress:     map[string]*ConnectorStatus{},
 		backfill:     map[string]map[string]bool{},
 		kick:         map[string]chan struct{}{},
+		resend:       map[string][]ResendRow{},
 	}, nil
 }
 

@@ -42,6 +42,13 @@ type stream struct {
 	flushedLSN      atomic.Uint64 // highest flush position the subscriber reported
 	backfillPending []string
 	backfillLSN     uint64 // end LSN of the last backfill sent
+	// Resent rows (Server.Resend) of backfills not confirmed yet: their
+	// Done is called once the subscriber confirmed them, or they are
+	// requeued when the stream ends.
+	resentPending []ResendRow
+	// resendDeferred: rows to resend came before any entry was sent; the
+	// first batch sends them.
+	resendDeferred bool
 
 	// Reports of the receive goroutine, and its end (set by startReceiver).
 	ctl      <-chan ctlMsg
@@ -228,13 +235,21 @@ func (st *stream) loop(ctx context.Context, keepalive <-chan time.Time, entries 
 			if done, err := st.control(m); done || err != nil {
 				return err
 			}
+			st.confirmResent()
 		case <-keepalive:
 			if err := st.tick(); err != nil {
 				return err
 			}
+			st.confirmResent()
 		case e := <-entries:
 			if err := st.batch(e, entries); err != nil {
 				return err
+			}
+			if st.resendDeferred && st.sent > 0 {
+				st.resendDeferred = false
+				if err := st.backfill(); err != nil {
+					return err
+				}
 			}
 		case <-kick:
 			if err := st.backfill(); err != nil {

@@ -17,7 +17,7 @@ type collector struct {
 	audit AuditLog // nil: no audit metrics
 
 	up, connReady, confirmed, flushed, walRetained, lagBytes, lagSeconds *prometheus.Desc
-	lastTx, txTotal, applied, subLag, applyErrors                        *prometheus.Desc
+	lastTx, txTotal, applied, subLag, applyErrors, withheld              *prometheus.Desc
 	logHead, logSize, logHealthy                                         *prometheus.Desc
 	sessions, sessTxIn, sessTxOut, sessLag                               *prometheus.Desc
 	auditEvents, auditDropped                                            *prometheus.Desc
@@ -47,6 +47,7 @@ func newCollector(p Provider, audit AuditLog) *collector {
 		applied:     d("connector_applied_offset", "Log offset applied by the connector's subscriber.", conn),
 		subLag:      d("connector_subscriber_lag_entries", "Log entries not yet applied by the subscriber.", conn),
 		applyErrors: d("connector_apply_errors_total", "Apply errors of the connector's subscription (pg_stat_subscription_stats).", conn),
+		withheld:    d("connector_withheld_rows", "Rows withheld from the connector's subscriber because its Postgres cannot apply them.", conn),
 		logHead:     d("log_head_offset", "Offset of the last committed log entry.", nil),
 		logSize:     d("log_size_bytes", "Size of the transaction log on disk.", nil),
 		logHealthy:  d("log_healthy", "1 when the log store is healthy.", nil),
@@ -59,7 +60,7 @@ func newCollector(p Provider, audit AuditLog) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.connReady, c.confirmed, c.flushed, c.walRetained,
-		c.lagBytes, c.lagSeconds, c.lastTx, c.txTotal, c.applied, c.subLag, c.applyErrors, c.logHead, c.logSize,
+		c.lagBytes, c.lagSeconds, c.lastTx, c.txTotal, c.applied, c.subLag, c.applyErrors, c.withheld, c.logHead, c.logSize,
 		c.logHealthy, c.sessions, c.sessTxIn, c.sessTxOut, c.sessLag, c.auditEvents, c.auditDropped} {
 		ch <- d
 	}
@@ -93,6 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.applied, float64(cn.Subscriber.AppliedOffset), cn.Name)
 			gauge(c.subLag, float64(cn.Subscriber.LagEntries), cn.Name)
 			counter(c.applyErrors, float64(cn.Subscriber.ApplyErrors), cn.Name)
+			gauge(c.withheld, float64(cn.Subscriber.WithheldRows), cn.Name)
 		}
 	}
 	if l, err := c.p.Log(ctx); err != nil {

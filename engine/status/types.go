@@ -129,6 +129,10 @@ type Subscriber struct {
 	// ApplyErrors counts the subscription's apply errors
 	// (pg_stat_subscription_stats.apply_error_count, Postgres 15+).
 	ApplyErrors int64 `json:"apply_errors"`
+	// WithheldRows counts the rows held back from this subscriber because
+	// its Postgres cannot apply them (listed with their error by the
+	// engine's withheld set).
+	WithheldRows int `json:"withheld_rows"`
 }
 
 // Log describes the transaction log.
