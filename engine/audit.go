@@ -2,25 +2,24 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/audit"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/status"
+	"github.com/electric-sql/electric-go/engine/withhold"
 )
 
 // openAudit opens the conflicts and rejections store in the state
-// directory. Its OnRetry only logs and announces the request today: no part
-// of the engine withholds rows yet, so nothing is re-sent (see README,
-// "Conflicts and rejections").
+// directory. Its OnRetry replays the withheld rows of the connectors named
+// by the events (RetryWithheld) in the background: a replay reads and
+// writes Postgres, and the API call that asked for it must not wait.
 func (e *Engine) openAudit() error {
 	a, err := audit.Open(e.cfg.DataDir(), audit.Options{
 		MaxEvents: e.cfg.AuditMaxEvents, MaxAge: e.cfg.AuditMaxAge,
-		Logger: e.log.With("component", "audit"),
-		OnRetry: func(evs []audit.Event) {
-			e.log.Info("audit: retry requested for withheld rows; they are re-sent when the engine next retries them", "rows", len(evs))
-			e.events.Publish(status.Event{Kind: status.KindConnector, Message: "retry requested for withheld rows"})
-		},
+		Logger:  e.log.With("component", "audit"),
+		OnRetry: e.retryWithheldEvents,
 	})
 	if err != nil {
 		return err
@@ -34,6 +33,45 @@ func (e *Engine) recordConflicts(cs []sequencer.Conflict) {
 	for _, c := range cs {
 		e.audit.Record(audit.Conflict(c.Offset, c.Conflict))
 	}
+}
+
+// retryWithheldEvents retries, per connector named in evs, the rows
+// withheld from it.
+func (e *Engine) retryWithheldEvents(evs []audit.Event) {
+	conns := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Connector != "" {
+			conns[ev.Connector] = true
+		}
+	}
+	e.log.Info("audit: retry requested for withheld rows", "rows", len(evs), "connectors", len(conns))
+	e.events.Publish(status.Event{Kind: status.KindConnector, Message: "retry requested for withheld rows"})
+	for name := range conns {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), withheldRetryTimeout)
+			defer cancel()
+			res, err := e.RetryWithheld(ctx, name)
+			if err != nil {
+				e.log.Warn("audit: retrying withheld rows failed", "connector", name, "err", err)
+				return
+			}
+			e.log.Info("audit: withheld rows retried", "connector", name, "result", fmt.Sprintf("%+v", res))
+		}()
+	}
+}
+
+// withheldRetryTimeout bounds one connector's retry of its withheld rows.
+const withheldRetryTimeout = 2 * time.Minute
+
+// recordWithheld keeps a row withheld from a connector (or a skipped
+// transaction) in the audit store.
+func (e *Engine) recordWithheld(r withhold.Record) {
+	ev := audit.Event{Kind: audit.KindWithheld, Time: r.Time, Table: r.Table, Key: r.KeyText, Offset: r.Offset,
+		Connector: r.Connector, Error: r.Error, State: audit.StateWithheld}
+	if r.Skipped {
+		ev.Error = "transaction skipped on the subscriber (no row could be blamed): " + r.Error
+	}
+	e.audit.Record(ev)
 }
 
 // RecordRejection records a refused client write or a withheld row (the

@@ -116,6 +116,7 @@ func (e *Engine) newDoctor() *withhold.Doctor {
 		Withheld: func(r withhold.Record) {
 			e.events.Publish(status.Event{Kind: status.KindConnector, Connector: r.Connector,
 				Message: "row withheld: " + r.Table + " (" + r.KeyText + "): " + r.Error})
+			e.recordWithheld(r)
 			if e.withheldHook != nil {
 				e.withheldHook(r)
 			}
