@@ -16,6 +16,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/auth"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/pgcheck"
 	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/satellite"
@@ -41,6 +42,10 @@ type Engine struct {
 	pub   *publisher.Server
 	sat   *satellite.Server
 	stat  *status.Server
+	check *pgcheck.Checker // Satellite values, on the connectors' Postgres
+
+	rejectedMu sync.Mutex
+	rejected   []func(satellite.Rejection) // OnRejected hooks
 
 	conns  []*conn // in configuration order
 	byName map[string]*conn
@@ -200,8 +205,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.check = e.newValueChecker()
 	e.sat, err = satellite.New(satellite.Options{
-		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn,
+		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn, Validator: satValidator{e.check}, Rejected: e.reportRejected,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
 		Logger:              log.With("component", "satellite"),
@@ -216,6 +222,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	e.stat, err = status.New(status.Options{Provider: provider{e}, Events: e.events, Token: cfg.StatusAPIToken, Logger: log.With("component", "status"),
 		Audit: auditLog{e.audit}})
 	if err != nil {
+		return nil, err
+	}
+	if err := e.stat.Register(e.satelliteRefusalMetrics()...); err != nil {
 		return nil, err
 	}
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
@@ -254,6 +263,9 @@ func (e *Engine) close() {
 	}
 	if e.audit != nil {
 		e.audit.Close()
+	}
+	if e.check != nil {
+		e.check.Close()
 	}
 	if e.txlog != nil {
 		e.txlog.Close()

@@ -16,6 +16,7 @@ import (
 type ackItem struct {
 	lsn  []byte
 	done chan error // nil: already durable (a re-sent transaction)
+	comp []compRow  // refused rows to send back once acked
 }
 
 // queueAck hands a client transaction to the acker, in arrival order.
@@ -61,6 +62,9 @@ func (s *session) acker() {
 			continue
 		}
 		if err := s.send(s.ctx, &satpb.SatPingResp{Lsn: a.lsn}); err != nil {
+			return
+		}
+		if len(a.comp) > 0 && !s.queueCompensation(a.comp) {
 			return
 		}
 	}

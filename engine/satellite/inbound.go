@@ -242,11 +242,19 @@ func (s *session) commitTx(tx *pendingTx) error {
 	case s.received <- struct{}{}:
 	default:
 	}
-	ops, err := s.ownedOps(tx.ops)
+	sc, err := s.screen(tx.ops)
 	if err != nil {
 		return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
 	}
-	ack := &ackItem{lsn: tx.lsn, done: make(chan error, 1)}
+	if sc.held != nil {
+		s.holdUnchecked(sc.held)
+		return nil
+	}
+	s.report(sc.refs)
+	ops := sc.ops
+	// A refused row is acked with its transaction (0.4.3 would re-send it
+	// forever), then sent back as the server has it (comp).
+	ack := &ackItem{lsn: tx.lsn, done: make(chan error, 1), comp: sc.comp}
 	if err := s.queueAck(ack); err != nil {
 		return err
 	}

@@ -124,7 +124,20 @@ type Options struct {
 	// engine shares one with its other ports. Nil: one of the server's own
 	// with the default limits (authlimit.New).
 	AuthLimiter *authlimit.Limiter
-	Logger      *slog.Logger
+	// Validator checks every client value before it is merged (the
+	// engine's checks on the connectors' Postgres). A transaction with a
+	// value it refuses is acked, not merged, and its rows are sent back as
+	// the server has them; one it cannot check is held (not acked) and
+	// retried after HoldRetry. Nil: values are not checked.
+	Validator Validator
+	// HoldRetry is how long transactions held for a value check wait
+	// before the client's stream is restarted to retry them (default 2 s).
+	HoldRetry time.Duration
+	// Rejected, if set, is called for each client row refused (an invalid
+	// value, the ownership rule), on the session's read loop: it must not
+	// block. Refusals are logged and counted either way.
+	Rejected func(Rejection)
+	Logger   *slog.Logger
 }
 
 // Defaults.
@@ -135,6 +148,7 @@ const (
 	DefaultTakeoverWait  = time.Second
 	DefaultOutboundQueue = 32
 	DefaultResendAfter   = 3 * time.Second
+	DefaultHoldRetry     = 2 * time.Second
 
 	DefaultMaxTransactionBytes = 256 << 20
 )
@@ -167,6 +181,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.ResendAfter == 0 {
 		c.ResendAfter = DefaultResendAfter
+	}
+	if c.HoldRetry <= 0 {
+		c.HoldRetry = DefaultHoldRetry
 	}
 	if c.MaxTransactionBytes <= 0 {
 		c.MaxTransactionBytes = DefaultMaxTransactionBytes

@@ -116,29 +116,42 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
 		if !s.waitTables(ctx) {
 			return
 		}
-		frames, announced, err := s.encodeEntry(e)
-		if err != nil {
-			s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: err})
+		sent, ok := s.sendEntry(ctx, e)
+		if !ok {
 			return
 		}
-		for _, f := range frames {
-			if err := s.sendFrame(ctx, f); err != nil {
-				// Stopped mid-entry: the relations may not have reached the
-				// client, so announce them again after a restart.
-				for _, id := range announced {
-					delete(s.relSent, id)
-				}
-				return
-			}
-		}
-		s.processed.Store(e.Offset)
-		if len(frames) > 0 {
+		if sent {
 			s.delivered.Store(e.Offset)
 			s.txOut.Add(1)
 			s.srv.stats.txOut.Add(1)
 			s.askAck()
 		}
 	}
+}
+
+// sendEntry queues the frames of e for this client, as one step between
+// compensations (outMu); sent is false when the client gets nothing of e,
+// ok false when the stream must end.
+func (s *session) sendEntry(ctx context.Context, e *txlog.Entry) (sent, ok bool) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	frames, announced, err := s.encodeEntry(e)
+	if err != nil {
+		s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: err})
+		return false, false
+	}
+	for _, f := range frames {
+		if err := s.sendFrame(ctx, f); err != nil {
+			// Stopped mid-entry: the relations may not have reached the
+			// client, so announce them again after a restart.
+			for _, id := range announced {
+				delete(s.relSent, id)
+			}
+			return false, false
+		}
+	}
+	s.processed.Store(e.Offset)
+	return len(frames) > 0, true
 }
 
 // encodeEntry turns a log entry into the frames for this client: SatRelation

@@ -28,24 +28,24 @@ func hasOwner(row map[string]merge.Value) bool {
 	return ok && !v.Null && v.Text != ""
 }
 
-// ownedOps drops the writes to rows owned by another user, and writes that
-// would give a row to another user (DESIGN.md "Satellite side").
-func (s *session) ownedOps(ops []merge.Op) ([]merge.Op, error) {
-	kept := ops[:0]
-	for _, op := range ops {
-		if op.Columns != nil && !owned(op.Columns, s.userID) {
-			s.reject(op.Table, "row would belong to another user")
-			continue
-		}
-		cur, err := s.srv.opts.Log.Row(op.Table, op.Key)
-		if err != nil {
-			return nil, fmt.Errorf("reading row %s %q: %w", op.Table, op.Key, err)
-		}
-		if cur.Live() && !owned(cur.Image(), s.userID) {
-			s.reject(op.Table, "row belongs to another user")
-			continue
-		}
-		kept = append(kept, op)
+// ownershipRefusal says why op is refused by the ownership rule, "" if it
+// is not: a write to a row owned by another user, or one that would give a
+// row to another user (DESIGN.md "Satellite side").
+func (s *session) ownershipRefusal(op merge.Op) (string, error) {
+	if op.Columns != nil && !owned(op.Columns, s.userID) {
+		return "row would belong to another user", nil
 	}
-	return kept, nil
+	cur, err := s.srv.opts.Log.Row(op.Table, op.Key)
+	if err != nil {
+		return "", fmt.Errorf("reading row %s %q: %w", op.Table, op.Key, err)
+	}
+	// A deleted row keeps its last image: a write would revive it with
+	// the other user's cells it does not overwrite (and that user as owner).
+	if cur != nil && !owned(cur.Image(), s.userID) {
+		if !cur.Live() {
+			return "row belonged to another user (deleted)", nil
+		}
+		return "row belongs to another user", nil
+	}
+	return "", nil
 }

@@ -2,6 +2,7 @@ package satellite
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -154,7 +155,7 @@ func liveRow(owner string) *merge.Row {
 	return r
 }
 
-// ownedOps refuses a write alone when the row it writes or the row it
+// The ownership rule refuses a write alone when the row it writes or the row it
 // replaces belongs to another user; the other writes of the transaction
 // are kept, in order.
 func TestOwnedOps(t *testing.T) {
@@ -175,7 +176,9 @@ func TestOwnedOps(t *testing.T) {
 		{"unowned row taken", ownedOp("free", "v", "alice"), true},
 		{"another user's row taken", ownedOp("bobs", "v", "alice"), false},
 		{"another user's row updated as unowned", ownedOp("bobs", "v", ""), false},
-		{"another user's deleted row reused", ownedOp("gone", "v", "alice"), true},
+		// Its last image keeps bob's cells: a write that does not win them
+		// all would revive bob's row, or show alice bob's values.
+		{"another user's deleted row reused", ownedOp("gone", "v", "alice"), false},
 		{"delete of the user's row", merge.Op{Kind: merge.OpDelete, Table: "public.owned", Key: "alices",
 			Old: map[string]merge.Value{OwnerColumn: txt("alice")}}, true},
 		{"delete of another user's row", merge.Op{Kind: merge.OpDelete, Table: "public.owned", Key: "bobs",
@@ -183,12 +186,14 @@ func TestOwnedOps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &session{srv: &Server{opts: Options{Log: rowsLog{rows: rows}}}, log: slog.New(slog.DiscardHandler), userID: "alice"}
+			s := testSession(rowsLog{rows: rows})
 			mine := ownedOp("mine", "m", "alice")
-			kept, err := s.ownedOps([]merge.Op{mine, tt.op, mine})
+			sc, err := s.screen([]merge.Op{mine, tt.op, mine})
 			if err != nil {
 				t.Fatal(err)
 			}
+			s.report(sc.refs)
+			kept := sc.ops
 			want, rejected := []merge.Op{mine, tt.op, mine}, uint64(0)
 			if !tt.kept {
 				want, rejected = []merge.Op{mine, mine}, 1
@@ -202,6 +207,9 @@ func TestOwnedOps(t *testing.T) {
 			if got := s.srv.stats.rejectedOps.Load(); got != rejected {
 				t.Errorf("server rejected %d, want %d", got, rejected)
 			}
+			if len(sc.comp) != int(rejected) || rejected == 1 && sc.comp[0].key != tt.op.Key {
+				t.Errorf("compensated %v, want the refused row", sc.comp)
+			}
 		})
 	}
 }
@@ -210,8 +218,8 @@ func TestOwnedOps(t *testing.T) {
 // let through.
 func TestOwnedOpsReadError(t *testing.T) {
 	boom := errors.New("disk on fire")
-	s := &session{srv: &Server{opts: Options{Log: rowsLog{err: boom}}}, log: slog.New(slog.DiscardHandler), userID: "alice"}
-	if _, err := s.ownedOps([]merge.Op{ownedOp("1", "v", "alice")}); !errors.Is(err, boom) {
+	s := testSession(rowsLog{err: boom})
+	if _, err := s.screen([]merge.Op{ownedOp("1", "v", "alice")}); !errors.Is(err, boom) {
 		t.Fatalf("err %v, want %v", err, boom)
 	}
 }
@@ -272,4 +280,11 @@ func TestEncodeOpsOwnership(t *testing.T) {
 	if frames, err := encodeOps(only, tables, "alice"); err != nil || frames != nil {
 		t.Fatalf("entry with only bob's row: alice gets %d frames, err %v", len(frames), err)
 	}
+}
+
+// testSession is a session of alice on a server with the owned table.
+func testSession(l Log) *session {
+	srv := &Server{opts: Options{Log: l, Tables: func() []schema.Table { return []schema.Table{ownedTable} }}}
+	s := &session{srv: srv, log: slog.New(slog.DiscardHandler), userID: "alice", ctx: context.Background()}
+	return s
 }

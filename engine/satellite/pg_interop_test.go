@@ -28,6 +28,7 @@ CREATE TABLE public.items (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL DEF
 CREATE TABLE public.nulls (id UUID PRIMARY KEY, content VARCHAR(64) NOT NULL, content_text_null VARCHAR(64),
   content_text_null_default VARCHAR(64) DEFAULT '', intvalue_null INTEGER, intvalue_null_default INTEGER DEFAULT 10);
 CREATE TABLE public.owned (id UUID PRIMARY KEY, value TEXT, electric_user_id VARCHAR(255));
+CREATE TABLE public.checked (id UUID PRIMARY KEY, n INTEGER, s SMALLINT, v VARCHAR(3), t TEXT NOT NULL DEFAULT '');
 ` + migrations.TableDDL
 
 // The same tables as the client's SQLite has them.
@@ -56,7 +57,8 @@ func freePort(t *testing.T) int {
 	return p
 }
 
-func startEngine(t *testing.T) *pgEnv {
+// startEngine starts the engine; setup runs on it before Run.
+func startEngine(t *testing.T, setup ...func(*engine.Engine)) *pgEnv {
 	t.Helper()
 	satinterop.Dir(t)
 	pe := &pgEnv{t: t, pgs: map[string]*pgtest.Cluster{}}
@@ -75,7 +77,7 @@ func startEngine(t *testing.T) *pgEnv {
 		"POSTGRES_REPLICATION_PORT": fmt.Sprint(freePort(t)),
 		"STATUS_PORT":               fmt.Sprint(pe.statusPort),
 		"WEBSOCKET_PORT":            fmt.Sprint(pe.wsPort),
-		"SATELLITE_TABLES":          "public.items,public.nulls,public.owned",
+		"SATELLITE_TABLES":          "public.items,public.nulls,public.owned,public.checked",
 		"OFFSET_STORAGE_FILE":       filepath.Join(dir, "state"),
 		"MIGRATIONS_DIR":            filepath.Join(dir, "migrations"),
 	}
@@ -87,6 +89,9 @@ func startEngine(t *testing.T) *pgEnv {
 	e, err := engine.New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
+	}
+	for _, fn := range setup {
+		fn(e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -47,6 +47,11 @@ type serverStats struct {
 	ownerRefused atomic.Uint64 // auth with a client id bound to another user
 	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
 	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
+	// Client writes refused and sent back.
+	invalidRows   atomic.Uint64 // rows refused for a value a Postgres cannot hold
+	ownershipRows atomic.Uint64 // rows refused by the ownership rule
+	heldTx        atomic.Uint64 // transactions held: their values could not be checked
+	compensated   atomic.Uint64 // refused rows sent back to their client
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -282,6 +287,13 @@ type Status struct {
 	OwnerRefused uint64
 	OverLimit    uint64
 	TxTooLarge   uint64
+	// InvalidRows and OwnershipRows count client rows refused (Rejection
+	// kinds), HeldTx transactions held because no Postgres could check
+	// their values, Compensated refused rows sent back to their client.
+	InvalidRows   uint64
+	OwnershipRows uint64
+	HeldTx        uint64
+	Compensated   uint64
 }
 
 // Status returns the server-wide counters.
@@ -297,6 +309,10 @@ func (s *Server) Status() Status {
 	st.OwnerRefused = s.stats.ownerRefused.Load()
 	st.OverLimit = s.stats.overLimit.Load()
 	st.TxTooLarge = s.stats.txTooLarge.Load()
+	st.InvalidRows = s.stats.invalidRows.Load()
+	st.OwnershipRows = s.stats.ownershipRows.Load()
+	st.HeldTx = s.stats.heldTx.Load()
+	st.Compensated = s.stats.compensated.Load()
 	return st
 }
 

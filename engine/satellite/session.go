@@ -83,6 +83,10 @@ type session struct {
 	outCancel context.CancelFunc
 	outDone   chan struct{}
 	relSent   map[string]*sentRelation
+	// outMu orders log entries and compensations on the outbound stream
+	// (and guards relSent between them).
+	outMu sync.Mutex
+	comps chan []compRow // refused rows to send back, after their ack
 
 	inState   atomic.Int32
 	kicking   atomic.Bool   // a stop+start of the client's stream is under way
@@ -116,6 +120,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		relations:  map[uint32]*inRelation{},
 		relSent:    map[string]*sentRelation{},
 		acks:       make(chan *ackItem, 1024),
+		comps:      make(chan []compRow, compQueue),
 	}
 	s.ctx, s.cancel = context.WithCancel(srv.base)
 	s.lastRecv.Store(s.since.UnixNano())
@@ -124,8 +129,9 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 
 func (s *session) run() {
 	go s.writer()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.pinger()
+	go s.compensator()
 	stop := context.AfterFunc(s.ctx, func() {
 		// Server shutdown: unblock the read loop.
 		if s.srv.base.Err() != nil {
