@@ -37,9 +37,17 @@
 //     information: a backlog the client sends late can claim more than it
 //     had seen.
 //   - The ownership filter is per row: every user gets its own rows and the
-//     unowned ones. A client write to a row owned by someone else, or that
-//     gives a row to someone else, is dropped, logged and counted; the rest
-//     of its transaction is applied and acked.
+//     unowned ones. A client write to a row owned by someone else (live, or
+//     deleted: its last image is that user's), or that gives a row to
+//     someone else, is dropped, recorded (Options.Rejected) and counted;
+//     the rest of its transaction is applied and acked.
+//   - Every value is checked by Options.Validator before merge. A
+//     transaction with a value some Postgres cannot hold is refused whole,
+//     recorded per row and acked (its position is stored like any other).
+//     After the ack the client is sent the server's state of every refused
+//     row (compensate.go), at the last offset already sent to it: the
+//     merged row, or a delete carrying only the key. One that cannot be
+//     checked is held, unacked, and the stream restarted after HoldRetry.
 //   - 0.4.3 loses a transaction when two are queued within one push period.
 //     A hole in its rowid lsns, or silence after a burst, makes the server
 //     restart the client's stream (stop and start requests in one TCP
