@@ -100,7 +100,7 @@ func TestStatusAPI(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"electric_status_up 1", `connector="postgres_1"`, "electric_log_"} {
+	for _, want := range []string{"electric_status_up 1", `connector="postgres_1"`, "electric_log_", "electric_satellite_invalid_rows_total 0", "electric_satellite_held_transactions_total 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
