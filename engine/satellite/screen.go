@@ -44,7 +44,7 @@ const (
 	RejectOwnership    = "ownership"
 )
 
-// MaxRejectedValueBytes bounds Rejection.Value.
+// MaxRejectedValueBytes bounds Rejection.Value, Key and Err.
 const MaxRejectedValueBytes = 256
 
 // Rejection is one client row refused (Options.Rejected).
@@ -121,10 +121,10 @@ func (s *session) screen(ops []merge.Op) (screened, error) {
 		r := s.rejection(op, RejectInvalidValue, "")
 		if b, ok := byOp[i]; ok {
 			r.Column, r.Value = cells[b.Cell].Column, truncate(cells[b.Cell].Value)
-			r.Connector, r.Err = b.Connector, fmt.Sprintf("%s (SQLSTATE %s)", b.Err, b.Code)
+			r.Connector, r.Err = b.Connector, truncateText(fmt.Sprintf("%s (SQLSTATE %s)", b.Err, b.Code))
 		} else {
 			r.Connector = first.Connector
-			r.Err = fmt.Sprintf("refused with its transaction: column %s of %s: %s", cells[first.Cell].Column, cells[first.Cell].Table, first.Err)
+			r.Err = truncateText(fmt.Sprintf("refused with its transaction: column %s of %s: %s", cells[first.Cell].Column, cells[first.Cell].Table, first.Err))
 		}
 		out.refs = append(out.refs, r)
 		out.comp = append(out.comp, s.compRowOf(op))
@@ -149,10 +149,17 @@ func cellsOf(ops []merge.Op) (cells []Cell, owner []int) {
 	return cells, owner
 }
 
+// maxRefusalLogLines bounds the log lines of one transaction's refusals;
+// the rest are summed up in one line (all are counted and recorded).
+const maxRefusalLogLines = 10
+
 // report records refused rows: counted, logged, and handed to
 // Options.Rejected.
 func (s *session) report(refs []Rejection) {
-	for _, r := range refs {
+	if n := len(refs) - maxRefusalLogLines; n > 0 {
+		s.log.Warn("satellite writes refused, not logged one by one", "client", s.clientID, "user", s.userID, "rows", n)
+	}
+	for i, r := range refs {
 		s.rejected.Add(1)
 		s.srv.stats.rejectedOps.Add(1)
 		switch r.Kind {
@@ -161,8 +168,10 @@ func (s *session) report(refs []Rejection) {
 		case RejectOwnership:
 			s.srv.stats.ownershipRows.Add(1)
 		}
-		s.log.Warn("satellite write refused", "client", s.clientID, "user", s.userID, "kind", r.Kind,
-			"table", r.Table, "key", r.Key, "column", r.Column, "connector", r.Connector, "err", r.Err)
+		if i < maxRefusalLogLines {
+			s.log.Warn("satellite write refused", "client", s.clientID, "user", s.userID, "kind", r.Kind,
+				"table", r.Table, "key", r.Key, "column", r.Column, "connector", r.Connector, "err", r.Err)
+		}
 		if h := s.srv.opts.Rejected; h != nil {
 			h(r)
 		}
@@ -186,7 +195,12 @@ func truncate(v merge.Value) string {
 	if v.Null {
 		return "NULL"
 	}
-	t := v.Text
+	return truncateText(v.Text)
+}
+
+// truncateText bounds a text of a Rejection (Postgres' messages quote the
+// value), on a rune boundary.
+func truncateText(t string) string {
 	if len(t) <= MaxRejectedValueBytes {
 		return t
 	}

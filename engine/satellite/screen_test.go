@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,5 +139,21 @@ func TestUncheckableTransactionHeld(t *testing.T) {
 	}
 	if env.row("public.items", "a") == nil || env.row("public.items", "b") == nil {
 		t.Fatal("held transactions lost")
+	}
+}
+
+// Values and Postgres' messages (which quote the value) are bounded in a
+// Rejection, cut on a rune boundary.
+func TestTruncateText(t *testing.T) {
+	long := strings.Repeat("é", MaxRejectedValueBytes) // 2 bytes each
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{strings.Repeat("a", MaxRejectedValueBytes), strings.Repeat("a", MaxRejectedValueBytes)},
+		{strings.Repeat("a", MaxRejectedValueBytes+1), strings.Repeat("a", MaxRejectedValueBytes) + "…"},
+		{"a" + long, "a" + strings.Repeat("é", (MaxRejectedValueBytes-1)/2) + "…"},
+	} {
+		if got := truncateText(tc.in); got != tc.want {
+			t.Errorf("truncateText(%d bytes) = %d bytes %q…", len(tc.in), len(got), got[:min(10, len(got))])
+		}
 	}
 }
