@@ -134,8 +134,8 @@ func (c *Checker) Close() {
 // Check checks cells on every Postgres that holds their tables, in
 // parallel, and returns the values one of them cannot hold. Every table
 // must be checked by at least one Postgres, else the error wraps
-// ErrUnavailable. A table no connector holds is not checked (the caller
-// refuses it).
+// ErrUnavailable (so does a table no connector's schema holds: nothing
+// could vouch for its values).
 func (c *Checker) Check(ctx context.Context, cells []Cell) ([]Invalid, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
@@ -169,6 +169,11 @@ func (c *Checker) Check(ctx context.Context, cells []Cell) ([]Invalid, error) {
 		}()
 	}
 	wg.Wait()
+	for i := range cells {
+		if !held[cells[i].Table] {
+			return nil, fmt.Errorf("checking values of %s: %w: no connector's schema has the table", cells[i].Table, ErrUnavailable)
+		}
+	}
 	var bad []Invalid
 	checked := map[string]bool{}
 	var errs []error
@@ -196,16 +201,14 @@ func (t *target) held(cells []Cell) map[string]*schema.Table {
 		return nil
 	}
 	all := t.Tables()
+	byName := make(map[string]*schema.Table, len(all))
+	for j := range all {
+		byName[all[j].QualifiedName()] = &all[j]
+	}
 	out := map[string]*schema.Table{}
 	for i := range cells {
-		if _, ok := out[cells[i].Table]; ok {
-			continue
-		}
-		for j := range all {
-			if all[j].QualifiedName() == cells[i].Table {
-				out[cells[i].Table] = &all[j]
-				break
-			}
+		if tab := byName[cells[i].Table]; tab != nil {
+			out[cells[i].Table] = tab
 		}
 	}
 	return out

@@ -17,7 +17,7 @@ CREATE DOMAIN positive AS int CHECK (VALUE > 0);
 CREATE TABLE public.t (id int PRIMARY KEY, small int2, v3 varchar(3), txt text NOT NULL DEFAULT '',
   n numeric(4,1), ts timestamptz, ints int[], pos positive, u uuid);`
 
-func tablesOf(t *testing.T, pg *pgtest.Cluster) func() []schema.Table {
+func tablesOf(t testing.TB, pg *pgtest.Cluster) func() []schema.Table {
 	conn := pg.Connect()
 	tabs, err := schema.Introspect(context.Background(), conn)
 	if err != nil {
@@ -122,6 +122,12 @@ func TestCheckUnavailable(t *testing.T) {
 	_, err := c.Check(context.Background(), []pgcheck.Cell{{Table: "public.t", Column: "id", Value: v("1")}})
 	if !errors.Is(err, pgcheck.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	// A table no Postgres holds (no schema known yet) is not vouched for.
+	c1 := pgcheck.New(pgcheck.Options{Targets: []pgcheck.Target{{Name: "up", URI: pg.URI(), Tables: func() []schema.Table { return nil }}}})
+	defer c1.Close()
+	if _, err := c1.Check(context.Background(), []pgcheck.Cell{{Table: "public.t", Column: "id", Value: v("1")}}); !errors.Is(err, pgcheck.ErrUnavailable) {
+		t.Fatalf("unknown table: got %v, want ErrUnavailable", err)
 	}
 	// With a second Postgres up, its check counts.
 	c2 := pgcheck.New(pgcheck.Options{Targets: []pgcheck.Target{
