@@ -156,3 +156,15 @@ func (s *session) compensationEntry(rows []compRow) (*txlog.Entry, error) {
 	}
 	return e, nil
 }
+
+// resentRows are the rows of a transaction sent again after it was taken:
+// its ack may have been lost with the connection, and with it the rows sent
+// back if it was refused, so the client is sent the server's rows again
+// (for a transaction that was merged, they are the echo it already had).
+func (s *session) resentRows(ops []merge.Op) []compRow {
+	rows := make([]compRow, 0, len(ops))
+	for _, op := range ops {
+		rows = append(rows, s.compRowOf(op))
+	}
+	return rows
+}

@@ -231,7 +231,7 @@ func (s *session) commitTx(tx *pendingTx) error {
 	if compareClientLSN(tx.lsn, s.enqueued) <= 0 {
 		s.dups.Add(1)
 		s.srv.stats.duplicates.Add(1)
-		return s.queueAck(&ackItem{lsn: tx.lsn})
+		return s.queueAck(&ackItem{lsn: tx.lsn, comp: s.resentRows(tx.ops)})
 	}
 	if s.gap(tx) {
 		// Not taken and not acked: after the restart the client re-sends
