@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 
+	"github.com/electric-sql/electric-go/engine/audit"
 	"github.com/electric-sql/electric-go/engine/pgcheck"
 	"github.com/electric-sql/electric-go/engine/satellite"
 	"github.com/electric-sql/electric-go/engine/schema"
@@ -71,7 +72,18 @@ func (e *Engine) OnRejected(fn func(satellite.Rejection)) {
 	e.rejected = append(e.rejected, fn)
 }
 
+// reportRejected records a refused client row in the audit store (GET
+// /api/rejected, never blocking) and calls the OnRejected hooks.
 func (e *Engine) reportRejected(r satellite.Rejection) {
+	if e.audit != nil {
+		val := r.Value
+		ev := audit.Event{Kind: audit.Kind(r.Kind), Time: r.Time, Table: r.Table, Key: r.Key, Column: r.Column,
+			Origin: "satellite:" + r.ClientID, Connector: r.Connector, Error: r.Err}
+		if r.Column != "" {
+			ev.Value = &val
+		}
+		e.RecordRejection(ev)
+	}
 	e.rejectedMu.Lock()
 	hooks := e.rejected
 	e.rejectedMu.Unlock()

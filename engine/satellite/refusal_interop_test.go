@@ -2,6 +2,8 @@ package satellite_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -108,6 +110,17 @@ func TestInteropInvalidValuesRefused(t *testing.T) {
 		}
 	}
 	a.EventuallyRows("SELECT count(*) AS c FROM checked", `[{"c":3}]`)
+
+	// The operator sees them (the engine's audit store).
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/rejected?limit=100", pe.statusPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := strings.Count(string(body), `"invalid_value"`); n != 2*len(cases) {
+		t.Errorf("/api/rejected lists %d invalid values, want %d: %.2000s", n, 2*len(cases), body)
+	}
 }
 
 // A write refused by the ownership rule to a row the writer may not see is
