@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -200,10 +201,15 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	spillDir := filepath.Join(cfg.DataDir(), "spill")
+	if err := satellite.CleanSpillDir(spillDir); err != nil {
+		return nil, err
+	}
 	e.sat, err = satellite.New(satellite.Options{
 		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
+		SpillDir:            spillDir, // large client transactions, until their commit
 		Logger:              log.With("component", "satellite"),
 	})
 	if err != nil {

@@ -35,6 +35,9 @@ type Server struct {
 	frames   frameCache
 
 	stats serverStats
+
+	spillOnce sync.Once
+	spillSem  chan struct{} // spillPermit
 }
 
 type serverStats struct {
@@ -47,6 +50,7 @@ type serverStats struct {
 	ownerRefused atomic.Uint64 // auth with a client id bound to another user
 	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
 	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
+	txSpilled    atomic.Uint64 // transactions spilled to disk (over SpillAfterBytes)
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -282,6 +286,9 @@ type Status struct {
 	OwnerRefused uint64
 	OverLimit    uint64
 	TxTooLarge   uint64
+	// TxSpilled counts client transactions spilled to disk while received
+	// (over SpillAfterBytes).
+	TxSpilled uint64
 }
 
 // Status returns the server-wide counters.
@@ -297,6 +304,7 @@ func (s *Server) Status() Status {
 	st.OwnerRefused = s.stats.ownerRefused.Load()
 	st.OverLimit = s.stats.overLimit.Load()
 	st.TxTooLarge = s.stats.txTooLarge.Load()
+	st.TxSpilled = s.stats.txSpilled.Load()
 	return st
 }
 

@@ -133,6 +133,7 @@ func (s *session) run() {
 		}
 	})
 	err := s.readLoop()
+	s.dropTx() // a transaction cut short: its spill file goes
 	stop()
 	var pe *protocolError
 	switch {
@@ -248,7 +249,7 @@ func (s *session) handle(msg proto.Message) error {
 			return nil
 		}
 		s.inState.Store(inPaused)
-		s.tx = nil
+		s.dropTx()
 		return nil
 	case *satpb.SatRelation:
 		return s.handleRelation(m)
