@@ -15,6 +15,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/audit"
 	"github.com/electric-sql/electric-go/engine/auth"
+	"github.com/electric-sql/electric-go/engine/backup"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
 	"github.com/electric-sql/electric-go/engine/pgsource"
@@ -224,6 +225,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A consistent copy of the state while the engine runs (electric
+	// backup); guarded like every private route.
+	if err := backup.CleanTemp(cfg.DataDir()); err != nil {
+		return nil, err
+	}
+	e.stat.Handle("GET /api/backup", &backup.Handler{Checkpoint: tl.Checkpoint, StateDir: cfg.DataDir(),
+		Extra: []string{publisher.SecretFile}, Logger: log.With("component", "backup")})
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {
