@@ -289,6 +289,7 @@ func (s *session) commitTx(tx *pendingTx) error {
 		return perr(satpb.SatErrorResp_INTERNAL, "queueing client transaction: %w", err)
 	}
 	s.enqueued = tx.lsn
+	s.noteSeen(tx.ctxOffset) // rewind.go
 	return nil
 }
 

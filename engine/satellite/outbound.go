@@ -62,6 +62,9 @@ func (s *session) startOutbound(m *satpb.SatInStartReplicationReq) error {
 			return perr(satpb.SatErrorResp_INVALID_REQUEST, "start replication after offset %d, beyond the log head %d", off, head)
 		}
 		after = off
+		if err := s.checkRewound(off); err != nil { // rewind.go
+			return err
+		}
 		// The client stores a server lsn only with the transaction it
 		// applied: it has seen the log up to there.
 		s.ackOffset(off)

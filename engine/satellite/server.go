@@ -51,6 +51,7 @@ type serverStats struct {
 	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
 	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
 	txSpilled    atomic.Uint64 // transactions spilled to disk (over SpillAfterBytes)
+	rewound      atomic.Uint64 // clients found resuming from before what they had applied
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -289,6 +290,9 @@ type Status struct {
 	// TxSpilled counts client transactions spilled to disk while received
 	// (over SpillAfterBytes).
 	TxSpilled uint64
+	// Rewound counts sessions whose client resumed from before the log
+	// offset it had applied (its local database restored): rewind.go.
+	Rewound uint64
 }
 
 // Status returns the server-wide counters.
@@ -305,6 +309,7 @@ func (s *Server) Status() Status {
 	st.OverLimit = s.stats.overLimit.Load()
 	st.TxTooLarge = s.stats.txTooLarge.Load()
 	st.TxSpilled = s.stats.txSpilled.Load()
+	st.Rewound = s.stats.rewound.Load()
 	return st
 }
 
