@@ -123,6 +123,12 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
 	e.txlog = tl
+	if m, err := backup.NoteRestore(cfg.DataDir()); err != nil {
+		return nil, err
+	} else if m != nil {
+		log.Warn("engine state restored from a backup: writes made after it are not in the log; subscribers that applied them are rewound to the log head (see README, Backup and restore)",
+			"backup_log_head", m.LogHead, "taken_at", m.TakenAt, "log_head", tl.Head())
+	}
 	if err := e.openAudit(); err != nil {
 		return nil, err
 	}
@@ -167,7 +173,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Name: c.Name, URI: c.URI, ElectricHost: cfg.ElectricHost,
 			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
 			Password:        publisher.ConnectorPassword(replSecret, c.Name),
-			Logger:          log, // the connector names itself
+			StartHead:       tl.Head(), // a subscriber beyond it is rewound (restored state)
+			Logger:          log,       // the connector names itself
 			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
 		})
 		if err != nil {

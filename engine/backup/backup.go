@@ -185,6 +185,32 @@ func addFile(tw *tar.Writer, path string) (int64, error) {
 	return n, nil
 }
 
+// RestoredName is what NoteRestore renames a backup's manifest to once an
+// engine has started on it.
+const RestoredName = "ELECTRIC_BACKUP.restored.json"
+
+// NoteRestore reports whether stateDir is a backup an engine starts on for
+// the first time (its manifest, written by Fetch), and marks it started so
+// that the next start is an ordinary one. Nil: not a fresh restore.
+func NoteRestore(stateDir string) (*Manifest, error) {
+	p := filepath.Join(stateDir, ManifestName)
+	body, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the backup manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("reading the backup manifest %s: %w", p, err)
+	}
+	if err := os.Rename(p, filepath.Join(stateDir, RestoredName)); err != nil {
+		return nil, fmt.Errorf("marking the restored backup started: %w", err)
+	}
+	return &m, nil
+}
+
 // CleanTemp removes the checkpoint directories a crashed engine left in its
 // state directory. Call it before the engine serves.
 func CleanTemp(stateDir string) error {

@@ -50,6 +50,12 @@ func TestFetchedBackupOpens(t *testing.T) {
 			t.Fatalf("checkpoint %s left in the state directory", e.Name())
 		}
 	}
+	if n, err := NoteRestore(dst); err != nil || n == nil || n.LogHead != 30 {
+		t.Fatalf("first start on the backup: NoteRestore = %+v, %v", n, err)
+	}
+	if n, err := NoteRestore(dst); err != nil || n != nil {
+		t.Fatalf("second start: NoteRestore = %+v, %v", n, err)
+	}
 	r, err := pebblelog.Open(dst, pebblelog.Options{})
 	if err != nil {
 		t.Fatalf("opening the backup: %v", err)

@@ -64,6 +64,18 @@ func Fetch(ctx context.Context, hc *http.Client, baseURL, token, dst string) (Ma
 		}
 		return Manifest{}, fmt.Errorf("receiving the backup: %w", err)
 	}
+	// The manifest stays in the backup: the engine started on it knows it
+	// runs on a restored state (NoteRestore).
+	body, err := json.Marshal(m)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if _, err := writeFile(filepath.Join(dst, ManifestName), strings.NewReader(string(body)), &written); err != nil {
+		for _, p := range written {
+			_ = os.Remove(p)
+		}
+		return Manifest{}, err
+	}
 	if err := syncDir(dst); err != nil {
 		return Manifest{}, err
 	}
