@@ -123,11 +123,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
 	e.txlog = tl
-	if m, err := backup.NoteRestore(cfg.DataDir()); err != nil {
+	fences, err := restoreGeneration(tl, cfg.DataDir(), log)
+	if err != nil {
 		return nil, err
-	} else if m != nil {
-		log.Warn("engine state restored from a backup: writes made after it are not in the log; subscribers that applied them are rewound to the log head (see README, Backup and restore)",
-			"backup_log_head", m.LogHead, "taken_at", m.TakenAt, "log_head", tl.Head())
 	}
 	if err := e.openAudit(); err != nil {
 		return nil, err
@@ -217,6 +215,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
+		Generation:          uint16(len(fences)), // restores of this state
+		Fences:              fences,
 		SpillDir:            spillDir, // large client transactions, until their commit
 		Logger:              log.With("component", "satellite"),
 	})

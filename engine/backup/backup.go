@@ -185,14 +185,15 @@ func addFile(tw *tar.Writer, path string) (int64, error) {
 	return n, nil
 }
 
-// RestoredName is what NoteRestore renames a backup's manifest to once an
+// RestoredName is what MarkRestored renames a backup's manifest to once an
 // engine has started on it.
 const RestoredName = "ELECTRIC_BACKUP.restored.json"
 
-// NoteRestore reports whether stateDir is a backup an engine starts on for
-// the first time (its manifest, written by Fetch), and marks it started so
-// that the next start is an ordinary one. Nil: not a fresh restore.
-func NoteRestore(stateDir string) (*Manifest, error) {
+// PendingRestore reports whether stateDir is a backup no engine has
+// started on yet (its manifest, written by Fetch, is there). Nil: not a
+// fresh restore. The engine records the restore in its state, then calls
+// MarkRestored, so that a crash in between only records it again.
+func PendingRestore(stateDir string) (*Manifest, error) {
 	p := filepath.Join(stateDir, ManifestName)
 	body, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
@@ -205,10 +206,16 @@ func NoteRestore(stateDir string) (*Manifest, error) {
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("reading the backup manifest %s: %w", p, err)
 	}
-	if err := os.Rename(p, filepath.Join(stateDir, RestoredName)); err != nil {
-		return nil, fmt.Errorf("marking the restored backup started: %w", err)
-	}
 	return &m, nil
+}
+
+// MarkRestored records that an engine has started on the backup in
+// stateDir: PendingRestore reports nothing from then on.
+func MarkRestored(stateDir string) error {
+	if err := os.Rename(filepath.Join(stateDir, ManifestName), filepath.Join(stateDir, RestoredName)); err != nil {
+		return fmt.Errorf("marking the restored backup started: %w", err)
+	}
+	return nil
 }
 
 // CleanTemp removes the checkpoint directories a crashed engine left in its

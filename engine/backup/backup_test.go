@@ -50,11 +50,14 @@ func TestFetchedBackupOpens(t *testing.T) {
 			t.Fatalf("checkpoint %s left in the state directory", e.Name())
 		}
 	}
-	if n, err := NoteRestore(dst); err != nil || n == nil || n.LogHead != 30 {
-		t.Fatalf("first start on the backup: NoteRestore = %+v, %v", n, err)
+	if n, err := PendingRestore(dst); err != nil || n == nil || n.LogHead != 30 {
+		t.Fatalf("first start on the backup: PendingRestore = %+v, %v", n, err)
 	}
-	if n, err := NoteRestore(dst); err != nil || n != nil {
-		t.Fatalf("second start: NoteRestore = %+v, %v", n, err)
+	if err := MarkRestored(dst); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := PendingRestore(dst); err != nil || n != nil {
+		t.Fatalf("second start: PendingRestore = %+v, %v", n, err)
 	}
 	r, err := pebblelog.Open(dst, pebblelog.Options{})
 	if err != nil {

@@ -120,6 +120,11 @@ type Options struct {
 	// for MaxTransactionBytes) is held in a file under SpillDir rather than
 	// in memory until its commit (default 4 MiB).
 	SpillAfterBytes int64
+	// Generation is the number of restores of the log (generation.go); its
+	// server lsns carry it. Fences[g] is the log head at which generation
+	// g+1 began; len(Fences) must be Generation.
+	Generation uint16
+	Fences     []uint64
 	// SpillDir holds those files (default os.TempDir()); the engine uses
 	// its state directory. Files left by a crash: CleanSpillDir.
 	SpillDir string

@@ -47,11 +47,12 @@ type serverStats struct {
 	duplicates  atomic.Uint64
 	rejectedOps atomic.Uint64
 	// Sessions refused or closed for abuse.
-	ownerRefused atomic.Uint64 // auth with a client id bound to another user
-	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
-	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
-	txSpilled    atomic.Uint64 // transactions spilled to disk (over SpillAfterBytes)
-	rewound      atomic.Uint64 // clients found resuming from before what they had applied
+	ownerRefused    atomic.Uint64 // auth with a client id bound to another user
+	overLimit       atomic.Uint64 // a bound on names, relations or ids exceeded
+	txTooLarge      atomic.Uint64 // a transaction over MaxTransactionBytes
+	txSpilled       atomic.Uint64 // transactions spilled to disk (over SpillAfterBytes)
+	rewound         atomic.Uint64 // clients found resuming from before what they had applied
+	staleGeneration atomic.Uint64 // clients resumed from a restore's fence (generation.go)
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -65,6 +66,9 @@ type clientSlot struct {
 func New(opts Options) (*Server, error) {
 	if opts.Log == nil || opts.Sink == nil || opts.Auth == nil || opts.Tables == nil {
 		return nil, errors.New("creating satellite server: Log, Sink, Auth and Tables are required")
+	}
+	if len(opts.Fences) != int(opts.Generation) {
+		return nil, fmt.Errorf("creating satellite server: generation %d with %d fences", opts.Generation, len(opts.Fences))
 	}
 	o := opts.withDefaults()
 	s := &Server{
@@ -293,6 +297,9 @@ type Status struct {
 	// Rewound counts sessions whose client resumed from before the log
 	// offset it had applied (its local database restored): rewind.go.
 	Rewound uint64
+	// StaleGeneration counts clients that came back with a position of an
+	// earlier generation beyond its restore's fence: generation.go.
+	StaleGeneration uint64
 }
 
 // Status returns the server-wide counters.
@@ -310,6 +317,7 @@ func (s *Server) Status() Status {
 	st.TxTooLarge = s.stats.txTooLarge.Load()
 	st.TxSpilled = s.stats.txSpilled.Load()
 	st.Rewound = s.stats.rewound.Load()
+	st.StaleGeneration = s.stats.staleGeneration.Load()
 	return st
 }
 
