@@ -238,7 +238,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.stat.Handle("GET /api/backup", &backup.Handler{Checkpoint: tl.Checkpoint, StateDir: cfg.DataDir(),
-		Extra: []string{publisher.SecretFile}, Logger: log.With("component", "backup")})
+		Extra: []string{publisher.SecretFile, withhold.File}, Logger: log.With("component", "backup")})
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {
