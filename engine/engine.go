@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/audit"
 	"github.com/electric-sql/electric-go/engine/auth"
+	"github.com/electric-sql/electric-go/engine/backup"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
 	"github.com/electric-sql/electric-go/engine/pgcheck"
@@ -126,6 +128,10 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, fmt.Errorf("opening the engine state in %s: %w", cfg.DataDir(), err)
 	}
 	e.txlog = tl
+	fences, err := restoreGeneration(tl, cfg.DataDir(), log)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.openAudit(); err != nil {
 		return nil, err
 	}
@@ -170,7 +176,8 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Name: c.Name, URI: c.URI, ElectricHost: cfg.ElectricHost,
 			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
 			Password:        publisher.ConnectorPassword(replSecret, c.Name),
-			Logger:          log, // the connector names itself
+			StartHead:       tl.Head(), // a subscriber beyond it is rewound (restored state)
+			Logger:          log,       // the connector names itself
 			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
 		})
 		if err != nil {
@@ -206,10 +213,17 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.check = e.newValueChecker()
+	spillDir := filepath.Join(cfg.DataDir(), "spill")
+	if err := satellite.CleanSpillDir(spillDir); err != nil {
+		return nil, err
+	}
 	e.sat, err = satellite.New(satellite.Options{
 		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn, Validator: satValidator{e.check}, Rejected: e.reportRejected,
 		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
+		Generation:          uint16(len(fences)), // restores of this state
+		Fences:              fences,
+		SpillDir:            spillDir, // large client transactions, until their commit
 		Logger:              log.With("component", "satellite"),
 	})
 	if err != nil {
@@ -227,6 +241,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err := e.stat.Register(e.satelliteRefusalMetrics()...); err != nil {
 		return nil, err
 	}
+	// A consistent copy of the state while the engine runs (electric
+	// backup); guarded like every private route.
+	if err := backup.CleanTemp(cfg.DataDir()); err != nil {
+		return nil, err
+	}
+	e.stat.Handle("GET /api/backup", &backup.Handler{Checkpoint: tl.Checkpoint, StateDir: cfg.DataDir(),
+		Extra: []string{publisher.SecretFile, withhold.File}, Logger: log.With("component", "backup")})
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {

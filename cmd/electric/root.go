@@ -48,6 +48,7 @@ Start here:
 		newDashboardCmd(),
 		newConflictsCmd(),
 		newRejectedCmd(),
+		newBackupCmd(),
 		newVersionCmd(),
 	)
 	return root

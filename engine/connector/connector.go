@@ -53,6 +53,9 @@ type Options struct {
 	// entries of the log written before then were not applied to them, so
 	// the engine backfills them from the merged row state.
 	OnTablesChanged func(tables []string)
+	// StartHead is the log head when the engine started: a subscriber whose
+	// origin is beyond it is rewound to it at the first setup (rewind.go).
+	StartHead uint64
 }
 
 // Connector keeps one Postgres subscribed.
@@ -63,6 +66,8 @@ type Connector struct {
 
 	mu     sync.Mutex
 	status Status
+
+	originChecked atomic.Bool // rewindIfAhead ran
 }
 
 // State is the connector's lifecycle state.
@@ -92,6 +97,9 @@ type Status struct {
 	// apply worker keeps failing, or is not running); empty when it is, or
 	// while the subscription is disabled (paused by a migration).
 	Failing string
+	// Rewound, when set, says that the subscriber had applied beyond the
+	// log this engine started with, and was rewound (rewind.go).
+	Rewound string `json:",omitempty"`
 }
 
 // ErrOptions reports invalid options.
@@ -470,6 +478,9 @@ func (c *Connector) ensureSubscription(ctx context.Context, conn *pgx.Conn) erro
 		c.log.Info("subscription connection updated", "conninfo", shown)
 	}
 	c.setStatus(func(s *Status) { s.SubscriptionOID = sub.oid })
+	if err := c.rewindIfAhead(ctx, conn, sub.oid); err != nil {
+		return err
+	}
 	if !sub.enabled {
 		return c.setEnabled(ctx, conn, true)
 	}

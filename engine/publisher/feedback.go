@@ -25,6 +25,10 @@ const (
 type ctlMsg struct {
 	kind ctlKind
 	err  error
+	// fatalCode and fatalMsg, when set with ctlEnd, are the FATAL error the
+	// stream sends before it ends: the receiver never writes, or the error
+	// could land between (or before) the stream's CopyData (fuzzed).
+	fatalCode, fatalMsg string
 }
 
 // tick sends the periodic keepalive, asking for a reply, after checking
@@ -59,6 +63,9 @@ func (st *stream) control(m ctlMsg) (done bool, err error) {
 		se.log.Info("replication stopped by the subscriber", "sent_offset", st.sent)
 		return true, se.flush()
 	default:
+		if m.fatalCode != "" {
+			se.fatal(m.fatalCode, m.fatalMsg)
+		}
 		if m.err != nil {
 			return true, m.err
 		}
@@ -76,6 +83,9 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 		case <-ctx.Done():
 		}
 	}
+	fatal := func(code, msg string) {
+		report(ctlMsg{kind: ctlEnd, fatalCode: code, fatalMsg: msg})
+	}
 	for {
 		msg, err := se.be.Receive()
 		if err != nil {
@@ -85,16 +95,14 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
-				se.fatal("08P01", "electric: empty CopyData message")
-				report(ctlMsg{kind: ctlEnd})
+				fatal("08P01", "electric: empty CopyData message")
 				return
 			}
 			switch m.Data[0] {
 			case 'r':
 				ss, ok := parseStandbyStatus(m.Data)
 				if !ok {
-					se.fatal("08P01", fmt.Sprintf("electric: invalid standby status update (%d bytes)", len(m.Data)))
-					report(ctlMsg{kind: ctlEnd})
+					fatal("08P01", fmt.Sprintf("electric: invalid standby status update (%d bytes)", len(m.Data)))
 					return
 				}
 				now := time.Now()
@@ -113,8 +121,7 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 			case 'h':
 				// Hot standby feedback concerns physical replication only.
 			default:
-				se.fatal("08P01", fmt.Sprintf("electric: unexpected CopyData message type %q", m.Data[0]))
-				report(ctlMsg{kind: ctlEnd})
+				fatal("08P01", fmt.Sprintf("electric: unexpected CopyData message type %q", m.Data[0]))
 				return
 			}
 		case *pgproto3.CopyDone:
@@ -127,8 +134,7 @@ func (st *stream) receive(ctx context.Context, ctl chan<- ctlMsg) {
 			report(ctlMsg{kind: ctlEnd})
 			return
 		default:
-			se.fatal("08P01", fmt.Sprintf("electric: unexpected message %T during replication", msg))
-			report(ctlMsg{kind: ctlEnd})
+			fatal("08P01", fmt.Sprintf("electric: unexpected message %T during replication", msg))
 			return
 		}
 	}

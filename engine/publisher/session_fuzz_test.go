@@ -139,6 +139,12 @@ func sessionSeeds(t testing.TB) []fuzzseed.Seed {
 			&pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL 0/0 (proto_version '9')"},
 			&pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL FFFFFFFF/FFFFFFFF"},
 			&pgproto3.Query{String: "select 'unterminated"}),
+		// A refused START_REPLICATION beyond the head, one in copy mode, then
+		// a message copy mode does not take: the receiver's FATAL raced the
+		// stream's first keepalive (CopyData after FATAL, found by fuzzing).
+		seed("fatal-in-copy-mode", startup("db_a"),
+			&pgproto3.Query{String: "START_REPLICATION SLOT a LOGICAL FFFFFFFF/FFFFFFFF"},
+			&pgproto3.Query{String: startCmd}, &pgproto3.Query{String: "IDENTIFY_SYSTEM"}),
 		{Name: "hostile-length", Args: []any{append(frontendBytes(t, startup("db_a")), 'Q', 0x7f, 0xff, 0xff, 0xff, 'x')}},
 		{Name: "hostile-startup-length", Args: []any{[]byte{0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0}}},
 	}
@@ -259,6 +265,30 @@ func TestSubscriberFuzzHarness(t *testing.T) {
 	}
 	if !copyBoth {
 		t.Fatal("START_REPLICATION did not enter copy mode")
+	}
+}
+
+// A FATAL error for what the subscriber sends in copy mode is the last
+// message: the receive goroutine used to write it while the stream wrote its
+// keepalive, so CopyData could follow it. Played many times, as the
+// interleaving is the scheduler's.
+func TestNothingAfterFatalInCopyMode(t *testing.T) {
+	status := make([]byte, 34)
+	status[0] = 'r'
+	stray := []pgproto3.FrontendMessage{
+		&pgproto3.Query{String: "IDENTIFY_SYSTEM"},
+		&pgproto3.CopyData{},
+		&pgproto3.CopyData{Data: []byte{'r', 1}},
+		&pgproto3.CopyData{Data: []byte{'z'}},
+	}
+	for _, m := range stray {
+		script := frontendBytes(t, startup("db_a"), &pgproto3.Query{String: startCmd}, &pgproto3.CopyData{Data: status}, m)
+		for range 100 {
+			msgs := playSubscriber(t, script) // fails on anything written after a FATAL
+			if e, ok := msgs[len(msgs)-1].(*pgproto3.ErrorResponse); !ok || e.Severity != "FATAL" {
+				t.Fatalf("after %T in copy mode the session ended with %T, not a FATAL error", m, msgs[len(msgs)-1])
+			}
+		}
 	}
 }
 

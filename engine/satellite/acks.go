@@ -79,10 +79,11 @@ func (s *session) handlePingResp(m *satpb.SatPingResp) error {
 	if len(m.Lsn) == 0 {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "ping response with an empty lsn")
 	}
-	off, err := OffsetOfServerLSN(m.Lsn)
+	gen, off, err := splitServerLSN(m.Lsn)
 	if err != nil {
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "%w", err)
 	}
+	off, _ = s.srv.resumeOffset(gen, off)
 	s.ackOffset(off)
 	if s.acked.Load() < s.delivered.Load() {
 		s.askAck()

@@ -103,7 +103,7 @@ func (s *session) sendCompensation(rows []compRow) (bool, error) {
 			frames = append(frames, f)
 		}
 	}
-	ops, err := encodeOps(e, tables, s.userID)
+	ops, err := encodeOps(e, tables, s.userID, s.srv.opts.Generation)
 	if err != nil {
 		return false, err
 	}

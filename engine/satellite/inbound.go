@@ -33,8 +33,9 @@ type pendingTx struct {
 	ops       []merge.Op
 	nops      int // row operations received, rejected ones included
 	rejected  int
-	notReady  bool  // a table could not be resolved: the engine has no tables yet
-	bytes     int64 // row data received, plus txOpOverhead per op
+	notReady  bool     // a table could not be resolved: the engine has no tables yet
+	bytes     int64    // row data received, plus txOpOverhead per op
+	spill     *txSpill // ops past SpillAfterBytes are in this file (spill.go)
 }
 
 func (s *session) handleRelation(m *satpb.SatRelation) error {
@@ -172,14 +173,13 @@ func (s *session) addOp(kind merge.OpKind, relID uint32, row *satpb.SatOpRow) er
 		// 0.4.3 sends whole rows: every column is written.
 		op.Columns = cols
 	}
-	s.tx.ops = append(s.tx.ops, op)
-	return nil
+	return s.holdOp(op)
 }
 
 // countTxBytes adds a row op to the size of the open transaction and ends
-// the session once it is over MaxTransactionBytes. The whole transaction is
-// held in memory until its commit (it is not spilled to disk), and refusing
-// it alone would not help: 0.4.3 re-sends an unacked transaction forever.
+// the session once it is over MaxTransactionBytes. Up to that cap it is
+// spilled to disk (spill.go); refusing it alone would not help: 0.4.3
+// re-sends an unacked transaction forever.
 func (s *session) countTxBytes(row *satpb.SatOpRow) error {
 	n := int64(txOpOverhead)
 	if row != nil {
@@ -193,7 +193,7 @@ func (s *session) countTxBytes(row *satpb.SatOpRow) error {
 		s.srv.stats.txTooLarge.Add(1)
 		s.log.Warn("satellite client transaction over the size cap; closing", "client", s.clientID,
 			"lsn", fmt.Sprintf("%x", s.tx.lsn), "ops", s.tx.nops, "bytes", s.tx.bytes, "cap", max)
-		s.tx = nil
+		s.dropTx()
 		return perr(satpb.SatErrorResp_INVALID_REQUEST, "client transaction over %d bytes (SATELLITE_MAX_TRANSACTION_BYTES)", max)
 	}
 	return nil
@@ -211,6 +211,7 @@ func (s *session) reject(table, why string) {
 // commitTx hands a complete client transaction to the sink, or acks it
 // again if it is a re-send of one already taken.
 func (s *session) commitTx(tx *pendingTx) error {
+	defer tx.discardSpill() // whatever is not taken
 	if s.kicking.Load() {
 		// Sent before the client saw our restart of its stream: it comes
 		// again, after the restart, in order.
@@ -242,6 +243,16 @@ func (s *session) commitTx(tx *pendingTx) error {
 	case s.received <- struct{}{}:
 	default:
 	}
+	release, err := s.loadSpilled(s.ctx, tx)
+	if err != nil {
+		return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
+	}
+	handed := false
+	defer func() {
+		if !handed {
+			release()
+		}
+	}()
 	sc, err := s.screen(tx.ops)
 	if err != nil {
 		return perr(satpb.SatErrorResp_INTERNAL, "%w", err)
@@ -273,16 +284,20 @@ func (s *session) commitTx(tx *pendingTx) error {
 				s.srv.stats.txIn.Add(1)
 			}
 			ack.done <- err
+			release()
 			s.inflight.Done()
 		},
 	}
 	s.inflight.Add(1)
+	handed = true // Done releases
 	if err := s.srv.opts.Sink.Enqueue(s.ctx, item); err != nil {
+		handed = false
 		s.inflight.Done()
 		ack.done <- err
 		return perr(satpb.SatErrorResp_INTERNAL, "queueing client transaction: %w", err)
 	}
 	s.enqueued = tx.lsn
+	s.noteSeen(tx.ctxOffset) // rewind.go
 	return nil
 }
 

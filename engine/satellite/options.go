@@ -60,6 +60,7 @@ package satellite
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/authlimit"
@@ -121,9 +122,20 @@ type Options struct {
 	ResendAfter time.Duration
 	// MaxTransactionBytes caps one client transaction while it is being
 	// received (its row data plus a small overhead per op; default 256
-	// MiB). A client that sends more is closed: the transaction is held in
-	// memory until its commit.
+	// MiB). A client that sends more is closed, logged and counted.
 	MaxTransactionBytes int64
+	// SpillAfterBytes: a client transaction larger than this (counted as
+	// for MaxTransactionBytes) is held in a file under SpillDir rather than
+	// in memory until its commit (default 4 MiB).
+	SpillAfterBytes int64
+	// Generation is the number of restores of the log (generation.go); its
+	// server lsns carry it. Fences[g] is the log head at which generation
+	// g+1 began; len(Fences) must be Generation.
+	Generation uint16
+	Fences     []uint64
+	// SpillDir holds those files (default os.TempDir()); the engine uses
+	// its state directory. Files left by a crash: CleanSpillDir.
+	SpillDir string
 	// OutboundQueue is the number of frames buffered per connection before
 	// the log reader of that connection waits (default 32).
 	OutboundQueue int
@@ -159,6 +171,7 @@ const (
 	DefaultHoldRetry     = 2 * time.Second
 
 	DefaultMaxTransactionBytes = 256 << 20
+	DefaultSpillAfterBytes     = 4 << 20
 )
 
 // Bounds on what a client names and declares, checked at the edge: over a
@@ -195,6 +208,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxTransactionBytes <= 0 {
 		c.MaxTransactionBytes = DefaultMaxTransactionBytes
+	}
+	if c.SpillAfterBytes <= 0 {
+		c.SpillAfterBytes = DefaultSpillAfterBytes
+	}
+	if c.SpillDir == "" {
+		c.SpillDir = os.TempDir()
 	}
 	if c.OutboundQueue <= 0 {
 		c.OutboundQueue = DefaultOutboundQueue

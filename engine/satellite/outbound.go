@@ -54,14 +54,24 @@ func (s *session) startOutbound(m *satpb.SatInStartReplicationReq) error {
 	default:
 		// LAST_ACKNOWLEDGED is not implemented (as in the original): the
 		// lsn is required.
-		off, err := OffsetOfServerLSN(m.Lsn)
+		gen, off, err := splitServerLSN(m.Lsn)
 		if err != nil {
 			return perr(satpb.SatErrorResp_INVALID_REQUEST, "start replication: %w", err)
+		}
+		if resume, stale := s.srv.resumeOffset(gen, off); stale {
+			// generation.go
+			s.srv.stats.staleGeneration.Add(1)
+			s.log.Warn("satellite client resumes from a position the restored log never had: sending it every entry since the restore",
+				"client", s.clientID, "client_generation", gen, "client_offset", off, "generation", s.srv.opts.Generation, "resume_after", resume)
+			off = resume
 		}
 		if off > head {
 			return perr(satpb.SatErrorResp_INVALID_REQUEST, "start replication after offset %d, beyond the log head %d", off, head)
 		}
 		after = off
+		if err := s.checkRewound(off); err != nil { // rewind.go
+			return err
+		}
 		// The client stores a server lsn only with the transaction it
 		// applied: it has seen the log up to there.
 		s.ackOffset(off)
@@ -192,7 +202,7 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 	}
 	ops, ok := s.srv.frames.get(key)
 	if !ok {
-		ops, err = encodeOps(e, tables, s.userID)
+		ops, err = encodeOps(e, tables, s.userID, s.srv.opts.Generation)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -205,7 +215,7 @@ func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []stri
 }
 
 // encodeOps encodes the rows of e that user gets as SatOpLog frames.
-func encodeOps(e *txlog.Entry, tables *tableIndex, user string) ([][]byte, error) {
+func encodeOps(e *txlog.Entry, tables *tableIndex, user string, gen uint16) ([][]byte, error) {
 	var ops []*satpb.SatTransOp
 	for i := range e.Changes {
 		rc := &e.Changes[i]
@@ -236,7 +246,8 @@ func encodeOps(e *txlog.Entry, tables *tableIndex, user string) ([][]byte, error
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	lsn := ServerLSN(e.Offset)
+	// The lsn carries the log's generation (generation.go).
+	lsn := ServerLSN(e.Offset | uint64(gen)<<genShift)
 	ts := e.Eff / 1000 // the client's last-writer-wins must agree with ours
 	begin := &satpb.SatTransOp{Op: &satpb.SatTransOp_Begin{Begin: &satpb.SatOpBegin{CommitTimestamp: ts, Lsn: lsn}}}
 	commit := &satpb.SatTransOp{Op: &satpb.SatTransOp_Commit{Commit: &satpb.SatOpCommit{CommitTimestamp: ts, Lsn: lsn}}}

@@ -245,7 +245,7 @@ func TestEncodeOpsOwnership(t *testing.T) {
 		"bob":   {"b1", "n1", "b2"},
 		"carol": {"n1"},
 	} {
-		frames, err := encodeOps(e, tables, user)
+		frames, err := encodeOps(e, tables, user, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +277,7 @@ func TestEncodeOpsOwnership(t *testing.T) {
 		}
 	}
 	only := &txlog.Entry{Offset: 4, Changes: []txlog.RowChange{change("b3", "bob", false)}}
-	if frames, err := encodeOps(only, tables, "alice"); err != nil || frames != nil {
+	if frames, err := encodeOps(only, tables, "alice", 0); err != nil || frames != nil {
 		t.Fatalf("entry with only bob's row: alice gets %d frames, err %v", len(frames), err)
 	}
 }

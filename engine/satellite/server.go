@@ -35,6 +35,9 @@ type Server struct {
 	frames   frameCache
 
 	stats serverStats
+
+	spillOnce sync.Once
+	spillSem  chan struct{} // spillPermit
 }
 
 type serverStats struct {
@@ -48,10 +51,13 @@ type serverStats struct {
 	overLimit    atomic.Uint64 // a bound on names, relations or ids exceeded
 	txTooLarge   atomic.Uint64 // a transaction over MaxTransactionBytes
 	// Client writes refused and sent back.
-	invalidRows   atomic.Uint64 // rows refused for a value a Postgres cannot hold
-	ownershipRows atomic.Uint64 // rows refused by the ownership rule
-	heldTx        atomic.Uint64 // transactions held: their values could not be checked
-	compensated   atomic.Uint64 // refused rows sent back to their client
+	invalidRows     atomic.Uint64 // rows refused for a value a Postgres cannot hold
+	ownershipRows   atomic.Uint64 // rows refused by the ownership rule
+	heldTx          atomic.Uint64 // transactions held: their values could not be checked
+	compensated     atomic.Uint64 // refused rows sent back to their client
+	txSpilled       atomic.Uint64 // transactions spilled to disk (over SpillAfterBytes)
+	rewound         atomic.Uint64 // clients found resuming from before what they had applied
+	staleGeneration atomic.Uint64 // clients resumed from a restore's fence (generation.go)
 }
 
 // clientSlot holds a client id for one session at a time; released is closed
@@ -65,6 +71,9 @@ type clientSlot struct {
 func New(opts Options) (*Server, error) {
 	if opts.Log == nil || opts.Sink == nil || opts.Auth == nil || opts.Tables == nil {
 		return nil, errors.New("creating satellite server: Log, Sink, Auth and Tables are required")
+	}
+	if len(opts.Fences) != int(opts.Generation) {
+		return nil, fmt.Errorf("creating satellite server: generation %d with %d fences", opts.Generation, len(opts.Fences))
 	}
 	o := opts.withDefaults()
 	s := &Server{
@@ -294,6 +303,15 @@ type Status struct {
 	OwnershipRows uint64
 	HeldTx        uint64
 	Compensated   uint64
+	// TxSpilled counts client transactions spilled to disk while received
+	// (over SpillAfterBytes).
+	TxSpilled uint64
+	// Rewound counts sessions whose client resumed from before the log
+	// offset it had applied (its local database restored): rewind.go.
+	Rewound uint64
+	// StaleGeneration counts clients that came back with a position of an
+	// earlier generation beyond its restore's fence: generation.go.
+	StaleGeneration uint64
 }
 
 // Status returns the server-wide counters.
@@ -313,6 +331,9 @@ func (s *Server) Status() Status {
 	st.OwnershipRows = s.stats.ownershipRows.Load()
 	st.HeldTx = s.stats.heldTx.Load()
 	st.Compensated = s.stats.compensated.Load()
+	st.TxSpilled = s.stats.txSpilled.Load()
+	st.Rewound = s.stats.rewound.Load()
+	st.StaleGeneration = s.stats.staleGeneration.Load()
 	return st
 }
 

@@ -71,12 +71,13 @@ type session struct {
 	claimed  bool
 
 	// Read loop only.
-	relations map[uint32]*inRelation
-	tx        *pendingTx
-	enqueued  []byte // highest client lsn handed to the sink (or durable at start)
-	gapAfter  []byte // lsn after which a gap made us restart the stream
-	acks      chan *ackItem
-	inflight  sync.WaitGroup
+	relations  map[uint32]*inRelation
+	tx         *pendingTx
+	enqueued   []byte // highest client lsn handed to the sink (or durable at start)
+	gapAfter   []byte // lsn after which a gap made us restart the stream
+	seenStored uint64 // the client's applied offset last stored (rewind.go)
+	acks       chan *ackItem
+	inflight   sync.WaitGroup
 
 	// Outbound stream: started and stopped by the read loop; relSent is
 	// used by one outbound goroutine at a time and survives stop/start.
@@ -139,6 +140,7 @@ func (s *session) run() {
 		}
 	})
 	err := s.readLoop()
+	s.dropTx() // a transaction cut short: its spill file goes
 	stop()
 	var pe *protocolError
 	switch {
@@ -254,7 +256,7 @@ func (s *session) handle(msg proto.Message) error {
 			return nil
 		}
 		s.inState.Store(inPaused)
-		s.tx = nil
+		s.dropTx()
 		return nil
 	case *satpb.SatRelation:
 		return s.handleRelation(m)
