@@ -37,6 +37,7 @@ const SnapshotEff uint64 = 1
 // snapshot merges a snapshot row into r and reports whether it changed r.
 func (m *merger) snapshot(r *Row, op *Op) bool {
 	if len(r.Cells) == 0 && len(r.Tags) == 0 && len(r.Removed) == 0 {
+		r.Cells = make(map[string]Cell, len(op.Columns))
 		for col, v := range op.Columns {
 			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}
 		}

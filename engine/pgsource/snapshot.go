@@ -36,7 +36,7 @@ const (
 	snapMinRows    = 16      // the adaptive chunk never shrinks below
 	snapChunkBytes = 4 << 20 // target text bytes per chunk
 	snapHardBytes  = 64 << 20
-	snapInFlight   = 2 // chunks handed to the sequencer and not yet durable
+	snapInFlight   = 4 // chunks handed to the sequencer and not yet durable
 )
 
 // SnapshotStatus is the snapshot reader's progress.
@@ -73,7 +73,7 @@ var errChunkFull = errors.New("chunk bytes bound reached")
 // StatsInterval for tables that became replicated. It returns when ctx ends
 // or on an error (the caller reconnects).
 func (s *Source) snapshotLoop(ctx context.Context) error {
-	conn, err := s.connectSide(ctx)
+	conn, err := s.connectSnapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -103,6 +103,22 @@ func (s *Source) snapshotLoop(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// connectSnapshot opens the connection chunks are read on. A chunk must walk
+// the primary key index from the last key: with a large LIMIT the planner
+// may prefer to scan and sort the whole table for every chunk, which makes
+// the read quadratic. Sorts and full scans are priced out so it does not.
+func (s *Source) connectSnapshot(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := s.connectSide(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("configuring the snapshot connection: %w", err)
+	}
+	return conn, nil
 }
 
 type snapReader struct {
@@ -353,7 +369,7 @@ func (r *snapReader) chunk(ctx context.Context, t *snapTable, last []merge.Value
 		// pgconn closed the connection: the rows parsed so far are whole
 		// and in key order; go on after them on a new connection.
 		size.err = errChunkFull
-		conn, cerr := r.s.connectSide(ctx)
+		conn, cerr := r.s.connectSnapshot(ctx)
 		if cerr != nil {
 			return nil, nil, size, fmt.Errorf("reconnecting after a large chunk of %s: %w", t.name, cerr)
 		}
