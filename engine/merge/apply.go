@@ -179,7 +179,7 @@ func (m *merger) apply(op *Op) error {
 		if err != nil {
 			return err
 		}
-		if m.snapshot(t.row, op) {
+		if m.snapshot(t.id, t.row, op) {
 			t.skip = false
 		} else if !seen {
 			t.skip = true // nothing to persist or send

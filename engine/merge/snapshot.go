@@ -35,7 +35,9 @@ package merge
 const SnapshotEff uint64 = 1
 
 // snapshot merges a snapshot row into r and reports whether it changed r.
-func (m *merger) snapshot(r *Row, op *Op) bool {
+// A value it brings for a cell the state holds with another value is
+// reported as a conflict it lost (two Postgres held differing rows).
+func (m *merger) snapshot(id rowID, r *Row, op *Op) bool {
 	if len(r.Cells) == 0 && len(r.Tags) == 0 && len(r.Removed) == 0 {
 		r.Cells = make(map[string]Cell, len(op.Columns))
 		for col, v := range op.Columns {
@@ -46,9 +48,15 @@ func (m *merger) snapshot(r *Row, op *Op) bool {
 	}
 	changed := false
 	for col, v := range op.Columns {
-		if _, ok := r.Cells[col]; !ok {
+		cur, ok := r.Cells[col]
+		if !ok {
 			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}
 			changed = true
+			continue
+		}
+		if compareValues(cur.Value, v) != 0 {
+			m.conflicts = append(m.conflicts, Conflict{Table: id.table, Key: id.key, Column: col,
+				Winner: cur, Loser: Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}})
 		}
 	}
 	return changed

@@ -92,3 +92,20 @@ func TestSnapshotFillsOnlyUnknownCells(t *testing.T) {
 		t.Errorf("filled cell = %+v, want eff %d origin a", c, SnapshotEff)
 	}
 }
+
+func TestSnapshotReportsDifferingRows(t *testing.T) {
+	s := memStore{}
+	mustApply(t, s, 0, snapTx("b", 100, map[string]Value{"id": txt("1"), "v": txt("b")}))
+	res := mustApply(t, s, 0, snapTx("a", 100, map[string]Value{"id": txt("1"), "v": txt("a")}))
+	if len(res.Conflicts) != 1 {
+		t.Fatalf("conflicts = %+v, want one on v", res.Conflicts)
+	}
+	c := res.Conflicts[0]
+	if c.Column != "v" || c.Winner.Value != txt("b") || c.Loser.Value != txt("a") || c.Loser.Origin != "a" {
+		t.Errorf("conflict = %+v", c)
+	}
+	res = mustApply(t, s, 0, snapTx("c", 100, map[string]Value{"id": txt("1"), "v": txt("b")}))
+	if len(res.Conflicts) != 0 {
+		t.Errorf("identical row reported: %+v", res.Conflicts)
+	}
+}
