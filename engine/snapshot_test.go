@@ -131,7 +131,7 @@ func TestWritesDuringSnapshot(t *testing.T) {
 // after the last durable chunk and the replicas end identical.
 func TestKill9DuringSnapshot(t *testing.T) {
 	c := newCluster(t, 2, `CREATE TABLE big (id int PRIMARY KEY, v text);`)
-	const rows = 200000
+	const rows = 60000
 	c.exec("postgres_1", fmt.Sprintf(`INSERT INTO big SELECT g, repeat('y', 100) || g FROM generate_series(1, %d) g`, rows))
 	dir := t.TempDir()
 	c.spawnChild(dir)
@@ -140,7 +140,7 @@ func TestKill9DuringSnapshot(t *testing.T) {
 		for _, cn := range c.connectors() {
 			// Rows counts chunks handed to the log; beyond the few in
 			// flight, earlier ones are durable.
-			if cn.Name == "postgres_1" && cn.Snapshot != nil && cn.Snapshot.Active && cn.Snapshot.Rows > 40000 {
+			if cn.Name == "postgres_1" && cn.Snapshot != nil && cn.Snapshot.Active && cn.Snapshot.Rows > 24000 {
 				seen = cn.Snapshot.Rows
 				return cn.State == status.StateSnapshot
 			}
