@@ -126,6 +126,11 @@ func (e *Env) Up(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 		sum.Engine, sum.EngineNote = info, note
+		if info != nil {
+			if err := e.connectorsStep(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	e.prog.line("✓", "up in "+elapsed(time.Since(start)), "", "")
 	return sum, nil

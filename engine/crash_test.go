@@ -64,6 +64,13 @@ func runChildEngine() int {
 // waits until it is ready.
 func (c *cluster) startChild(dir string) {
 	c.t.Helper()
+	c.spawnChild(dir)
+	c.waitReady()
+}
+
+// spawnChild runs the engine as a child process with state under dir.
+func (c *cluster) spawnChild(dir string) {
+	c.t.Helper()
 	if c.logBuf == nil {
 		c.logBuf = newLogBuffer()
 	}
@@ -89,7 +96,6 @@ func (c *cluster) startChild(dir string) {
 			c.t.Logf("engine log:\n%s", c.logBuf.Tail(30000))
 		}
 	})
-	c.waitReady()
 }
 
 // stopChild stops the child engine with SIGTERM, as an operator would.

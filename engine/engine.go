@@ -410,6 +410,10 @@ func (c *conn) readiness() (status.ConnectorState, string) {
 	switch {
 	case migrating:
 		return status.StateMigration, "a migration is being applied"
+	case src.State == pgsource.StateSnapshot:
+		sn := src.Snapshot
+		return status.StateSnapshot, fmt.Sprintf("reading existing rows: %d rows, %d/%d tables, %s",
+			sn.Rows, sn.Tables, sn.TablesTotal, sn.Elapsed.Round(time.Second))
 	case !c.source.Ready() && src.LastError != "":
 		return status.StateError, "ingest: " + src.LastError
 	case !sub.Ready() && sub.State == connector.StateError:

@@ -37,6 +37,10 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 			WALRetainedBytes: src.WALRetainedBytes, SourceLagBytes: src.LagBytes, SourceLagSeconds: src.LagSeconds,
 			Transactions: src.Txs, TxPerSecond: src.TxPerSec,
 		}
+		if sn := src.Snapshot; sn.Active || sn.Done {
+			sc.Snapshot = &status.Snapshot{Active: sn.Active, Done: sn.Done, Table: sn.Table, Tables: sn.Tables,
+				TablesTotal: sn.TablesTotal, Rows: sn.Rows, ElapsedSeconds: sn.Elapsed.Seconds()}
+		}
 		sub := c.sub.Status()
 		if sc.Error == "" {
 			sc.Error = sub.LastError

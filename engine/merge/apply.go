@@ -38,6 +38,9 @@ var ErrInvalidTx = errors.New("invalid transaction")
 //   - truncate: a delete, with the transaction's context, of every live row
 //     of the table that the store or this transaction holds. Dead rows are
 //     left alone and give no Change.
+//   - snapshot: a row that existed before replication; it never overwrites
+//     what the row state knows (see snapshot.go) and gives no Change when it
+//     adds nothing.
 //
 // Several ops on one row apply in order; Result.Changes has one Change per
 // row in first-touch order. Cells are kept after a delete: a concurrent
@@ -170,6 +173,17 @@ func (m *merger) apply(op *Op) error {
 		t.skip = false
 	case OpTruncate:
 		return m.truncate(op.Table)
+	case OpSnapshot:
+		_, seen := m.index[rowID{op.Table, op.Key}]
+		t, err := m.row(op.Table, op.Key)
+		if err != nil {
+			return err
+		}
+		if m.snapshot(t.id, t.row, op) {
+			t.skip = false
+		} else if !seen {
+			t.skip = true // nothing to persist or send
+		}
 	default:
 		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidTx, op.Kind)
 	}

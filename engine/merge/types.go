@@ -73,6 +73,7 @@ const (
 	OpUpdate                     // Columns holds the columns the write changed
 	OpDelete                     // the row is removed for everything in the context
 	OpTruncate                   // a delete of every row of Table the origin had seen; Key unused
+	OpSnapshot                   // Columns holds a row read from the source's table (see snapshot.go)
 )
 
 // Op is one row operation of a source transaction.

@@ -3,6 +3,7 @@ package pgsource
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -17,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/electric-sql/electric-go/engine/txlog"
+	"github.com/electric-sql/electric-go/engine/txlog/pebblelog"
 	"github.com/electric-sql/electric-go/internal/pgtest"
 )
 
@@ -204,8 +207,12 @@ func ingestAll(b *testing.B, pg *pgtest.Cluster, txs int) (time.Duration, uint64
 		}
 	}()
 
+	// The bench rows were written after the slot: they are the stream's to
+	// ingest, not the snapshot reader's. Mark the table read.
+	dir := b.TempDir()
+	markSnapshotDone(b, pg, dir, "pg1", "public.bench")
 	start := time.Now()
-	h, err := startEngine(b, pg.URI(), b.TempDir(), "pg1", quietLogger())
+	h, err := startEngine(b, pg.URI(), dir, "pg1", quietLogger())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -226,22 +233,36 @@ func ingestAll(b *testing.B, pg *pgtest.Cluster, txs int) (time.Duration, uint64
 }
 
 // discardSink takes items and reports them durable at once: pgsource alone.
-type discardSink struct{ txs atomic.Int64 }
+// Its snapshot progress says every table was read (snapDone): the bench
+// rows are the stream's.
+type discardSink struct {
+	txs      atomic.Int64
+	snapDone []byte
+}
 
 func (d *discardSink) Enqueue(_ context.Context, it Item) error {
-	if len(it.Tx.Ops) > 0 {
+	if len(it.Tx.Ops) > 0 && !isSnapshotItem(it) {
 		d.txs.Add(1)
 	}
 	it.Done(0, nil)
 	return nil
 }
 
-func (d *discardSink) Position(string) ([]byte, error) { return nil, nil }
+func (d *discardSink) Position(source string) ([]byte, error) {
+	if isSnapshotItem(Item{Source: source}) {
+		return d.snapDone, nil
+	}
+	return nil, nil
+}
 
 // sourceAlone times pgsource over its own slot with a sink that does
 // nothing: decoding, op building and acknowledgement without the log.
 func sourceAlone(b *testing.B, pg *pgtest.Cluster, txs int) time.Duration {
-	sink := &discardSink{}
+	var oid uint32
+	if _, err := fmt.Sscan(pg.Rows(b, "SELECT 'public.bench'::regclass::oid")[0], &oid); err != nil {
+		b.Fatal(err)
+	}
+	sink := &discardSink{snapDone: (&snapProgress{done: map[uint32]string{oid: "public.bench"}}).encode()}
 	src, err := New(Options{Name: "pg1", URI: pg.URI(), Slot: "bench_source", Logger: quietLogger(), Sink: sink, Store: sink})
 	if err != nil {
 		b.Fatal(err)
@@ -284,4 +305,26 @@ func vmHWM() string {
 // quietLogger keeps the benchmark output to warnings and errors.
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// markSnapshotDone stores, in the log at dir, that source name has read
+// the existing rows of table.
+func markSnapshotDone(tb testing.TB, pg *pgtest.Cluster, dir, name, table string) {
+	var oid uint32
+	if _, err := fmt.Sscan(pg.Rows(tb, "SELECT '"+table+"'::regclass::oid")[0], &oid); err != nil {
+		tb.Fatal(err)
+	}
+	l, err := pebblelog.Open(dir, pebblelog.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := snapProgress{done: map[uint32]string{oid: table}}
+	bt := &txlog.Batch{}
+	bt.SetPosition(SnapshotSource(name), p.encode())
+	if err := l.Commit(bt); err != nil {
+		tb.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -135,6 +135,7 @@ func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, r
 		}
 		txs := map[int]int{}
 		counter := 0
+		initialCounter := false // the counter row as workloadDDL made it
 		for _, c := range e.Changes {
 			switch c.Table {
 			case "public.items":
@@ -150,9 +151,13 @@ func validateLog(t *testing.T, pg *pgtest.Cluster, l txlog.Log, origin string, r
 				}
 			case "public.counter":
 				counter++
+				initialCounter = c.Row["n"].Text == "0"
 			default:
 				add("entry %d: change to %s", e.Offset, c.Table)
 			}
+		}
+		if len(txs) == 0 && counter == 1 && initialCounter {
+			continue // the snapshot reader's copy of the row that existed before the slot
 		}
 		if len(txs) != 1 {
 			add("entry %d holds %d source transactions (%v), want 1", e.Offset, len(txs), txs)
@@ -331,6 +336,13 @@ func TestKill9DuringSustainedWrites(t *testing.T) {
 			// Write only once the slot exists: earlier commits are not
 			// the connector's to ingest.
 			testkit.Eventually(t, "slot created", func() bool { return slotConfirmed(t, pg) > 0 })
+			// And once the rows that existed before it are read: a
+			// snapshot chunk read during the writes holds rows of several
+			// source transactions, which the validator would not know.
+			testkit.Eventually(t, "existing rows read", func() bool {
+				b, _ := os.ReadFile(child.out)
+				return strings.Contains(string(b), "snapshot: existing rows read")
+			})
 			started = true
 			go func() { w.run(wctx, pg.URI(), 1); close(wdone) }()
 		}

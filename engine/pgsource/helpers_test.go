@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,24 +72,46 @@ func (r *recSink) Position(source string) ([]byte, error) {
 	return r.positions[source], nil
 }
 
-// txs returns the recorded items that carry ops.
+// txs returns the recorded stream items that carry ops.
 func (r *recSink) txs() []Item {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Item
 	for _, it := range r.items {
-		if len(it.Tx.Ops) > 0 {
+		if len(it.Tx.Ops) > 0 && !isSnapshotItem(it) {
 			out = append(out, it)
 		}
 	}
 	return out
 }
 
+// all returns the recorded stream items (snapshot items left out).
 func (r *recSink) all() []Item {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Item(nil), r.items...)
+	var out []Item
+	for _, it := range r.items {
+		if !isSnapshotItem(it) {
+			out = append(out, it)
+		}
+	}
+	return out
 }
+
+// snaps returns the recorded snapshot items.
+func (r *recSink) snaps() []Item {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Item
+	for _, it := range r.items {
+		if isSnapshotItem(it) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func isSnapshotItem(it Item) bool { return strings.HasPrefix(it.Source, "snapshot:") }
 
 // testLogger logs to the test output and to a buffer the test can inspect.
 func testLogger(t testing.TB) (*slog.Logger, *testkit.SyncBuffer) {

@@ -79,8 +79,11 @@ type State string
 const (
 	StateConnecting State = "connecting"
 	StateReady      State = "ready" // set up and streaming
-	StateError      State = "error" // the last attempt failed; retrying
-	StateStopped    State = "stopped"
+	// StateSnapshot: streaming, and reading the rows replicated tables held
+	// before they were replicated (not ready until done).
+	StateSnapshot State = "snapshot"
+	StateError    State = "error" // the last attempt failed; retrying
+	StateStopped  State = "stopped"
 )
 
 // Status is a snapshot of the connector for the status API.
@@ -106,6 +109,8 @@ type Status struct {
 	LastError  string
 	// SkippedTables lists tables whose changes are ignored, with the reason.
 	SkippedTables map[string]string
+	// Snapshot is the progress of reading existing rows (snapshot.go).
+	Snapshot SnapshotStatus
 }
 
 // Ready reports whether the connector is set up and streaming.
@@ -117,22 +122,25 @@ type Source struct {
 	log  *slog.Logger
 	acks *ackQueue
 
-	mu       sync.Mutex
-	state    State
-	received pglogrepl.LSN
-	enqueued pglogrepl.LSN // highest end LSN handed to the sink (durable or in flight)
-	echo     uint64        // last echo offset
-	lastTx   time.Time
-	txs      uint64
-	rate     float64
-	rateAt   time.Time
-	rateTxs  uint64
-	retained int64
-	lagBytes int64
-	lastErr  string
-	skipped  map[string]string
-	warned   map[string]bool
-	fatal    error // a Done error: the log cannot take our items
+	mu         sync.Mutex
+	state      State
+	received   pglogrepl.LSN
+	enqueued   pglogrepl.LSN // highest end LSN handed to the sink (durable or in flight)
+	echo       uint64        // last echo offset
+	lastTx     time.Time
+	txs        uint64
+	rate       float64
+	rateAt     time.Time
+	rateTxs    uint64
+	retained   int64
+	lagBytes   int64
+	lastErr    string
+	skipped    map[string]string
+	warned     map[string]bool
+	snap       SnapshotStatus
+	snapEver   bool // a snapshot pass of this process found everything read
+	snapLogged time.Time
+	fatal      error // a Done error: the log cannot take our items
 	// streamCancel stops the current connection (a fatal error must not
 	// wait for the next message).
 	streamCancel context.CancelFunc
@@ -247,6 +255,10 @@ func (s *Source) Status() Status {
 		TxPerSec:         s.rate,
 		LastError:        s.lastErr,
 		SkippedTables:    make(map[string]string, len(s.skipped)),
+		Snapshot:         s.snap,
+	}
+	if st.Snapshot.Active {
+		st.Snapshot.Elapsed = time.Since(st.Snapshot.Started)
 	}
 	if !oldest.IsZero() {
 		st.LagSeconds = time.Since(oldest).Seconds()

@@ -69,7 +69,14 @@ func (s *Source) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.opts.Slot, start, err)
 	}
-	s.setState(StateReady, "")
+	s.mu.Lock()
+	// Until a snapshot pass has found every table read, existing rows may
+	// be missing: not ready (snapshotLoop says when).
+	s.state = StateReady
+	if !s.snapEver {
+		s.state = StateSnapshot
+	}
+	s.mu.Unlock()
 	s.log.Info("streaming", "slot", s.opts.Slot, "publication", s.opts.Publication, "from", start.String(),
 		"slot_confirmed", slotLSN.String(), "stored", stored.LSN.String(), "echo_offset", echo)
 
@@ -88,12 +95,25 @@ func (s *Source) runOnce(ctx context.Context) error {
 		s.statsLoop(ctx)
 	}()
 
+	snapErrs := make(chan error, 1)
+	go func() {
+		err := s.snapshotLoop(ctx)
+		if err != nil {
+			cancel()
+		}
+		snapErrs <- err
+	}()
+
 	readErr := s.readLoop(ctx, cat, rconn, reply)
 	cancel()
 	ackErr := <-errs
 	<-statsDone
+	snapErr := <-snapErrs
 	if readErr == nil {
 		readErr = ackErr
+	}
+	if readErr == nil {
+		readErr = snapErr // why the stream was cancelled
 	}
 	return readErr
 }

@@ -34,8 +34,9 @@ func (m *touchMap) set(id rowID, t touch) {
 
 // heldRow is what the origin itself holds for a row after its transaction.
 type heldRow struct {
-	live bool
-	cols map[string]merge.Value
+	live     bool
+	cols     map[string]merge.Value
+	optional bool // a snapshot row: may give no Change
 }
 
 // echoSafe reports whether the entry merged from ops need not be sent back
@@ -51,6 +52,8 @@ type heldRow struct {
 //     of the origin itself. Rows not remembered count as unsafe.
 //
 // A truncate is never safe: its effect on rows is not spelled out per row.
+// A snapshot row is held by its origin as read, so the entry is safe when
+// the merged image equals it (a row inserted by the snapshot).
 func (s *Sequencer) echoSafe(ctxOff uint64, origin string, ops []merge.Op, res *merge.Result) bool {
 	held := make(map[rowID]heldRow, len(ops))
 	for i := range ops {
@@ -77,12 +80,27 @@ func (s *Sequencer) echoSafe(ctxOff uint64, origin string, ops []merge.Op, res *
 			held[id] = heldRow{live: true, cols: cols}
 		case merge.OpDelete:
 			held[id] = heldRow{}
+		case merge.OpSnapshot:
+			// The origin holds the row it was read from; a snapshot row
+			// that changed nothing gives no Change and needs none.
+			if _, ok := held[id]; ok {
+				return false
+			}
+			held[id] = heldRow{live: true, cols: op.Columns, optional: true}
 		default:
 			return false
 		}
 	}
 	if len(held) != len(res.Changes) {
-		return false
+		changed := make(map[rowID]bool, len(res.Changes))
+		for i := range res.Changes {
+			changed[rowID{res.Changes[i].Table, res.Changes[i].Key}] = true
+		}
+		for id, h := range held {
+			if !h.optional && !changed[id] {
+				return false
+			}
+		}
 	}
 	for i := range res.Changes {
 		c := &res.Changes[i]

@@ -77,3 +77,29 @@ func TestEchoSafe(t *testing.T) {
 		t.Error("truncate: echo-safe")
 	}
 }
+
+func TestEchoSafeSnapshot(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	s := start(t, l, Options{})
+	snap := func(key string, kv ...string) merge.Op {
+		op := insert(key, kv...)
+		op.Kind = merge.OpSnapshot
+		return op
+	}
+	// Rows the log never had: the origin holds exactly what was read.
+	if !echoSafe(t, s, item("a", 10, snap("1", "v", "x"), snap("2", "v", "y"))) {
+		t.Error("snapshot of new rows: not echo-safe")
+	}
+	// Row 1 known, row 3 new: row 1 gives no Change, the entry is still safe.
+	if !echoSafe(t, s, item("a", 20, snap("1", "v", "x"), snap("3", "v", "z"))) {
+		t.Error("snapshot with an unchanged known row: not echo-safe")
+	}
+	// b's row differs from the merged one: b must receive the merged row.
+	bi := submit(t, s, item("b", 30, snap("4", "v", "b")))
+	if bi == 0 {
+		t.Fatal("snapshot of row 4 wrote no entry")
+	}
+	if echoSafe(t, s, item("a", 40, snap("4", "v", "a", "extra", "e"))) {
+		t.Error("snapshot whose merged row differs from what was read: echo-safe")
+	}
+}

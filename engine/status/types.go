@@ -40,9 +40,12 @@ const (
 	StateSubscribe ConnectorState = "subscribe"
 	StateReady     ConnectorState = "ready"
 	StateMigration ConnectorState = "migration"
-	StateReinit    ConnectorState = "reinit"
-	StateStopped   ConnectorState = "stopped"
-	StateError     ConnectorState = "error"
+	// StateSnapshot: streaming, and reading the rows its tables held before
+	// they were replicated (Connector.Snapshot has the progress).
+	StateSnapshot ConnectorState = "snapshot"
+	StateReinit   ConnectorState = "reinit"
+	StateStopped  ConnectorState = "stopped"
+	StateError    ConnectorState = "error"
 )
 
 // Status is the readiness summary: each connector's state by name, and
@@ -116,7 +119,23 @@ type Connector struct {
 	Transactions uint64     `json:"transactions"`  // received from the source since start
 	TxPerSecond  float64    `json:"tx_per_second"` // recent rate of Transactions
 
+	// Snapshot is the progress of reading existing rows; nil before the
+	// first pass started.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+
 	Subscriber Subscriber `json:"subscriber"`
+}
+
+// Snapshot is how far a connector is in reading the rows its replicated
+// tables held before they were replicated.
+type Snapshot struct {
+	Active         bool    `json:"active"` // reading now: the connector is not ready
+	Done           bool    `json:"done"`   // every replicated table was read
+	Table          string  `json:"table,omitempty"`
+	Tables         int     `json:"tables"`       // read in full in the current (or last) pass
+	TablesTotal    int     `json:"tables_total"` // to read in that pass
+	Rows           uint64  `json:"rows"`         // read in all
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
 }
 
 // Subscriber is the apply side of a connector: how far the Postgres

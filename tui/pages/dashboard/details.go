@@ -41,6 +41,14 @@ func (m *Model) details(w int) (string, []string) {
 				{"transactions", common.Count(c.Transactions)}, {"tx/s", common.Rate(c.TxPerSecond)},
 				{"subscriber", c.Subscriber.State}, {"applied offset", common.Count(c.Subscriber.AppliedOffset)},
 				{"applied lsn", c.Subscriber.AppliedLSN.String()}, {"subscriber lag", common.Count(c.Subscriber.LagEntries) + " entries"}}
+			if sn := c.Snapshot; sn != nil {
+				what := "done"
+				if sn.Active {
+					what = "reading " + sn.Table
+				}
+				fields = append(fields, kv{"existing rows", fmt.Sprintf("%s: %s rows, %d/%d tables, %s", what,
+					common.Count(sn.Rows), sn.Tables, sn.TablesTotal, common.Seconds(sn.ElapsedSeconds))})
+			}
 		}
 	case paneSessions:
 		r, _ := m.tables[paneSessions].Selected()
