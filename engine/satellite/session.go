@@ -83,6 +83,9 @@ type session struct {
 	outCancel context.CancelFunc
 	outDone   chan struct{}
 	relSent   map[string]*sentRelation
+	// tablesKick wakes the outbound stream when the server's tables change
+	// (Server.TablesChanged), to backfill what the client gained.
+	tablesKick chan struct{}
 
 	inState   atomic.Int32
 	kicking   atomic.Bool   // a stop+start of the client's stream is under way
@@ -115,6 +118,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		received:   make(chan struct{}, 1),
 		relations:  map[uint32]*inRelation{},
 		relSent:    map[string]*sentRelation{},
+		tablesKick: make(chan struct{}, 1),
 		acks:       make(chan *ackItem, 1024),
 	}
 	s.ctx, s.cancel = context.WithCancel(srv.base)
