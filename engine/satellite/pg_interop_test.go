@@ -46,6 +46,7 @@ type pgEnv struct {
 	t                  *testing.T
 	pgs                map[string]*pgtest.Cluster
 	wsPort, statusPort int
+	migrationsDir      string // the engine's MIGRATIONS_DIR
 }
 
 func freePort(t *testing.T) int {
@@ -58,12 +59,19 @@ func freePort(t *testing.T) int {
 
 func startEngine(t *testing.T) *pgEnv {
 	t.Helper()
+	return startEngineWith(t, pgSchema, map[string]string{"SATELLITE_TABLES": "public.items,public.nulls,public.owned"})
+}
+
+// startEngineWith starts two Postgres with schemaSQL and the engine, its
+// configuration changed by env ("" removes a variable).
+func startEngineWith(t *testing.T, schemaSQL string, override map[string]string) *pgEnv {
+	t.Helper()
 	satinterop.Dir(t)
 	pe := &pgEnv{t: t, pgs: map[string]*pgtest.Cluster{}}
 	var conns []string
 	for _, n := range []string{"postgres_1", "postgres_2"} {
 		pg := pgtest.Start(t)
-		pg.Exec(pgSchema)
+		pg.Exec(schemaSQL)
 		pe.pgs[n] = pg
 		conns = append(conns, n+"="+pg.URI())
 	}
@@ -75,9 +83,16 @@ func startEngine(t *testing.T) *pgEnv {
 		"POSTGRES_REPLICATION_PORT": fmt.Sprint(freePort(t)),
 		"STATUS_PORT":               fmt.Sprint(pe.statusPort),
 		"WEBSOCKET_PORT":            fmt.Sprint(pe.wsPort),
-		"SATELLITE_TABLES":          "public.items,public.nulls,public.owned",
 		"OFFSET_STORAGE_FILE":       filepath.Join(dir, "state"),
 		"MIGRATIONS_DIR":            filepath.Join(dir, "migrations"),
+	}
+	pe.migrationsDir = env["MIGRATIONS_DIR"]
+	for k, v := range override {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
 	}
 	cfg, errs := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if len(errs) > 0 {
