@@ -186,6 +186,9 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 			return fmt.Errorf("migration %s applied, but backfilling %v failed: %w", mig.Name, gained, err)
 		}
 	}
+	// The connector may be the one Satellites' tables are read from: a
+	// published schema it now has more of is sent to connected clients.
+	e.sat.TablesChanged()
 	log.Info("successfully migrated to version")
 	// The migration may have removed what the withheld rows failed on.
 	e.retryWithheldAfterMigration(ctx, origin)
