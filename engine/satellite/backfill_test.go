@@ -39,6 +39,10 @@ func TestBackfillOnTablesChanged(t *testing.T) {
 	rels := map[uint32]*satpb.SatRelation{}
 	c.recvTx(rels)
 	c.recvTx(rels)
+	// A second client resumes at the head: it is sent nothing before the
+	// change, and must be backfilled all the same.
+	c2 := env.dial()
+	c2.handshake("cli2", "alice", &satpb.SatInStartReplicationReq{Lsn: ServerLSN(off)})
 
 	env.setTables(itemsTable, ownedTable)
 	env.srv.TablesChanged()
@@ -54,6 +58,11 @@ func TestBackfillOnTablesChanged(t *testing.T) {
 		if r.TableName == "items" && len(r.Columns) != 3 {
 			t.Fatalf("items re-announced with %d columns", len(r.Columns))
 		}
+	}
+	rels2 := map[uint32]*satpb.SatRelation{}
+	b, ops = c2.recvTx(rels2)
+	if rows := rowsByID(t, rels2, ops); !bytes.Equal(b.Lsn, ServerLSN(off)) || len(rows) != 3 {
+		t.Fatalf("idle client's backfill at %x: %v", b.Lsn, rows)
 	}
 	// The stream goes on after it.
 	off = env.write("pg_a", itemOp("k3", "three", txt("b3")))

@@ -114,7 +114,7 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}, g
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go kr.watch(wctx, s.tablesKick)
-	var last *tableIndex // the tables the client was last sent
+	last := s.srv.tableSet() // the tables the client was last served
 	if len(gained) > 0 {
 		if !s.waitTables(ctx) {
 			return
@@ -138,8 +138,10 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}, g
 		if !s.waitTables(ctx) {
 			return
 		}
+		// A client that holds none of the log yet needs no backfill: it
+		// gets every entry with the new tables.
 		tables := s.srv.tableSet()
-		if last != nil && tables != last {
+		if tables != last && s.processed.Load() > 0 {
 			if err := s.backfill(ctx, tables, gainedTables(last, tables)); err != nil {
 				s.failBackfill(ctx, err)
 				return
