@@ -189,6 +189,9 @@ func (b *Book) Publish(name string, head uint64, now time.Time) error {
 	if r.Error != "" {
 		return fmt.Errorf("%w: %s: %s", ErrClientCannotFollow, name, r.Error)
 	}
+	if p := b.Published(); p != nil && p.Name == name {
+		return nil // published already: publishing again changes nothing
+	}
 	b.Publishes = append(b.Publishes, Publish{Name: name, Offset: head, At: now.UTC()})
 	return nil
 }

@@ -130,6 +130,10 @@ func TestBookPublishes(t *testing.T) {
 	}
 	b.Publish("1_items", 10, t0)
 	b.Publish("3_other", 20, t0)
+	b.Publish("3_other", 30, t0) // again: no new publish
+	if len(b.Publishes) != 2 {
+		t.Fatalf("publishes %+v", b.Publishes)
+	}
 	if p := b.Published(); p == nil || p.Name != "3_other" {
 		t.Fatalf("published %+v", p)
 	}
