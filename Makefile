@@ -123,8 +123,8 @@ shell: build ## run the engine in the foreground against the dev Postgres (make 
 
 # `make example`: the todo app of examples/todo against the dev engine. Its
 # migration is copied into the dev engine's MIGRATIONS_DIR (./migrations, as
-# `electric dev up` run here sets it), applied once, and built into the
-# client bundle the app imports.
+# `electric dev up` run here sets it), applied once, built into the client
+# bundle the app imports, and published (the engine streams its schema).
 EXAMPLE := examples/todo
 EXAMPLE_MIGRATION := 1700000000_create_todos
 
@@ -134,6 +134,7 @@ example: build ## run the todo app of examples/todo against the dev engine (make
 	@mkdir -p migrations && cp -R $(EXAMPLE)/migrations/$(EXAMPLE_MIGRATION) migrations/
 	@if ./$(BIN) migrate list | grep '^$(EXAMPLE_MIGRATION)' | grep -q pending; then ./$(BIN) migrate apply $(EXAMPLE_MIGRATION); fi
 	./$(BIN) migrate build --out $(EXAMPLE)/dist/electric
+	./$(BIN) migrate publish $(EXAMPLE_MIGRATION)
 	cd $(EXAMPLE) && node todo.mjs add "try electric" && node todo.mjs list
 
 apply_migration: build ## apply a migration through the running engine: make apply_migration name=1666288253_create_items

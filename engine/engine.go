@@ -22,7 +22,6 @@ import (
 	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/satellite"
-	"github.com/electric-sql/electric-go/engine/schema"
 	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/engine/tlsconf"
@@ -66,6 +65,9 @@ type Engine struct {
 	doctor       *withhold.Doctor
 	withheldHook func(withhold.Record)
 	skip         skipPolicy
+	// sats is the Satellite side of migrations: the schema recorded after
+	// each one, the bundle built from them, what Satellites are served.
+	sats satSchemas
 }
 
 // listeners are the engine's bound ports, by role.
@@ -219,7 +221,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	}
 	e.sat, err = satellite.New(satellite.Options{
 		Log: satellite.TxlogSource(e.txlog), Sink: e.seq, Auth: authn, Validator: satValidator{e.check}, Rejected: e.reportRejected,
-		Tables: e.satelliteTables, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
+		Tables: e.satelliteTables, Gained: e.satelliteGained, ServerID: cfg.RegionalID, MaxFrameBytes: cfg.WebsocketMaxFrameBytes,
 		MaxTransactionBytes: cfg.SatelliteMaxTransactionBytes,
 		Generation:          uint16(len(fences)), // restores of this state
 		Fences:              fences,
@@ -363,33 +365,6 @@ func (e *Engine) view(name string) (*publisher.View, bool) {
 		return nil, false
 	}
 	return v, true
-}
-
-// satelliteTables are the tables streamed to Satellites: SATELLITE_TABLES,
-// or every replicated table, as the first connector with a known schema has
-// them.
-func (e *Engine) satelliteTables() []schema.Table {
-	for _, c := range e.conns {
-		v := c.sub.View()
-		if v == nil || !v.Ready {
-			continue
-		}
-		if len(e.cfg.SatelliteTables) == 0 {
-			return v.Tables
-		}
-		want := map[string]bool{}
-		for _, t := range e.cfg.SatelliteTables {
-			want[t] = true
-		}
-		var out []schema.Table
-		for _, t := range v.Tables {
-			if want[t.QualifiedName()] {
-				out = append(out, t)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 // state is the connector's lifecycle state as the status API shows it.

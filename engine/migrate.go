@@ -138,13 +138,15 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		return err
 	}
 	log.Info("about to apply migration")
+	var tables []schema.Table // the schema the migration left, read in its transaction
 	err = migrations.ApplyThen(ctx, conn, mig, func(ctx context.Context, tx pgx.Tx) error {
 		// Every replicated table needs full old rows to tell which columns
 		// an update changed (DESIGN.md "Conflict semantics"). The
 		// subscription is enabled in the same transaction: the connector
 		// never sees the new schema with replication paused (it could not
 		// refresh the subscription then).
-		if err := replicaIdentityFull(ctx, tx); err != nil {
+		var err error
+		if tables, err = replicaIdentityFull(ctx, tx); err != nil {
 			return err
 		}
 		return c.sub.Resume(ctx, tx)
@@ -158,6 +160,15 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 		return err
 	}
 	resumed = true
+	// Right after the commit: the schema it left, for the Satellite
+	// bundle. A crash in between leaves this migration unrecorded here; the
+	// next connector to apply it records it, and otherwise the next
+	// recorded migration's entry covers its changes too.
+	if err := e.recordSchema(ctx, origin, mig, tables); err != nil {
+		log.Error("recording the schema after the migration failed", "err", err)
+		event("migration " + mig.Name + ": recording its schema for Satellites failed: " + err.Error())
+		return fmt.Errorf("migration %s applied, but recording its schema for Satellites failed: %w", mig.Name, err)
+	}
 	// The connector picks up the new schema (triggers, subscription
 	// refresh); then the tables and columns it gained get the rows the
 	// log holds for them.
@@ -175,6 +186,9 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 			return fmt.Errorf("migration %s applied, but backfilling %v failed: %w", mig.Name, gained, err)
 		}
 	}
+	// The connector may be the one Satellites' tables are read from: a
+	// published schema it now has more of is sent to connected clients.
+	e.sat.TablesChanged()
 	log.Info("successfully migrated to version")
 	// The migration may have removed what the withheld rows failed on.
 	e.retryWithheldAfterMigration(ctx, origin)
@@ -186,21 +200,22 @@ func (m migrationController) Migrate(ctx context.Context, origin string, mig mig
 }
 
 // replicaIdentityFull gives every keyed table REPLICA IDENTITY FULL in the
-// migration's transaction (tables without a key are not replicated into).
-func replicaIdentityFull(ctx context.Context, tx pgx.Tx) error {
+// migration's transaction (tables without a key are not replicated into),
+// and returns the tables as the migration left them.
+func replicaIdentityFull(ctx context.Context, tx pgx.Tx) ([]schema.Table, error) {
 	tables, err := schema.Introspect(ctx, tx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range tables {
 		if len(tables[i].PrimaryKey) == 0 {
 			continue
 		}
 		if _, err := pgsource.ReplicaIdentityFull(ctx, tx, &tables[i]); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return tables, nil
 }
 
 // waitForSchema waits until the connector's view lists every keyed table of

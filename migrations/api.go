@@ -98,6 +98,9 @@ func (h *Handler) status(ctx context.Context, origin string) any {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/api/migrations"), "/")
+	if h.serveSatellite(w, r, rest) {
+		return
+	}
 	switch {
 	case rest == "" && r.Method == http.MethodGet:
 		var out []any

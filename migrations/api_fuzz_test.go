@@ -12,12 +12,29 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/internal/fuzzseed"
+	"github.com/electric-sql/electric-go/migrations/bundle"
 )
 
 // recController answers from memory and records what the handler asks.
 type recController struct {
 	migrated []Migration
 	asked    []string // origins passed to Latest, Applied or Migrate
+	book     *Book    // the Satellite side
+}
+
+func (c *recController) Bundle(context.Context) ([]bundle.Migration, error) { return c.book.Bundle() }
+func (c *recController) Published(context.Context) (PublishedStatus, error) {
+	p := PublishedStatus{Tables: []string{}}
+	if r := c.book.Published(); r != nil {
+		p.Name = r.Name
+	}
+	return p, nil
+}
+func (c *recController) Publish(ctx context.Context, name string) (PublishedStatus, error) {
+	if err := c.book.Publish(name, 7, time.Unix(1669232600, 0)); err != nil {
+		return PublishedStatus{}, err
+	}
+	return c.Published(ctx)
 }
 
 func (c *recController) Origins() []string { return []string{"postgres_1", "db_b"} }
@@ -63,6 +80,11 @@ func FuzzMigrationsAPI(f *testing.F) {
 		seed("unknown-origin", "PUT", "/api/migrations/nope", `{"vsn":"1669232573_init"}`),
 		seed("post", "POST", "/api/migrations/postgres_1", `{}`),
 		seed("not-json", "PUT", "/api/migrations/postgres_1", `{"vsn":`),
+		seed("bundle", "GET", "/api/migrations/bundle", ""),
+		seed("published", "GET", "/api/migrations/published", ""),
+		seed("publish", "PUT", "/api/migrations/published", `{"vsn":"1669232573_init"}`),
+		seed("publish-unknown", "PUT", "/api/migrations/published", `{"vsn":"1669232574_again"}`),
+		seed("publish-bad", "PUT", "/api/migrations/published/", `{"vsn":"../x"}`),
 	})
 	dir := f.TempDir()
 	for _, name := range []string{"1669232573_init", "1669232574_again"} {
@@ -79,11 +101,14 @@ func FuzzMigrationsAPI(f *testing.F) {
 		if err != nil {
 			return // not a request a client could send
 		}
-		ctrl := &recController{}
+		ctrl := &recController{book: &Book{}}
+		ctrl.book.Add("1669232573_init", "init", "postgres_1", bundle.Schema{Tables: []bundle.Table{{Schema: "public", Name: "items",
+			Columns: []bundle.Column{{Num: 1, Name: "id", Type: "text", NotNull: true, PrimaryKey: 1}}}}}, time.Unix(1669232600, 0))
 		rec := httptest.NewRecorder()
 		(&Handler{Dir: dir, Ctrl: ctrl}).ServeHTTP(rec, req)
 		switch rec.Code {
-		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusForbidden, http.StatusServiceUnavailable:
+		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusForbidden, http.StatusServiceUnavailable,
+			http.StatusConflict, http.StatusMethodNotAllowed:
 		default:
 			t.Fatalf("%s %s answered %d", method, target, rec.Code)
 		}
@@ -97,6 +122,9 @@ func FuzzMigrationsAPI(f *testing.F) {
 			if !ValidName(m.Name) || err != nil || strings.HasPrefix(rel, "..") || m.Hash != Hash([]byte(m.SQL)) {
 				t.Fatalf("migrated %+v (dir %s)", m, dir)
 			}
+		}
+		if p := ctrl.book.Published(); p != nil && p.Name != "1669232573_init" {
+			t.Fatalf("published %q, which was never recorded", p.Name)
 		}
 		if method == http.MethodGet && rec.Code == http.StatusOK && !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("GET %s answered 200 with %q", target, rec.Body.String())

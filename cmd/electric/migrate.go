@@ -62,13 +62,16 @@ type migrateApplyOptions struct {
 // migrateRunners are what the migrate subcommands do once their flags are
 // parsed into options.
 type migrateRunners struct {
-	new   func(*cobra.Command, migrateNewOptions) error
-	list  func(*cobra.Command, migrateListOptions) error
-	apply func(*cobra.Command, migrateApplyOptions) error
+	new     func(*cobra.Command, migrateNewOptions) error
+	list    func(*cobra.Command, migrateListOptions) error
+	apply   func(*cobra.Command, migrateApplyOptions) error
+	build   func(*cobra.Command, migrateBuildOptions) error
+	publish func(*cobra.Command, migratePublishOptions) error
 }
 
 func newMigrateCmd() *cobra.Command {
-	return newMigrateCmdWith(migrateRunners{new: runMigrateNew, list: runMigrateList, apply: runMigrateApply})
+	return newMigrateCmdWith(migrateRunners{new: runMigrateNew, list: runMigrateList, apply: runMigrateApply,
+		build: runMigrateBuild, publish: runMigratePublish})
 }
 
 // newMigrateCmdWith is migrate with its behaviour as a parameter, so that
@@ -77,23 +80,28 @@ func newMigrateCmdWith(run migrateRunners) *cobra.Command {
 	o := &migrateOptions{}
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Create, list and apply schema migrations",
+		Short: "Create, list and apply schema migrations; build and publish the Satellite bundle",
 		Long: `Migrations are folders under MIGRATIONS_DIR named <unix seconds>_<slug>, each
 holding postgres.sql (MIGRATIONS_FILE_NAME_SUFFIX). 'apply' goes through the
 running engine, which pauses the connector's replication, applies the file and
-its row in electric.migrations in one transaction, and resumes. An engine with
-STATUS_API_TOKEN set wants that token (env STATUS_API_TOKEN or --token); one
-without it takes migrations only from its own machine.`,
+its row in electric.migrations in one transaction, and resumes; it also records
+the schema the migration left, from which 'build' writes the Satellite client
+bundle. 'publish' makes the engine stream a migration's schema to Satellites.
+An engine with STATUS_API_TOKEN set wants that token (env STATUS_API_TOKEN or
+--token); one without it takes these requests only from its own machine.`,
 		Example: `  electric migrate new "add items"
   electric migrate list
   electric migrate apply 1669232573_add_items
-  electric migrate apply 1669232573_add_items --connector db_a --json`,
+  electric migrate apply 1669232573_add_items --connector db_a --json
+  electric migrate build --out dist/electric
+  electric migrate publish 1669232573_add_items`,
 	}
 	cmd.PersistentFlags().StringVar(&o.Dir, "dir", envOr(config.EnvMigrationsDir, migrations.DefaultDir), "migrations directory (env "+config.EnvMigrationsDir+")")
 	cmd.PersistentFlags().StringVar(&o.Suffix, "suffix", envOr(config.EnvMigrationsSuffix, migrations.DefaultSuffix), "appended to a name to find its file (env "+config.EnvMigrationsSuffix+")")
 	cmd.PersistentFlags().StringVar(&o.URL, "url", defaultStatusURL(), "the engine's status API (env "+config.EnvStatusPort+" sets the port)")
 	cmd.PersistentFlags().StringVar(&o.Token, "token", "", "the engine's status API token (env "+config.EnvStatusAPIToken+")")
-	cmd.AddCommand(newMigrateNewCmd(o, run.new), newMigrateListCmd(o, run.list), newMigrateApplyCmd(o, run.apply))
+	cmd.AddCommand(newMigrateNewCmd(o, run.new), newMigrateListCmd(o, run.list), newMigrateApplyCmd(o, run.apply),
+		newMigrateBuildCmd(o, run.build), newMigratePublishCmd(o, run.publish))
 	return cmd
 }
 

@@ -80,12 +80,24 @@ func TestMigrateFlags(t *testing.T) {
 	runParseCases(t, []string{"MIGRATIONS_DIR", "MIGRATIONS_FILE_NAME_SUFFIX", "STATUS_PORT"},
 		func(record func(any) error) *cobra.Command {
 			return newMigrateCmdWith(migrateRunners{
-				new:   func(_ *cobra.Command, o migrateNewOptions) error { return record(o) },
-				list:  func(_ *cobra.Command, o migrateListOptions) error { return record(o) },
-				apply: func(_ *cobra.Command, o migrateApplyOptions) error { return record(o) },
+				new:     func(_ *cobra.Command, o migrateNewOptions) error { return record(o) },
+				list:    func(_ *cobra.Command, o migrateListOptions) error { return record(o) },
+				apply:   func(_ *cobra.Command, o migrateApplyOptions) error { return record(o) },
+				build:   func(_ *cobra.Command, o migrateBuildOptions) error { return record(o) },
+				publish: func(_ *cobra.Command, o migratePublishOptions) error { return record(o) },
 			})
 		},
 		[]parseCase{
+			{name: "build with defaults", args: []string{"build"},
+				want: migrateBuildOptions{migrateOptions: def, Out: "dist/electric"}},
+			{name: "build elsewhere", args: []string{"build", "--out", "app/gen", "--url", "http://h:1", "--dir", "d", "--suffix", ".sql"},
+				want: migrateBuildOptions{migrateOptions: custom, Out: "app/gen"}},
+			{name: "build takes no name", args: []string{"build", "1_x"}, wantErr: "unknown command"},
+			{name: "publish a migration", args: []string{"publish", "1_x", "--json"},
+				want: migratePublishOptions{migrateOptions: def, Name: "1_x", JSON: true}},
+			{name: "publish without a name shows", args: []string{"publish"},
+				want: migratePublishOptions{migrateOptions: def}},
+			{name: "publish two names", args: []string{"publish", "1_x", "2_y"}, wantErr: "accepts at most 1 arg(s), received 2"},
 			{name: "new with defaults", args: []string{"new", "add items"},
 				want: migrateNewOptions{migrateOptions: def, Title: "add items"}},
 			{name: "environment", env: map[string]string{"MIGRATIONS_DIR": "/m", "MIGRATIONS_FILE_NAME_SUFFIX": ".sql", "STATUS_PORT": "6050"},

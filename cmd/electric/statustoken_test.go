@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/status"
 	"github.com/electric-sql/electric-go/migrations"
+	"github.com/electric-sql/electric-go/migrations/bundle"
 )
 
 // --token, else STATUS_API_TOKEN, reaches every migrate subcommand's options
@@ -162,5 +166,74 @@ func TestMigrateApplySendsToken(t *testing.T) {
 	defer ctrl.mu.Unlock()
 	if len(ctrl.applied) != 2 {
 		t.Fatalf("applied %v, want twice", ctrl.applied)
+	}
+}
+
+// bookController serves the Satellite routes from a Book.
+type bookController struct {
+	recordingController
+	book *migrations.Book
+}
+
+func (c *bookController) Bundle(context.Context) ([]bundle.Migration, error) { return c.book.Bundle() }
+func (c *bookController) Published(context.Context) (migrations.PublishedStatus, error) {
+	p := migrations.PublishedStatus{Tables: []string{}}
+	if r := c.book.Published(); r != nil {
+		p.Name, p.Tables = r.Name, []string{"public.items"}
+	}
+	return p, nil
+}
+func (c *bookController) Publish(ctx context.Context, name string) (migrations.PublishedStatus, error) {
+	if err := c.book.Publish(name, 1, time.Unix(1, 0)); err != nil {
+		return migrations.PublishedStatus{}, err
+	}
+	return c.Published(ctx)
+}
+
+// migrate build and publish send the token too; refused, they say so in one
+// line, write nothing and publish nothing.
+func TestMigrateBuildAndPublishSendToken(t *testing.T) {
+	const token = "cli-status-token-0123456789"
+	s, err := status.New(status.Options{Provider: statusProvider{}, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := &bookController{book: &migrations.Book{}}
+	ctrl.book.Add("1_items", "items", "db_a", bundle.Schema{Tables: []bundle.Table{{Schema: "public", Name: "items",
+		Columns: []bundle.Column{{Num: 1, Name: "id", Type: "text", NotNull: true, PrimaryKey: 1}}}}}, time.Unix(1, 0))
+	h := &migrations.Handler{Ctrl: ctrl}
+	s.Handle("/api/migrations", h)
+	s.Handle("/api/migrations/", h)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "bundle")
+	run := func(args ...string) (string, error) {
+		t.Setenv("STATUS_API_TOKEN", "")
+		cmd := newMigrateCmd()
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+		var buf bytes.Buffer
+		cmd.SetOut(&buf)
+		cmd.SetErr(&buf)
+		cmd.SetArgs(append(args, "--url", srv.URL))
+		err := cmd.ExecuteContext(context.Background())
+		return buf.String(), err
+	}
+	for _, args := range [][]string{{"build", "--out", out}, {"publish", "1_items"}, {"publish"}} {
+		if _, err := run(args...); !errors.Is(err, status.ErrRefused) || strings.Contains(err.Error(), "\n") ||
+			!strings.Contains(err.Error(), "the engine refused the request: set STATUS_API_TOKEN or --token") {
+			t.Fatalf("%v without the token: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) || ctrl.book.Published() != nil {
+		t.Fatalf("refused requests wrote %v or published %v", err, ctrl.book.Published())
+	}
+	if o, err := run("build", "--out", out, "--token", token); err != nil || !strings.Contains(o, "(1 migrations)") {
+		t.Fatalf("build: %v %q", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(out, "index.js")); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := run("publish", "1_items", "--token", token); err != nil || !strings.Contains(o, "published 1_items\nSatellites get: public.items\n") {
+		t.Fatalf("publish: %v %q", err, o)
 	}
 }

@@ -35,6 +35,11 @@ func ParseConnectors(s string) ([]Connector, []error) {
 			errs = append(errs, fmt.Errorf("CONNECTORS entry %d: name %q is not valid: use letters, digits, '_' and '-', starting with a letter or '_' (at most 63)", n, name))
 			continue
 		}
+		if name == "bundle" || name == "published" {
+			// GET /api/migrations/bundle and /api/migrations/published.
+			errs = append(errs, fmt.Errorf("CONNECTORS entry %d: name %q is reserved (a route of the migrations API): choose another", n, name))
+			continue
+		}
 		if seen[name] {
 			errs = append(errs, fmt.Errorf("CONNECTORS entry %d: name %q is used twice", n, name))
 			continue

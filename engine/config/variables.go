@@ -109,7 +109,7 @@ func Variables() []Variable {
 		{Name: EnvLogLevel, Flag: "log-level", Default: "info", Usage: "log level: debug, info, warn or error"},
 		{Name: EnvPublication, Flag: "postgres-publication", Default: "all_tables", Usage: "publication electric reads on each connector"},
 		{Name: EnvSlot, Flag: "postgres-slot", Default: "all_changes", Usage: "logical replication slot electric consumes on each connector"},
-		{Name: EnvSatelliteTables, Flag: "satellite-tables", Usage: "comma-separated schema.table list streamed to Satellites (empty: every replicated table with a primary key)"},
+		{Name: EnvSatelliteTables, Flag: "satellite-tables", Usage: "comma-separated schema.table list streamed to Satellites, overriding the published migration (empty: the schema of 'electric migrate publish')"},
 		{Name: EnvWebsocketMaxFrame, Flag: "websocket-max-frame-bytes", Default: "1048576", Usage: "largest Satellite WebSocket message accepted, in bytes"},
 		{Name: EnvSatelliteMaxTx, Flag: "satellite-max-transaction-bytes", Default: "268435456", Usage: "largest Satellite client transaction accepted, in bytes; a client sending more is disconnected"},
 		{Name: EnvAuditMaxEvents, Flag: "audit-max-events", Default: "100000", Usage: "conflicts and rejections kept for GET /api/conflicts and /api/rejected (oldest deleted first)"},

@@ -101,6 +101,12 @@ type Options struct {
 	// with the columns the clients have. A 0.4.3 client crashes on a table
 	// or a column its SQLite schema lacks, so this is an explicit set.
 	Tables func() []schema.Table
+	// Gained, if set, names the tables (schema.table) whose streamed
+	// columns grew after a client had the log up to offset after (a schema
+	// published while it was away). A client resuming from after first gets
+	// their merged rows. Tables gained while a client is connected are
+	// backfilled when Tables() changes (see Server.TablesChanged).
+	Gained func(after uint64) []string
 	// ServerID is sent in SatAuthResp.id (ELECTRIC_REGIONAL_ID).
 	ServerID string
 	// MaxFrameBytes bounds one incoming WebSocket message (default 1 MiB).

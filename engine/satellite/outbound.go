@@ -86,7 +86,11 @@ func (s *session) startOutbound(m *satpb.SatInStartReplicationReq) error {
 	s.processed.Store(after)
 	s.delivered.Store(after)
 	rd := s.srv.opts.Log.NewReader(after)
-	go s.outbound(ctx, rd, s.outDone)
+	var gained []string
+	if !first && after > 0 && s.srv.opts.Gained != nil {
+		gained = s.srv.opts.Gained(after)
+	}
+	go s.outbound(ctx, rd, s.outDone, gained)
 	return nil
 }
 
@@ -110,11 +114,29 @@ func (s *session) stopOutbound() {
 	s.outActive.Store(false)
 }
 
-func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
+// outbound streams the log to the client. gained are tables it gained
+// while it was away: their rows are sent first. When the tables streamed
+// grow while it runs, the client gets the rows of what it gained.
+func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}, gained []string) {
 	defer close(done)
 	defer rd.Close()
+	kr := &kickableReader{rd: rd}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go kr.watch(wctx, s.tablesKick)
+	last := s.srv.tableSet() // the tables the client was last served
+	if len(gained) > 0 {
+		if !s.waitTables(ctx) {
+			return
+		}
+		last = s.srv.tableSet()
+		if err := s.backfill(ctx, last, gained); err != nil {
+			s.failBackfill(ctx, err)
+			return
+		}
+	}
 	for {
-		e, err := rd.Next(ctx)
+		e, err := kr.next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: fmt.Errorf("reading the log: %w", err)})
@@ -126,7 +148,20 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
 		if !s.waitTables(ctx) {
 			return
 		}
-		sent, ok := s.sendEntry(ctx, e)
+		// A client that holds none of the log yet needs no backfill: it
+		// gets every entry with the new tables.
+		tables := s.srv.tableSet()
+		if tables != last && s.processed.Load() > 0 {
+			if err := s.backfill(ctx, tables, gainedTables(last, tables)); err != nil {
+				s.failBackfill(ctx, err)
+				return
+			}
+		}
+		last = tables
+		if e == nil {
+			continue // woken by a change of the tables
+		}
+		sent, ok := s.sendEntry(ctx, e, tables)
 		if !ok {
 			return
 		}
@@ -142,10 +177,10 @@ func (s *session) outbound(ctx context.Context, rd Reader, done chan struct{}) {
 // sendEntry queues the frames of e for this client, as one step between
 // compensations (outMu); sent is false when the client gets nothing of e,
 // ok false when the stream must end.
-func (s *session) sendEntry(ctx context.Context, e *txlog.Entry) (sent, ok bool) {
+func (s *session) sendEntry(ctx context.Context, e *txlog.Entry, tables *tableIndex) (sent, ok bool) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	frames, announced, err := s.encodeEntry(e)
+	frames, announced, err := s.encodeEntry(e, tables)
 	if err != nil {
 		s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: err})
 		return false, false
@@ -164,6 +199,14 @@ func (s *session) sendEntry(ctx context.Context, e *txlog.Entry) (sent, ok bool)
 	return len(frames) > 0, true
 }
 
+// failBackfill ends the session after a failed backfill, unless the
+// stream was stopped.
+func (s *session) failBackfill(ctx context.Context, err error) {
+	if ctx.Err() == nil {
+		s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: err})
+	}
+}
+
 // encodeEntry turns a log entry into the frames for this client: SatRelation
 // for tables not yet announced, then the transaction as one or more
 // SatOpLog. Rows of tables not streamed, and rows owned by another user, are
@@ -171,8 +214,7 @@ func (s *session) sendEntry(ctx context.Context, e *txlog.Entry) (sent, ok bool)
 // tables announced by these frames. Relation ids are stable per table, so
 // the SatOpLog frames of an entry are the same for every session that gets
 // the same rows: they are encoded once and shared.
-func (s *session) encodeEntry(e *txlog.Entry) (frames [][]byte, announced []string, err error) {
-	tables := s.srv.tableSet()
+func (s *session) encodeEntry(e *txlog.Entry, tables *tableIndex) (frames [][]byte, announced []string, err error) {
 	key := frameKey{offset: e.Offset, tables: tables}
 	rows := false
 	for i := range e.Changes {
@@ -246,9 +288,14 @@ func encodeOps(e *txlog.Entry, tables *tableIndex, user string, gen uint16) ([][
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	// The lsn carries the log's generation (generation.go).
-	lsn := ServerLSN(e.Offset | uint64(gen)<<genShift)
-	ts := e.Eff / 1000 // the client's last-writer-wins must agree with ours
+	// The lsn carries the log's generation (generation.go); the client's
+	// last-writer-wins must agree with ours.
+	return chunkOps(ops, ServerLSN(e.Offset|uint64(gen)<<genShift), e.Eff/1000)
+}
+
+// chunkOps wraps ops in one transaction (begin and commit with lsn and ts,
+// in ms) as SatOpLog frames of at most about chunkBytes each.
+func chunkOps(ops []*satpb.SatTransOp, lsn []byte, ts uint64) ([][]byte, error) {
 	begin := &satpb.SatTransOp{Op: &satpb.SatTransOp_Begin{Begin: &satpb.SatOpBegin{CommitTimestamp: ts, Lsn: lsn}}}
 	commit := &satpb.SatTransOp{Op: &satpb.SatTransOp_Commit{Commit: &satpb.SatOpCommit{CommitTimestamp: ts, Lsn: lsn}}}
 	var frames [][]byte

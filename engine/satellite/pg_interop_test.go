@@ -47,6 +47,7 @@ type pgEnv struct {
 	t                  *testing.T
 	pgs                map[string]*pgtest.Cluster
 	wsPort, statusPort int
+	migrationsDir      string // the engine's MIGRATIONS_DIR
 }
 
 func freePort(t *testing.T) int {
@@ -60,12 +61,20 @@ func freePort(t *testing.T) int {
 // startEngine starts the engine; setup runs on it before Run.
 func startEngine(t *testing.T, setup ...func(*engine.Engine)) *pgEnv {
 	t.Helper()
+	return startEngineWith(t, pgSchema, map[string]string{"SATELLITE_TABLES": "public.items,public.nulls,public.owned,public.checked"}, setup...)
+}
+
+// startEngineWith starts two Postgres with schemaSQL and the engine, its
+// configuration changed by env ("" removes a variable).
+// setup runs on the engine before Run.
+func startEngineWith(t *testing.T, schemaSQL string, override map[string]string, setup ...func(*engine.Engine)) *pgEnv {
+	t.Helper()
 	satinterop.Dir(t)
 	pe := &pgEnv{t: t, pgs: map[string]*pgtest.Cluster{}}
 	var conns []string
 	for _, n := range []string{"postgres_1", "postgres_2"} {
 		pg := pgtest.Start(t)
-		pg.Exec(pgSchema)
+		pg.Exec(schemaSQL)
 		pe.pgs[n] = pg
 		conns = append(conns, n+"="+pg.URI())
 	}
@@ -77,9 +86,16 @@ func startEngine(t *testing.T, setup ...func(*engine.Engine)) *pgEnv {
 		"POSTGRES_REPLICATION_PORT": fmt.Sprint(freePort(t)),
 		"STATUS_PORT":               fmt.Sprint(pe.statusPort),
 		"WEBSOCKET_PORT":            fmt.Sprint(pe.wsPort),
-		"SATELLITE_TABLES":          "public.items,public.nulls,public.owned,public.checked",
 		"OFFSET_STORAGE_FILE":       filepath.Join(dir, "state"),
 		"MIGRATIONS_DIR":            filepath.Join(dir, "migrations"),
+	}
+	pe.migrationsDir = env["MIGRATIONS_DIR"]
+	for k, v := range override {
+		if v == "" {
+			delete(env, k)
+		} else {
+			env[k] = v
+		}
 	}
 	cfg, errs := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if len(errs) > 0 {

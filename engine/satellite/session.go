@@ -88,6 +88,9 @@ type session struct {
 	// (and guards relSent between them).
 	outMu sync.Mutex
 	comps chan []compRow // refused rows to send back, after their ack
+	// tablesKick wakes the outbound stream when the server's tables change
+	// (Server.TablesChanged), to backfill what the client gained.
+	tablesKick chan struct{}
 
 	inState   atomic.Int32
 	kicking   atomic.Bool   // a stop+start of the client's stream is under way
@@ -120,6 +123,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		received:   make(chan struct{}, 1),
 		relations:  map[uint32]*inRelation{},
 		relSent:    map[string]*sentRelation{},
+		tablesKick: make(chan struct{}, 1),
 		acks:       make(chan *ackItem, 1024),
 		comps:      make(chan []compRow, compQueue),
 	}
