@@ -16,6 +16,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/auth"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/connreg"
 	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
 	"github.com/electric-sql/electric-go/engine/satellite"
@@ -59,6 +60,12 @@ type Engine struct {
 	doctor       *withhold.Doctor
 	withheldHook func(withhold.Record)
 	skip         skipPolicy
+
+	// registry records every connector the state has served; orphans are
+	// those no longer in CONNECTORS (connrm.go, orphans.go).
+	registry *connreg.Registry
+	orphans  *orphans
+	removeMu sync.Mutex // one removal at a time
 }
 
 // listeners are the engine's bound ports, by role.
@@ -127,6 +134,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if e.withheld, err = withhold.Open(cfg.DataDir()); err != nil {
 		return nil, err
 	}
+	if e.registry, err = connreg.Open(cfg.DataDir()); err != nil {
+		return nil, err
+	}
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer"), OnConflicts: e.recordConflicts})
 
 	if cfg.TLS() {
@@ -175,6 +185,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		e.byName[c.Name] = cn
 		connNames = append(connNames, c.Name)
 	}
+	if err := e.findOrphans(); err != nil {
+		return nil, err
+	}
 	creds, err := publisher.StaticCredentials(replSecret, connNames)
 	if err != nil {
 		return nil, err
@@ -218,6 +231,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.stat.Handle("DELETE /api/connectors/{name}", e.removeHandler())
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {
@@ -290,6 +304,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
 	run("withhold", e.watchWithheld)
+	run("orphans", e.watchOrphans)
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)

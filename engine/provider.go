@@ -37,6 +37,7 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 			WALRetainedBytes: src.WALRetainedBytes, SourceLagBytes: src.LagBytes, SourceLagSeconds: src.LagSeconds,
 			Transactions: src.Txs, TxPerSecond: src.TxPerSec,
 		}
+		sc.WALStatus, sc.SlotInvalidations, sc.SlotLost = src.WALStatus, src.SlotInvalidations, src.SlotLost
 		sub := c.sub.Status()
 		if sc.Error == "" {
 			sc.Error = sub.LastError
@@ -67,6 +68,8 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 		}
 		out = append(out, sc)
 	}
+	// Connectors taken out of CONNECTORS whose state is still here.
+	out = append(out, p.e.orphanStatuses()...)
 	return out, nil
 }
 

@@ -48,6 +48,7 @@ Start here:
 		newDashboardCmd(),
 		newConflictsCmd(),
 		newRejectedCmd(),
+		newConnectorsCmd(),
 		newVersionCmd(),
 	)
 	return root
