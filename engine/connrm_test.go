@@ -77,7 +77,9 @@ func TestRemoveConnector(t *testing.T) {
 	c.eventually(30*time.Second, func() bool {
 		o := c.connectorsOf()["postgres_3"]
 		return o.State == status.StateOrphaned && o.WALRetainedBytes >= 0
-	}, func() string { return fmt.Sprintf("postgres_3 not listed as orphaned with its slot: %+v", c.connectorsOf()["postgres_3"]) })
+	}, func() string {
+		return fmt.Sprintf("postgres_3 not listed as orphaned with its slot: %+v", c.connectorsOf()["postgres_3"])
+	})
 	if o := c.connectorsOf()["postgres_3"]; !strings.Contains(o.NotReadyReason, "electric connectors remove postgres_3") {
 		t.Errorf("orphan's reason does not say how to remove it: %q", o.NotReadyReason)
 	}
