@@ -38,6 +38,9 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 			Transactions: src.Txs, TxPerSecond: src.TxPerSec,
 		}
 		sc.WALStatus, sc.SlotInvalidations, sc.SlotLost = src.WALStatus, src.SlotInvalidations, src.SlotLost
+		if sc.Error == "" {
+			sc.Error = src.SlotLost // the dashboard shows Error
+		}
 		sub := c.sub.Status()
 		if sc.Error == "" {
 			sc.Error = sub.LastError
