@@ -18,6 +18,7 @@ import (
 	"github.com/electric-sql/electric-go/engine/backup"
 	"github.com/electric-sql/electric-go/engine/config"
 	"github.com/electric-sql/electric-go/engine/connector"
+	"github.com/electric-sql/electric-go/engine/connreg"
 	"github.com/electric-sql/electric-go/engine/pgcheck"
 	"github.com/electric-sql/electric-go/engine/pgsource"
 	"github.com/electric-sql/electric-go/engine/publisher"
@@ -68,6 +69,12 @@ type Engine struct {
 	// sats is the Satellite side of migrations: the schema recorded after
 	// each one, the bundle built from them, what Satellites are served.
 	sats satSchemas
+
+	// registry records every connector the state has served; orphans are
+	// those no longer in CONNECTORS (connrm.go, orphans.go).
+	registry *connreg.Registry
+	orphans  *orphans
+	removeMu sync.Mutex // one removal at a time
 }
 
 // listeners are the engine's bound ports, by role.
@@ -140,6 +147,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	if e.withheld, err = withhold.Open(cfg.DataDir()); err != nil {
 		return nil, err
 	}
+	if e.registry, err = connreg.Open(cfg.DataDir()); err != nil {
+		return nil, err
+	}
 	e.seq = sequencer.New(e.txlog, sequencer.Options{Logger: log.With("component", "sequencer"), OnConflicts: e.recordConflicts})
 
 	if cfg.TLS() {
@@ -188,6 +198,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 		e.conns = append(e.conns, cn)
 		e.byName[c.Name] = cn
 		connNames = append(connNames, c.Name)
+	}
+	if err := e.findOrphans(); err != nil {
+		return nil, err
 	}
 	creds, err := publisher.StaticCredentials(replSecret, connNames)
 	if err != nil {
@@ -250,6 +263,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 	}
 	e.stat.Handle("GET /api/backup", &backup.Handler{Checkpoint: tl.Checkpoint, StateDir: cfg.DataDir(),
 		Extra: []string{publisher.SecretFile, withhold.File}, Logger: log.With("component", "backup")})
+	e.stat.Handle("DELETE /api/connectors/{name}", e.removeHandler())
 	e.stat.Handle("/api/migrations", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	e.stat.Handle("/api/migrations/", &migrations.Handler{Dir: cfg.MigrationsDir, Suffix: cfg.MigrationsFileNameSuffix, Ctrl: migrationController{e}})
 	if e.ln.status, err = listen("status (STATUS_PORT)", host, cfg.StatusPort, e.tls); err != nil {
@@ -325,6 +339,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	run("status", func(ctx context.Context) error { return e.stat.Serve(ctx, e.ln.status) })
 	run("watch", e.watch)
 	run("withhold", e.watchWithheld)
+	run("orphans", e.watchOrphans)
 
 	<-ctx.Done()
 	cause := context.Cause(ctx)

@@ -41,6 +41,10 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 			sc.Snapshot = &status.Snapshot{Active: sn.Active, Done: sn.Done, Table: sn.Table, Tables: sn.Tables,
 				TablesTotal: sn.TablesTotal, Rows: sn.Rows, ElapsedSeconds: sn.Elapsed.Seconds()}
 		}
+		sc.WALStatus, sc.SlotInvalidations, sc.SlotLost = src.WALStatus, src.SlotInvalidations, src.SlotLost
+		if sc.Error == "" {
+			sc.Error = src.SlotLost // the dashboard shows Error
+		}
 		sub := c.sub.Status()
 		if sc.Error == "" {
 			sc.Error = sub.LastError
@@ -71,6 +75,8 @@ func (p provider) Connectors(context.Context) ([]status.Connector, error) {
 		}
 		out = append(out, sc)
 	}
+	// Connectors taken out of CONNECTORS whose state is still here.
+	out = append(out, p.e.orphanStatuses()...)
 	return out, nil
 }
 

@@ -49,6 +49,7 @@ Start here:
 		newConflictsCmd(),
 		newRejectedCmd(),
 		newBackupCmd(),
+		newConnectorsCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -106,7 +106,16 @@ type Status struct {
 	LastTxTime time.Time // commit time of the last transaction received
 	Txs        uint64    // transactions received since start (all kinds)
 	TxPerSec   float64
-	LastError  string
+
+	// WALStatus is the slot's pg_replication_slots.wal_status ("" unknown);
+	// "unreserved" means Postgres is about to invalidate it.
+	WALStatus string
+	// SlotInvalidations counts slots found invalidated and recreated since
+	// start; SlotLost says what that lost and what to do ("" when nothing).
+	SlotInvalidations uint64
+	SlotLost          string
+
+	LastError string
 	// SkippedTables lists tables whose changes are ignored, with the reason.
 	SkippedTables map[string]string
 	// Snapshot is the progress of reading existing rows (snapshot.go).
@@ -144,6 +153,7 @@ type Source struct {
 	// streamCancel stops the current connection (a fatal error must not
 	// wait for the next message).
 	streamCancel context.CancelFunc
+	slot         slotHealth
 }
 
 // New checks the options and returns a Source; Run starts it.
@@ -260,6 +270,7 @@ func (s *Source) Status() Status {
 	if st.Snapshot.Active {
 		st.Snapshot.Elapsed = time.Since(st.Snapshot.Started)
 	}
+	st.WALStatus, st.SlotLost, st.SlotInvalidations = s.slot.walStatus, s.slot.lost, s.slot.invalidations
 	if !oldest.IsZero() {
 		st.LagSeconds = time.Since(oldest).Seconds()
 		if st.LagSeconds < 0 {

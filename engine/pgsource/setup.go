@@ -78,6 +78,14 @@ func (s *Source) setup(ctx context.Context, cat *catalog, rconn *pgconn.PgConn) 
 	if err != nil {
 		return 0, err
 	}
+	lost := false
+	if found {
+		if lost, err = s.dropLostSlot(ctx, conn, confirmed); err != nil {
+			return 0, err
+		}
+		found = !lost
+	}
+	lostAt := confirmed
 	if !found {
 		_, err := pglogrepl.CreateReplicationSlot(ctx, rconn, s.opts.Slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
@@ -92,6 +100,9 @@ func (s *Source) setup(ctx context.Context, cat *catalog, rconn *pgconn.PgConn) 
 		}
 		if !found {
 			return 0, fmt.Errorf("replication slot %s vanished right after its creation", s.opts.Slot)
+		}
+		if lost {
+			s.noteSlotRecreated(lostAt, confirmed)
 		}
 	}
 
@@ -394,12 +405,26 @@ func isDuplicate(err error) bool {
 // readStats reads the slot's retained WAL and lag on a side connection.
 func (s *Source) readStats(ctx context.Context, conn *pgx.Conn) {
 	var retained, lag *int64
+	var walStatus *string
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := conn.QueryRow(ctx, `
 SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
-FROM pg_replication_slots WHERE slot_name = $1`, s.opts.Slot).Scan(&retained, &lag)
+       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+       wal_status
+FROM pg_replication_slots WHERE slot_name = $1`, s.opts.Slot).Scan(&retained, &lag, &walStatus)
+	if err == nil && walStatus != nil {
+		s.noteWALStatus(*walStatus)
+		if *walStatus == walLost {
+			// Invalidated under us: the stream cannot go on; setup
+			// recreates the slot on the next connection.
+			s.mu.Lock()
+			if s.streamCancel != nil {
+				s.streamCancel()
+			}
+			s.mu.Unlock()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()

@@ -18,6 +18,7 @@ type collector struct {
 
 	up, connReady, confirmed, flushed, walRetained, lagBytes, lagSeconds *prometheus.Desc
 	lastTx, txTotal, applied, subLag, applyErrors, withheld              *prometheus.Desc
+	slotLost                                                             *prometheus.Desc
 	logHead, logSize, logHealthy                                         *prometheus.Desc
 	sessions, sessTxIn, sessTxOut, sessLag                               *prometheus.Desc
 	auditEvents, auditDropped                                            *prometheus.Desc
@@ -48,6 +49,7 @@ func newCollector(p Provider, audit AuditLog) *collector {
 		subLag:      d("connector_subscriber_lag_entries", "Log entries not yet applied by the subscriber.", conn),
 		applyErrors: d("connector_apply_errors_total", "Apply errors of the connector's subscription (pg_stat_subscription_stats).", conn),
 		withheld:    d("connector_withheld_rows", "Rows withheld from the connector's subscriber because its Postgres cannot apply them.", conn),
+		slotLost:    d("connector_slot_invalidations_total", "Replication slots Postgres invalidated (max_slot_wal_keep_size) that the engine recreated: the changes in between must be read again.", conn),
 		logHead:     d("log_head_offset", "Offset of the last committed log entry.", nil),
 		logSize:     d("log_size_bytes", "Size of the transaction log on disk.", nil),
 		logHealthy:  d("log_healthy", "1 when the log store is healthy.", nil),
@@ -60,7 +62,7 @@ func newCollector(p Provider, audit AuditLog) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.connReady, c.confirmed, c.flushed, c.walRetained,
-		c.lagBytes, c.lagSeconds, c.lastTx, c.txTotal, c.applied, c.subLag, c.applyErrors, c.withheld, c.logHead, c.logSize,
+		c.lagBytes, c.lagSeconds, c.lastTx, c.txTotal, c.applied, c.subLag, c.applyErrors, c.withheld, c.slotLost, c.logHead, c.logSize,
 		c.logHealthy, c.sessions, c.sessTxIn, c.sessTxOut, c.sessLag, c.auditEvents, c.auditDropped} {
 		ch <- d
 	}
@@ -95,6 +97,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.subLag, float64(cn.Subscriber.LagEntries), cn.Name)
 			counter(c.applyErrors, float64(cn.Subscriber.ApplyErrors), cn.Name)
 			gauge(c.withheld, float64(cn.Subscriber.WithheldRows), cn.Name)
+			counter(c.slotLost, float64(cn.SlotInvalidations), cn.Name)
 		}
 	}
 	if l, err := c.p.Log(ctx); err != nil {

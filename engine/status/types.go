@@ -109,6 +109,13 @@ type Connector struct {
 	FlushedLSN   LSN    `json:"flushed_lsn"`   // highest commit end LSN received from the slot
 	// WALRetainedBytes is pg_current_wal_lsn() - restart_lsn of the slot.
 	WALRetainedBytes int64 `json:"wal_retained_bytes"`
+	// WALStatus is the slot's pg_replication_slots.wal_status (reserved,
+	// extended, unreserved: about to be invalidated, lost); empty if unknown.
+	WALStatus string `json:"wal_status,omitempty"`
+	// SlotInvalidations counts slots Postgres invalidated that the engine
+	// recreated since it started; SlotLost says what that lost and what to do.
+	SlotInvalidations uint64 `json:"slot_invalidations"`
+	SlotLost          string `json:"slot_lost,omitempty"`
 	// SourceLagBytes is pg_current_wal_lsn() - ConfirmedLSN.
 	SourceLagBytes int64 `json:"source_lag_bytes"`
 	// SourceLagSeconds is how far behind the source the engine is in time
