@@ -132,7 +132,8 @@ type Source struct {
 	lastErr  string
 	skipped  map[string]string
 	warned   map[string]bool
-	fatal    error // a Done error: the log cannot take our items
+	fatal    error  // a Done error: the log cannot take our items
+	attempt  uint64 // sequencer.Item.Attempt of the current connection
 	// streamCancel stops the current connection (a fatal error must not
 	// wait for the next message).
 	streamCancel context.CancelFunc

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,9 @@ type session struct {
 	source   string // "satellite:<client id>"
 	startLSN []byte // durable client position when the session started
 	claimed  bool
+	// attempt is sequencer.Item.Attempt of this session's items: after a
+	// failed one the sequencer fails the rest, and the session is closed.
+	attempt uint64
 
 	// Read loop only.
 	relations map[uint32]*inRelation
@@ -116,6 +120,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		relations:  map[uint32]*inRelation{},
 		relSent:    map[string]*sentRelation{},
 		acks:       make(chan *ackItem, 1024),
+		attempt:    rand.Uint64(),
 	}
 	s.ctx, s.cancel = context.WithCancel(srv.base)
 	s.lastRecv.Store(s.since.UnixNano())

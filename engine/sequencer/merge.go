@@ -1,6 +1,7 @@
 package sequencer
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,6 +18,11 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 	for i := range items {
 		it := &items[i]
 		g.outs[i].done = it.Done
+		if err := s.brokenErr(it); err != nil {
+			g.outs[i].err = err
+			g.failures++
+			continue
+		}
 		if it.Owner != "" {
 			if err := s.checkOwner(it.Source, it.Owner); err != nil {
 				g.outs[i].err = err
@@ -27,13 +33,22 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 		}
 		if len(it.Tx.Ops) > 0 {
 			e, cs, err := s.mergeItem(seq, now, it, changed, &order)
-			if err != nil {
+			switch {
+			case err != nil && errors.Is(err, merge.ErrInvalidTx):
+				// A deliberate refusal of this one transaction: its
+				// position is stored, so the source moves past it.
+				g.outs[i].err = fmt.Errorf("%w: %w", ErrRefused, err)
+				g.refused++
+				s.refuse(it, err)
+			case err != nil:
+				// A failure (the store, a bug): nothing of it is
+				// stored, its position included, and no later item of
+				// the source may store a position past it.
 				g.outs[i].err = err
 				g.failures++
-				s.lg.Warn("sequencer: item failed", "source", it.Source, "origin", it.Tx.Origin, "err", err)
-				continue // nothing of it is stored, its position included
-			}
-			if e != nil {
+				s.breakSource(it, err)
+				continue
+			case e != nil:
 				g.batch.Append(e)
 				g.outs[i].offset = e.Offset
 				g.rows += uint64(len(e.Changes))

@@ -48,6 +48,12 @@ type Item struct {
 	// ContextOffset > 0: the source had applied the log up to this offset;
 	// the merge context is Tx.Context joined with the log Clock of that entry.
 	ContextOffset uint64
+	// Attempt names the run of the source that made the item (a
+	// connection, a session). After a failed item every later item of the
+	// same Source and Attempt fails (ErrSourceFailed): the source must start
+	// again from its stored position under another Attempt. A refused item
+	// (ErrRefused) does not count as failed.
+	Attempt uint64
 	// Done is called once, from a sequencer goroutine, when the item is
 	// durable (offset of its entry, 0 if none was written) or has failed.
 	// Items are done in queue order. It must not block.
@@ -82,6 +88,10 @@ type Options struct {
 	// cells concurrent writes lost in each group, once it is durable. It
 	// must not block: replication waits for it.
 	OnConflicts func([]Conflict)
+	// OnRefused, if set, is called (from Run's goroutine, before the
+	// refusal is durable; it must not block) for every transaction merge
+	// refused (see ErrRefused).
+	OnRefused func(Refusal)
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.
@@ -116,6 +126,8 @@ type Sequencer struct {
 	groups     []pendingGroup    // groups merged, maybe not committed, oldest first
 	touches    touchMap          // last entry that changed each recent row
 	owners     map[string]string // bindings read or made (uncommitted ones too)
+	// broken: the failed attempts of sources (see failures.go).
+	broken map[attemptKey]error
 	// clampWarned: when each origin was last warned of a clamped commit
 	// time (one line per origin per clampWarnEvery, not per transaction).
 	clampWarned map[string]time.Time
@@ -135,7 +147,8 @@ type Status struct {
 	Items         uint64 // items done (entries, positions and failures)
 	Entries       uint64 // entries appended
 	Rows          uint64 // row changes appended
-	Failed        uint64 // items failed by merge errors
+	Failed        uint64 // items failed (nothing stored, position included)
+	Refused       uint64 // transactions refused by merge (position stored)
 	Commits       uint64 // group commits
 	LastBatch     int    // items in the last group commit
 	LastCommitDur time.Duration

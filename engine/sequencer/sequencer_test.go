@@ -262,16 +262,18 @@ func TestMergeErrorFailsOnlyItsItem(t *testing.T) {
 	defer cancel()
 	go s.Run(ctx)
 	wg.Wait()
-	if !errors.Is(errs[0], merge.ErrInvalidTx) || errs[1] != nil || errs[2] == nil {
+	if !errors.Is(errs[0], merge.ErrInvalidTx) || !errors.Is(errs[0], ErrRefused) || errs[1] != nil || errs[2] == nil || errors.Is(errs[2], ErrRefused) {
 		t.Fatalf("errors = %v", errs)
 	}
 	if l.Head() != 1 {
 		t.Errorf("head = %d", l.Head())
 	}
-	if p, _ := l.Position("x"); p != nil {
-		t.Errorf("position of a failed item stored: %q", p)
+	// The refused transaction's position is stored: the source goes on
+	// after it. The failed one stores nothing.
+	if p, _ := l.Position("x"); string(p) != "bad" {
+		t.Errorf("position of a refused item = %q", p)
 	}
-	if st := s.Status(); st.Failed != 2 {
+	if st := s.Status(); st.Failed != 1 || st.Refused != 1 {
 		t.Errorf("status = %+v", st)
 	}
 }
