@@ -190,7 +190,7 @@ func (m *merger) row(table, key string) (*touched, error) {
 }
 
 func (m *merger) write(id rowID, r *Row, op *Op) {
-	w := Cell{Eff: m.eff, Origin: m.origin}
+	w := Cell{Eff: m.eff, Origin: m.origin, Offset: m.offset}
 	for col, v := range op.Columns {
 		w.Value = v
 		old, ok := r.Cells[col]
@@ -268,7 +268,13 @@ func (m *merger) addTag(r *Row) {
 // seen reports whether the transaction has seen the write that added t:
 // it is within the context offset, or an earlier write of the same origin
 // (this transaction's own earlier ops included).
-func (m *merger) seen(t Tag) bool { return t.Offset <= m.ctx || t.Origin == m.origin }
+func (m *merger) seen(t Tag) bool { return m.seenWrite(t.Origin, t.Offset) }
+
+// seenWrite reports whether the transaction has seen the write of origin
+// at offset.
+func (m *merger) seenWrite(origin string, offset uint64) bool {
+	return offset <= m.ctx || origin == m.origin
+}
 
 // del removes the tags the transaction has seen. Nothing else is kept: in
 // the log's total order no tag it has seen can arrive after it (see the

@@ -15,11 +15,12 @@ import (
 //	version      byte (2)
 //	origins      uvarint n, then n × (uvarint len, bytes)
 //	cells        uvarint n, then n × (uvarint len, name, flags byte (bit 0: NULL),
-//	             [uvarint len, text when not NULL], uvarint eff, uvarint origin index)
+//	             [uvarint len, text when not NULL], uvarint eff, uvarint origin index,
+//	             uvarint offset)
 //	tags         uvarint n, then n × (uvarint origin index, uvarint eff, uvarint offset)
 //
 // Cells are sorted by name, tags by origin. Version 1 (txlog format 2 and
-// before) had tags without offsets and a removed clock after them; only
+// before) had cells and tags without offsets and a removed clock after them; only
 // UnmarshalLegacyRow reads it, for the txlog upgrade that rewrites it.
 
 const (
@@ -90,6 +91,7 @@ func AppendRow(dst []byte, r *Row) []byte {
 		}
 		dst = binary.AppendUvarint(dst, c.Eff)
 		dst = binary.AppendUvarint(dst, idx(c.Origin))
+		dst = binary.AppendUvarint(dst, c.Offset)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(tags)))
 	for _, t := range tags {
@@ -220,7 +222,11 @@ func (d *rowDecoder) row() (*Row, error) {
 		origins = append(origins, o)
 	}
 	r := &Row{}
-	if n, err = d.count("cell", 4); err != nil {
+	minCell := 5
+	if d.version == legacyRowCodecVersion {
+		minCell = 4
+	}
+	if n, err = d.count("cell", minCell); err != nil {
 		return nil, err
 	}
 	r.Cells = make(map[string]Cell, n)
@@ -250,6 +256,11 @@ func (d *rowDecoder) row() (*Row, error) {
 		}
 		if c.Origin, err = d.origin(origins); err != nil {
 			return nil, err
+		}
+		if d.version != legacyRowCodecVersion {
+			if c.Offset, err = d.uvarint("cell offset"); err != nil {
+				return nil, err
+			}
 		}
 		if _, dup := r.Cells[name]; dup {
 			return nil, d.fail("duplicate column " + name)

@@ -81,7 +81,7 @@ func randomRow(rng *rand.Rand) *Row {
 		if rng.IntN(4) == 0 {
 			v = null
 		}
-		r.Cells[string(rune('a'+rng.IntN(26)))+"col"] = Cell{Value: v, Eff: rng.Uint64() >> rng.IntN(64), Origin: origins[rng.IntN(len(origins))]}
+		r.Cells[string(rune('a'+rng.IntN(26)))+"col"] = Cell{Value: v, Eff: rng.Uint64() >> rng.IntN(64), Origin: origins[rng.IntN(len(origins))], Offset: rng.Uint64() >> rng.IntN(64)}
 	}
 	seen := map[string]bool{}
 	for range rng.IntN(4) {
@@ -121,6 +121,7 @@ func TestLegacyRow(t *testing.T) {
 func FuzzUnmarshalRow(f *testing.F) {
 	f.Add(MarshalRow(sampleRow()))
 	f.Add([]byte{2, 0, 0, 0})
+	f.Add([]byte{2, 1, 1, 'a', 1, 1, 'x', 1, 5, 0, 7, 1, 0, 5, 7})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalRow(b)
 		if err != nil {

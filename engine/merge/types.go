@@ -127,11 +127,14 @@ type Tx struct {
 	Ops        []Op
 }
 
-// Cell is one column of a row state: its value and the write that set it.
+// Cell is one column of a row state: its value and the write that set it
+// (Offset: the log offset of that write's entry; 0 for a cell known only
+// from an old row image, Eff 0).
 type Cell struct {
 	Value  Value
 	Eff    uint64
 	Origin string
+	Offset uint64
 }
 
 // Tag marks one insert or update of a row; the row is live while a tag that no

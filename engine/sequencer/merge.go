@@ -97,28 +97,24 @@ func (s *Sequencer) checkOwner(source, user string) error {
 func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, []merge.Conflict, error) {
 	tx := it.Tx
 	tx.Now = uint64(max(0, now.UnixMicro()))
-	if it.ContextOffset > 0 {
-		if it.ContextOffset >= s.next {
-			return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
-		}
-		lc, err := s.clockOf(it.ContextOffset)
-		if err != nil {
-			return nil, nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
-		}
-		ctx := make(merge.Clock, len(lc)+len(tx.Context))
-		for o, e := range lc {
-			ctx[o] = e
-		}
-		for o, e := range tx.Context {
-			ctx[o] = max(ctx[o], e)
-		}
-		tx.Context = ctx
+	tx.Offset = s.next
+	tx.Context = it.ContextOffset
+	if it.ContextOffset >= s.next {
+		return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
+	}
+	var err error
+	if tx.ContextEff, err = s.maxEffOf(it.ContextOffset); err != nil {
+		return nil, nil, fmt.Errorf("merge %s: read the context's MaxEff: %w", tx.Origin, err)
+	}
+	last, err := s.originLastOf(tx.Origin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
 	if s.ov.absent == nil {
 		s.ov.absent = map[rowID]bool{}
 	}
 	clear(s.ov.absent)
-	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
+	res, err := merge.Apply(&s.ov, last, tx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
@@ -142,13 +138,9 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		Origin:     tx.Origin,
 		Eff:        res.Eff,
 		CommitTime: commit, // what the merge counted; sinks convert it to timestamptz
-		Clock:      make(merge.Clock, len(s.clock)+1),
+		MaxEff:     max(s.maxEff, res.Eff),
 		Changes:    make([]txlog.RowChange, len(res.Changes)),
 	}
-	for o, eff := range s.clock {
-		e.Clock[o] = eff
-	}
-	e.Clock[tx.Origin] = max(e.Clock[tx.Origin], res.Eff)
 	for i, c := range res.Changes {
 		rc := &e.Changes[i]
 		rc.Table, rc.Key = c.Table, c.Key
@@ -164,9 +156,9 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		s.touches.set(rowID{c.Table, c.Key}, touch{offset: e.Offset, origin: tx.Origin, safe: e.EchoSafe})
 	}
 	s.next++
-	s.clock = e.Clock
+	s.maxEff = e.MaxEff
 	s.originLast[tx.Origin] = res.Eff
-	s.remember(e.Offset, e.Clock)
+	s.remember(e.Offset, e.MaxEff)
 	return e, res.Conflicts, nil
 }
 
