@@ -15,7 +15,7 @@ import (
 
 const table = "public.items"
 
-func openLog(t *testing.T, dir string) txlog.Log {
+func openLog(t testing.TB, dir string) txlog.Log {
 	t.Helper()
 	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
