@@ -4,7 +4,11 @@
 // group-commits entries, row states and source positions in one durable
 // write. Only then does it tell the source (Item.Done), so a source acks
 // upstream only what is durable. It owns the per-origin last effective
-// timestamps and the log clock; it does not read from sources or serve sinks.
+// timestamps and turns a source's context offset into a merge context (the
+// offset and the log's highest eff there, one number each: package merge,
+// "Causal context"); it does not read from sources or serve sinks. A
+// source's stored position never passes one of its transactions that is
+// not in the log (failures.go).
 //
 // It is also where the engine's time enters the merge: each transaction is
 // merged with Tx.Now = the engine's time, so a source clock that runs ahead
