@@ -15,29 +15,28 @@ var ErrInvalidTx = errors.New("invalid transaction")
 // returns the new states of every row it touched. originLast is the highest
 // effective timestamp of tx.Origin's earlier entries (0 if none). Apply does
 // not modify the rows s returns: every changed row is a fresh copy in
-// Result.Changes, which the caller persists.
+// Result.Changes, which the caller persists. Transactions must be applied
+// in log order (Tx.Offset increasing).
 //
-// The rules (DESIGN.md "Conflict semantics"):
+// The rules (DESIGN.md "Conflict semantics"; "seen" is defined in the
+// package comment, "Causal context"):
 //
-//   - eff = max(Bound(CommitTime, Now), 1 + every value of Context,
-//     1 + originLast). The origin's own earlier writes count as seen by the
-//     transaction. An eff beyond MaxTimestamp refuses the transaction (see
-//     the package comment, "Bounded clocks").
+//   - eff = max(Bound(CommitTime, Now), 1 + ContextEff, 1 + originLast).
+//     The origin's own earlier writes count as seen by the transaction. An
+//     eff beyond MaxTimestamp refuses the transaction (see the package
+//     comment, "Bounded clocks").
 //   - insert/update: every written column becomes the cell (value, eff,
 //     Origin) unless the row holds a cell with a greater (eff, origin)
 //     (origins compared as strings; within one transaction the later op
-//     wins); the row gets the tag (Origin, eff) unless an applied delete
-//     had already seen it.
+//     wins); the row gets the tag (Origin, eff, Offset).
 //   - Op.Old fills only columns the row does not know from a write; such
 //     cells carry Eff 0, never beat a written cell, and among themselves
 //     the greater (origin, value) wins, so arrival order does not matter.
-//   - delete: removes every tag its context covers (the context includes the
-//     transaction itself, so insert-then-delete in one transaction removes
-//     the row) and joins its context into Row.Removed, so a tag it had seen
-//     that arrives later is dead on arrival too.
-//   - truncate: a delete, with the transaction's context, of every live row
-//     of the table that the store or this transaction holds. Dead rows are
-//     left alone and give no Change.
+//   - delete: removes every tag the transaction has seen (its own earlier
+//     ops included, so insert-then-delete in one transaction removes the
+//     row).
+//   - truncate: a delete of every live row of the table that the store or
+//     this transaction holds. Dead rows are left alone and give no Change.
 //   - snapshot: a row that existed before replication; it never overwrites
 //     what the row state knows (see snapshot.go) and gives no Change when it
 //     adds nothing.
@@ -48,12 +47,17 @@ var ErrInvalidTx = errors.New("invalid transaction")
 // State.Image() of a dead row is its last image.
 //
 // With these rules the same transactions give the same rows in every order
-// that keeps each origin's transactions in sequence, except that a TRUNCATE
-// only knows the rows that arrived before it: with TRUNCATE the promise
-// holds for causal orders, which is what one engine receives.
+// the log could have had them in: each origin's transactions in sequence,
+// each transaction after what it had seen and with a context that is a
+// prefix of the log before it. A TRUNCATE only knows the rows that arrived
+// before it, which such orders keep the same.
 func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 	if tx.Origin == "" {
 		return Result{}, fmt.Errorf("apply: %w: empty origin", ErrInvalidTx)
+	}
+	if tx.Offset == 0 || tx.Context >= tx.Offset {
+		return Result{}, fmt.Errorf("apply: %w: %s: context offset %d is not before the transaction's offset %d",
+			ErrInvalidTx, tx.Origin, tx.Context, tx.Offset)
 	}
 	eff, err := effective(tx, originLast)
 	if err != nil {
@@ -63,17 +67,10 @@ func Apply(s Store, originLast uint64, tx Tx) (Result, error) {
 		s:      s,
 		origin: tx.Origin,
 		eff:    eff,
+		offset: tx.Offset,
+		ctx:    tx.Context,
 		index:  make(map[rowID]int, len(tx.Ops)),
 		slab:   make([]touched, 0, len(tx.Ops)),
-	}
-	// The context a delete removes: what the origin had seen, its own earlier
-	// writes included. The transaction's own tag is handled apart (see del).
-	m.ctx = make(Clock, len(tx.Context)+1)
-	for o, e := range tx.Context {
-		m.ctx[o] = e
-	}
-	if originLast > m.ctx[tx.Origin] {
-		m.ctx[tx.Origin] = originLast
 	}
 	for i := range tx.Ops {
 		if err := m.apply(&tx.Ops[i]); err != nil {
@@ -99,21 +96,12 @@ func Effective(tx Tx, originLast uint64) (uint64, error) { return effective(tx, 
 
 func effective(tx Tx, originLast uint64) (uint64, error) {
 	eff := Bound(tx.CommitTime, tx.Now)
-	bump := func(seen uint64) error {
+	for _, seen := range [2]uint64{tx.ContextEff, originLast} {
 		if seen >= MaxTimestamp {
-			return fmt.Errorf("apply: %w: timestamp overflow: %s has seen the effective timestamp %d and no eff may exceed %d (year 9999); the log holds a poisoned clock",
+			return 0, fmt.Errorf("apply: %w: timestamp overflow: %s has seen the effective timestamp %d and no eff may exceed %d (year 9999); the log holds a poisoned clock",
 				ErrInvalidTx, tx.Origin, seen, MaxTimestamp)
 		}
 		eff = max(eff, seen+1)
-		return nil
-	}
-	for _, e := range tx.Context {
-		if err := bump(e); err != nil {
-			return 0, err
-		}
-	}
-	if err := bump(originLast); err != nil {
-		return 0, err
 	}
 	return eff, nil
 }
@@ -133,7 +121,8 @@ type merger struct {
 	s      Store
 	origin string
 	eff    uint64
-	ctx    Clock
+	offset uint64 // of the transaction's entry
+	ctx    uint64 // Tx.Context
 	rows   []*touched
 	index  map[rowID]int
 	slab   []touched // preallocated touched rows, one per op
@@ -215,7 +204,7 @@ func (m *merger) row(table, key string) (*touched, error) {
 }
 
 func (m *merger) write(id rowID, r *Row, op *Op) {
-	w := Cell{Eff: m.eff, Origin: m.origin}
+	w := Cell{Eff: m.eff, Origin: m.origin, Offset: m.offset}
 	for col, v := range op.Columns {
 		w.Value = v
 		old, ok := r.Cells[col]
@@ -275,51 +264,50 @@ func compareValues(a, b Value) int {
 }
 
 func (m *merger) addTag(r *Row) {
-	t := Tag{Origin: m.origin, Eff: m.eff}
-	// Removed never covers this transaction's own tag through its own
-	// deletes (see del), so coverage here means another origin's delete had
-	// seen this transaction: the tag is dead on arrival.
-	if r.Removed.covers(t) {
-		return
-	}
-	// One tag per origin is enough: a delete that covers an origin's later
-	// tag covers its earlier ones too, so only the latest decides liveness.
+	t := Tag{Origin: m.origin, Eff: m.eff, Offset: m.offset}
+	// One tag per origin is enough: a delete that has seen an origin's
+	// later tag has seen its earlier ones too, so only the latest decides
+	// liveness.
 	for i, have := range r.Tags {
 		if have.Origin == t.Origin {
-			r.Tags[i].Eff = max(have.Eff, t.Eff)
+			if t.Offset >= have.Offset {
+				r.Tags[i] = t
+			}
 			return
 		}
 	}
 	r.Tags = append(r.Tags, t)
 }
 
-// del removes the tags the transaction has seen: those covered by m.ctx and
-// its own tag (an earlier op of this transaction). Only m.ctx joins Removed:
-// the transaction's own tag can never arrive later, and leaving it out lets
-// a later op of the same transaction (delete then re-insert) add it again.
+// seen reports whether the transaction has seen the write that added t:
+// it is within the context offset, or an earlier write of the same origin
+// (this transaction's own earlier ops included).
+func (m *merger) seen(t Tag) bool { return m.seenWrite(t.Origin, t.Offset) }
+
+// seenWrite reports whether the transaction has seen the write of origin
+// at offset.
+func (m *merger) seenWrite(origin string, offset uint64) bool {
+	return offset <= m.ctx || origin == m.origin
+}
+
+// del removes the tags the transaction has seen. Nothing else is kept: in
+// the log's total order no tag it has seen can arrive after it (see the
+// package comment, "Causal context").
 func (m *merger) del(r *Row) {
 	kept := r.Tags[:0]
 	for _, t := range r.Tags {
-		if m.ctx.covers(t) || (t.Origin == m.origin && t.Eff == m.eff) {
-			continue
+		if !m.seen(t) {
+			kept = append(kept, t)
 		}
-		kept = append(kept, t)
 	}
 	clear(r.Tags[len(kept):])
 	r.Tags = kept
-	for o, e := range m.ctx {
-		if e > r.Removed[o] {
-			if r.Removed == nil {
-				r.Removed = make(Clock, len(m.ctx))
-			}
-			r.Removed[o] = e
-		}
-	}
 }
 
-// truncate deletes every live row of table. Rows already dead keep their
-// state and give no Change: a truncate of a table full of tombstones must
-// not rewrite them all.
+// truncate deletes every live row of table (the tags of each that the
+// transaction has seen). Rows already dead keep their state and give no
+// Change: a truncate of a table full of tombstones must not rewrite them
+// all.
 func (m *merger) truncate(table string) error {
 	keys, err := m.s.Keys(table)
 	if err != nil {
@@ -347,12 +335,6 @@ func (m *merger) truncate(table string) error {
 		}
 	}
 	return nil
-}
-
-// covers reports whether the write that added t is within c.
-func (c Clock) covers(t Tag) bool {
-	e, ok := c[t.Origin]
-	return ok && t.Eff <= e
 }
 
 // Live reports whether the row exists: a tag no delete has seen remains.
@@ -390,11 +372,5 @@ func (r *Row) cloneInto(c *Row) {
 	}
 	if r.Tags != nil {
 		c.Tags = slices.Clone(r.Tags)
-	}
-	if r.Removed != nil {
-		c.Removed = make(Clock, len(r.Removed))
-		for k, v := range r.Removed {
-			c.Removed[k] = v
-		}
 	}
 }

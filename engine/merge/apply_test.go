@@ -28,10 +28,10 @@ func TestEffectiveTimestamp(t *testing.T) {
 		last uint64
 		want uint64
 	}{
-		{"commit time", Tx{Origin: "a", CommitTime: 100}, 0, 100},
-		{"after own last", Tx{Origin: "a", CommitTime: 100}, 150, 151},
-		{"after context", Tx{Origin: "a", CommitTime: 100, Context: Clock{"b": 300, "c": 20}}, 150, 301},
-		{"zero clock", Tx{Origin: "a"}, 0, 1},
+		{"commit time", Tx{Origin: "a", CommitTime: 100, Offset: 1}, 0, 100},
+		{"after own last", Tx{Origin: "a", CommitTime: 100, Offset: 2}, 150, 151},
+		{"after context", Tx{Origin: "a", CommitTime: 100, Offset: 5, Context: 4, ContextEff: 300}, 150, 301},
+		{"zero clock", Tx{Origin: "a", Offset: 1}, 0, 1},
 	}
 	for _, c := range cases {
 		res, err := Apply(memStore{}, c.last, c.tx)
@@ -50,11 +50,13 @@ func TestApplyRejectsMalformed(t *testing.T) {
 		last uint64
 		tx   Tx
 	}{
-		{"empty origin", 0, Tx{CommitTime: 1}},
-		{"bad kind", 0, Tx{Origin: "a", Ops: []Op{{Kind: 9, Table: "t", Key: "1"}}}},
-		{"no table", 0, Tx{Origin: "a", Ops: []Op{{Kind: OpInsert, Key: "1"}}}},
-		{"overflow", ^uint64(0), Tx{Origin: "a"}},
-		{"context overflow", 0, Tx{Origin: "a", Context: Clock{"b": ^uint64(0)}}},
+		{"empty origin", 0, Tx{CommitTime: 1, Offset: 1}},
+		{"bad kind", 0, Tx{Origin: "a", Offset: 1, Ops: []Op{{Kind: 9, Table: "t", Key: "1"}}}},
+		{"no table", 0, Tx{Origin: "a", Offset: 1, Ops: []Op{{Kind: OpInsert, Key: "1"}}}},
+		{"overflow", ^uint64(0), Tx{Origin: "a", Offset: 1}},
+		{"context overflow", 0, Tx{Origin: "a", Offset: 2, Context: 1, ContextEff: ^uint64(0)}},
+		{"no offset", 0, Tx{Origin: "a"}},
+		{"context not before", 0, Tx{Origin: "a", Offset: 3, Context: 3}},
 	}
 	for _, c := range cases {
 		if _, err := Apply(memStore{}, c.last, c.tx); !errors.Is(err, ErrInvalidTx) {
@@ -72,7 +74,7 @@ func (failStore) Keys(string) ([]string, error)    { return nil, errDisk }
 
 func TestApplyStoreErrors(t *testing.T) {
 	for _, op := range []Op{{Kind: OpInsert, Table: "t", Key: "1"}, {Kind: OpTruncate, Table: "t"}} {
-		if _, err := Apply(failStore{}, 0, Tx{Origin: "a", Ops: []Op{op}}); !errors.Is(err, errDisk) {
+		if _, err := Apply(failStore{}, 0, Tx{Origin: "a", Offset: 1, Ops: []Op{op}}); !errors.Is(err, errDisk) {
 			t.Errorf("kind %d: err = %v, want the store's error", op.Kind, err)
 		}
 	}
@@ -80,32 +82,32 @@ func TestApplyStoreErrors(t *testing.T) {
 
 func TestApplyDoesNotMutateStoredRows(t *testing.T) {
 	s := memStore{}
-	mustApply(t, s, 0, Tx{Origin: "a", CommitTime: 10, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("1")}}}})
+	mustApply(t, s, 0, Tx{Origin: "a", CommitTime: 10, Offset: 1, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("1")}}}})
 	before := s[rowID{"t", "1"}].Clone()
 	stored := s[rowID{"t", "1"}]
-	_, err := Apply(s, 10, Tx{Origin: "a", CommitTime: 20, Ops: []Op{
+	_, err := Apply(s, 10, Tx{Origin: "a", CommitTime: 20, Offset: 2, Ops: []Op{
 		{Kind: OpUpdate, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("2")}},
 		{Kind: OpDelete, Table: "t", Key: "1"},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !maps.Equal(stored.Cells, before.Cells) || len(stored.Tags) != 1 || stored.Removed != nil {
+	if !maps.Equal(stored.Cells, before.Cells) || len(stored.Tags) != 1 {
 		t.Fatalf("stored row changed: %+v", stored)
 	}
 }
 
 func TestSameTxDeleteThenInsertIsLive(t *testing.T) {
 	s := memStore{}
-	mustApply(t, s, 0, Tx{Origin: "a", CommitTime: 10, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("1")}}}})
-	res := mustApply(t, s, 10, Tx{Origin: "a", CommitTime: 20, Ops: []Op{
+	mustApply(t, s, 0, Tx{Origin: "a", CommitTime: 10, Offset: 1, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("1")}}}})
+	res := mustApply(t, s, 10, Tx{Origin: "a", CommitTime: 20, Offset: 2, Ops: []Op{
 		{Kind: OpDelete, Table: "t", Key: "1"},
 		{Kind: OpInsert, Table: "t", Key: "1", Columns: map[string]Value{"x": txt("2")}},
 	}})
 	if len(res.Changes) != 1 || !res.Changes[0].Live || res.Changes[0].Image["x"] != txt("2") {
 		t.Fatalf("changes = %+v, want one live row x=2", res.Changes)
 	}
-	res = mustApply(t, s, 20, Tx{Origin: "a", CommitTime: 30, Ops: []Op{
+	res = mustApply(t, s, 20, Tx{Origin: "a", CommitTime: 30, Offset: 3, Ops: []Op{
 		{Kind: OpInsert, Table: "t", Key: "2", Columns: map[string]Value{"x": txt("3")}},
 		{Kind: OpDelete, Table: "t", Key: "2"},
 	}})

@@ -49,7 +49,7 @@ func cpuTime() time.Duration {
 }
 
 func insertTx(rows int) Tx {
-	tx := Tx{Origin: "pg_a", CommitTime: 1_700_000_000_000_000, Context: Clock{"pg_b": 1_699_999_999_000_000}}
+	tx := Tx{Origin: "pg_a", CommitTime: 1_700_000_000_000_000, Offset: 2, Context: 1, ContextEff: 1_699_999_999_000_000}
 	for i := range rows {
 		id := fmt.Sprint(i)
 		tx.Ops = append(tx.Ops, Op{Kind: OpInsert, Table: "public.items", Key: EncodeKey([]Value{txt(id)}), Columns: map[string]Value{
@@ -95,13 +95,13 @@ func BenchmarkApplyUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.commit(res)
-	res, err = Apply(s, 0, Tx{Origin: "pg_b", CommitTime: 1_700_000_000_000_100, Ops: []Op{{Kind: OpUpdate, Table: "public.items", Key: "0", Columns: map[string]Value{"title": txt("b")}}}})
+	res, err = Apply(s, 0, Tx{Origin: "pg_b", CommitTime: 1_700_000_000_000_100, Offset: 3, Ops: []Op{{Kind: OpUpdate, Table: "public.items", Key: "0", Columns: map[string]Value{"title": txt("b")}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	s.commit(res)
 	stored := s[rowID{"public.items", "0"}]
-	tx := Tx{Origin: "pg_a", CommitTime: 1_700_000_000_000_200, Context: Clock{"pg_b": 1_700_000_000_000_100}, Ops: []Op{
+	tx := Tx{Origin: "pg_a", CommitTime: 1_700_000_000_000_200, Offset: 4, Context: 3, ContextEff: 1_700_000_000_000_100, Ops: []Op{
 		{Kind: OpUpdate, Table: "public.items", Key: "0", Columns: map[string]Value{"content": txt("changed")}, Old: map[string]Value{"content": txt("some content of a typical row")}},
 	}}
 	var sink int
@@ -126,8 +126,7 @@ func typicalRow() *Row {
 			"n":       {Value: txt("12345"), Eff: 1_700_000_000_000_000, Origin: "pg_a"},
 			"note":    {Value: null, Eff: 1_700_000_000_000_000, Origin: "pg_a"},
 		},
-		Tags:    []Tag{{Origin: "pg_a", Eff: 1_700_000_000_000_000}, {Origin: "pg_b", Eff: 1_700_000_000_000_100}},
-		Removed: Clock{"satellite:x": 1_699_999_999_000_000},
+		Tags: []Tag{{Origin: "pg_a", Eff: 1_700_000_000_000_000, Offset: 1_000_000}, {Origin: "pg_b", Eff: 1_700_000_000_000_100, Offset: 1_000_001}},
 	}
 }
 

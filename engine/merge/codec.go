@@ -12,16 +12,21 @@ import (
 // Deterministic (the same row always gives the same bytes) and compact:
 // origins are written once and referred to by index.
 //
-//	version      byte (1)
+//	version      byte (2)
 //	origins      uvarint n, then n × (uvarint len, bytes)
 //	cells        uvarint n, then n × (uvarint len, name, flags byte (bit 0: NULL),
-//	             [uvarint len, text when not NULL], uvarint eff, uvarint origin index)
-//	tags         uvarint n, then n × (uvarint origin index, uvarint eff)
-//	removed      uvarint n, then n × (uvarint origin index, uvarint eff)
+//	             [uvarint len, text when not NULL], uvarint eff, uvarint origin index,
+//	             uvarint offset)
+//	tags         uvarint n, then n × (uvarint origin index, uvarint eff, uvarint offset)
 //
-// Cells are sorted by name, tags and removed by origin.
+// Cells are sorted by name, tags by origin. Version 1 (txlog format 2 and
+// before) had cells and tags without offsets and a removed clock after them; only
+// UnmarshalLegacyRow reads it, for the txlog upgrade that rewrites it.
 
-const rowCodecVersion = 1
+const (
+	rowCodecVersion       = 2
+	legacyRowCodecVersion = 1
+)
 
 // ErrBadRow is wrapped by UnmarshalRow's errors.
 var ErrBadRow = errors.New("malformed row state")
@@ -52,12 +57,6 @@ func AppendRow(dst []byte, r *Row) []byte {
 		origins = append(origins, o)
 		return uint64(len(origins) - 1)
 	}
-	var remBuf [8]string
-	removed := remBuf[:0]
-	for o := range r.Removed {
-		removed = append(removed, o)
-	}
-	slices.Sort(removed)
 	var tagBuf [8]Tag
 	tags := append(tagBuf[:0], r.Tags...)
 	slices.SortFunc(tags, func(a, b Tag) int {
@@ -73,9 +72,6 @@ func AppendRow(dst []byte, r *Row) []byte {
 	}
 	for _, t := range tags {
 		idx(t.Origin)
-	}
-	for _, o := range removed {
-		idx(o)
 	}
 
 	dst = append(dst, rowCodecVersion)
@@ -95,16 +91,13 @@ func AppendRow(dst []byte, r *Row) []byte {
 		}
 		dst = binary.AppendUvarint(dst, c.Eff)
 		dst = binary.AppendUvarint(dst, idx(c.Origin))
+		dst = binary.AppendUvarint(dst, c.Offset)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(tags)))
 	for _, t := range tags {
 		dst = binary.AppendUvarint(dst, idx(t.Origin))
 		dst = binary.AppendUvarint(dst, t.Eff)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(removed)))
-	for _, o := range removed {
-		dst = binary.AppendUvarint(dst, idx(o))
-		dst = binary.AppendUvarint(dst, r.Removed[o])
+		dst = binary.AppendUvarint(dst, t.Offset)
 	}
 	return dst
 }
@@ -127,7 +120,7 @@ func appendString(dst []byte, s string) []byte {
 // UnmarshalRow decodes what MarshalRow encoded. The strings of the result
 // share one copy of b; b may be reused afterwards.
 func UnmarshalRow(b []byte) (*Row, error) {
-	d := rowDecoder{s: string(b)}
+	d := rowDecoder{s: string(b), version: rowCodecVersion}
 	r, err := d.row()
 	if err != nil {
 		return nil, fmt.Errorf("unmarshal row state: %w", err)
@@ -135,9 +128,22 @@ func UnmarshalRow(b []byte) (*Row, error) {
 	return r, nil
 }
 
+// UnmarshalLegacyRow decodes a row state of codec version 1: its tags come
+// without offsets (0) and its removed clock is dropped. Only the txlog
+// upgrade that rewrites such states uses it.
+func UnmarshalLegacyRow(b []byte) (*Row, error) {
+	d := rowDecoder{s: string(b), version: legacyRowCodecVersion}
+	r, err := d.row()
+	if err != nil {
+		return nil, fmt.Errorf("unmarshal row state of codec 1: %w", err)
+	}
+	return r, nil
+}
+
 type rowDecoder struct {
-	s   string
-	pos int
+	s       string
+	pos     int
+	version byte
 }
 
 func (d *rowDecoder) fail(what string) error {
@@ -195,7 +201,10 @@ func (d *rowDecoder) row() (*Row, error) {
 	if len(d.s) == 0 {
 		return nil, d.fail("empty input")
 	}
-	if d.s[0] != rowCodecVersion {
+	if d.s[0] != d.version {
+		if d.s[0] == legacyRowCodecVersion {
+			return nil, d.fail("row state of codec 1, which the txlog upgrade to format 3 rewrites")
+		}
 		return nil, d.fail(fmt.Sprintf("unknown version %d", d.s[0]))
 	}
 	d.pos = 1
@@ -213,7 +222,11 @@ func (d *rowDecoder) row() (*Row, error) {
 		origins = append(origins, o)
 	}
 	r := &Row{}
-	if n, err = d.count("cell", 4); err != nil {
+	minCell := 5
+	if d.version == legacyRowCodecVersion {
+		minCell = 4
+	}
+	if n, err = d.count("cell", minCell); err != nil {
 		return nil, err
 	}
 	r.Cells = make(map[string]Cell, n)
@@ -244,12 +257,21 @@ func (d *rowDecoder) row() (*Row, error) {
 		if c.Origin, err = d.origin(origins); err != nil {
 			return nil, err
 		}
+		if d.version != legacyRowCodecVersion {
+			if c.Offset, err = d.uvarint("cell offset"); err != nil {
+				return nil, err
+			}
+		}
 		if _, dup := r.Cells[name]; dup {
 			return nil, d.fail("duplicate column " + name)
 		}
 		r.Cells[name] = c
 	}
-	if n, err = d.count("tag", 2); err != nil {
+	minTag := 3
+	if d.version == legacyRowCodecVersion {
+		minTag = 2
+	}
+	if n, err = d.count("tag", minTag); err != nil {
 		return nil, err
 	}
 	if n > 0 {
@@ -261,19 +283,25 @@ func (d *rowDecoder) row() (*Row, error) {
 			if r.Tags[i].Eff, err = d.uvarint("tag eff"); err != nil {
 				return nil, err
 			}
-		}
-	}
-	if n, err = d.count("removed", 2); err != nil {
-		return nil, err
-	}
-	if n > 0 {
-		r.Removed = make(Clock, n)
-		for range n {
-			o, err := d.origin(origins)
-			if err != nil {
+			if d.version == legacyRowCodecVersion {
+				continue
+			}
+			if r.Tags[i].Offset, err = d.uvarint("tag offset"); err != nil {
 				return nil, err
 			}
-			if r.Removed[o], err = d.uvarint("removed eff"); err != nil {
+		}
+	}
+	if d.version == legacyRowCodecVersion {
+		// The removed clock, not needed in a total order (see the
+		// package comment, "Causal context").
+		if n, err = d.count("removed", 2); err != nil {
+			return nil, err
+		}
+		for range n {
+			if _, err := d.origin(origins); err != nil {
+				return nil, err
+			}
+			if _, err := d.uvarint("removed eff"); err != nil {
 				return nil, err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -17,13 +18,12 @@ func sampleRow() *Row {
 			"note":    {Value: null, Eff: 1700000000000001, Origin: "pg_a"},
 			"empty":   {Value: txt(""), Eff: 0, Origin: "satellite:x"},
 		},
-		Tags:    []Tag{{Origin: "pg_b", Eff: 1700000000000500}, {Origin: "pg_a", Eff: 1700000000000001}},
-		Removed: Clock{"pg_a": 1700000000000000, "satellite:y": 3},
+		Tags: []Tag{{Origin: "pg_b", Eff: 1700000000000500, Offset: 7}, {Origin: "pg_a", Eff: 1700000000000001, Offset: 1}},
 	}
 }
 
 func rowsEqual(a, b *Row) bool {
-	if len(a.Cells) != len(b.Cells) || !maps.Equal(a.Cells, b.Cells) || len(a.Removed) != len(b.Removed) || !maps.Equal(a.Removed, b.Removed) {
+	if len(a.Cells) != len(b.Cells) || !maps.Equal(a.Cells, b.Cells) {
 		return false
 	}
 	at, bt := map[Tag]bool{}, map[Tag]bool{}
@@ -37,7 +37,7 @@ func rowsEqual(a, b *Row) bool {
 }
 
 func TestRowCodecRoundTrip(t *testing.T) {
-	rows := []*Row{sampleRow(), {}, {Cells: map[string]Cell{"": {Value: null}}}, {Tags: []Tag{{Origin: "", Eff: ^uint64(0)}}}}
+	rows := []*Row{sampleRow(), {}, {Cells: map[string]Cell{"": {Value: null}}}, {Tags: []Tag{{Origin: "", Eff: ^uint64(0), Offset: ^uint64(0)}}}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		rows = append(rows, randomRow(rng))
@@ -81,28 +81,47 @@ func randomRow(rng *rand.Rand) *Row {
 		if rng.IntN(4) == 0 {
 			v = null
 		}
-		r.Cells[string(rune('a'+rng.IntN(26)))+"col"] = Cell{Value: v, Eff: rng.Uint64() >> rng.IntN(64), Origin: origins[rng.IntN(len(origins))]}
+		r.Cells[string(rune('a'+rng.IntN(26)))+"col"] = Cell{Value: v, Eff: rng.Uint64() >> rng.IntN(64), Origin: origins[rng.IntN(len(origins))], Offset: rng.Uint64() >> rng.IntN(64)}
 	}
 	seen := map[string]bool{}
 	for range rng.IntN(4) {
 		o := origins[rng.IntN(len(origins))]
 		if !seen[o] {
 			seen[o] = true
-			r.Tags = append(r.Tags, Tag{Origin: o, Eff: rng.Uint64()})
-		}
-	}
-	if rng.IntN(2) == 0 {
-		r.Removed = Clock{}
-		for range 1 + rng.IntN(3) {
-			r.Removed[origins[rng.IntN(len(origins))]] = rng.Uint64()
+			r.Tags = append(r.Tags, Tag{Origin: o, Eff: rng.Uint64(), Offset: rng.Uint64() >> rng.IntN(64)})
 		}
 	}
 	return r
 }
 
+// A row state of codec 1 (txlog format 2) is refused by UnmarshalRow with
+// a message naming the upgrade, and read by UnmarshalLegacyRow: tags
+// without offsets, the removed clock dropped.
+func TestLegacyRow(t *testing.T) {
+	// origins a, b; cell x = 'v' (eff 5, origin a); tag (b, 9); removed {a: 4}
+	v1 := []byte{1, 2, 1, 'a', 1, 'b', 1, 1, 'x', 0, 1, 'v', 5, 0, 1, 1, 9, 1, 0, 4}
+	if _, err := UnmarshalRow(v1); !errors.Is(err, ErrBadRow) || !strings.Contains(err.Error(), "format 3") {
+		t.Fatalf("UnmarshalRow of codec 1: %v", err)
+	}
+	r, err := UnmarshalLegacyRow(v1)
+	want := &Row{Cells: map[string]Cell{"x": {Value: txt("v"), Eff: 5, Origin: "a"}}, Tags: []Tag{{Origin: "b", Eff: 9}}}
+	if err != nil || !reflect.DeepEqual(r, want) {
+		t.Fatalf("legacy row = %+v, %v", r, err)
+	}
+	for i := range len(v1) {
+		if _, err := UnmarshalLegacyRow(v1[:i]); !errors.Is(err, ErrBadRow) {
+			t.Fatalf("prefix %d: %v", i, err)
+		}
+	}
+	if _, err := UnmarshalLegacyRow(MarshalRow(sampleRow())); !errors.Is(err, ErrBadRow) {
+		t.Fatalf("UnmarshalLegacyRow of codec 2: %v", err)
+	}
+}
+
 func FuzzUnmarshalRow(f *testing.F) {
 	f.Add(MarshalRow(sampleRow()))
-	f.Add([]byte{1, 0, 0, 0, 0})
+	f.Add([]byte{2, 0, 0, 0})
+	f.Add([]byte{2, 1, 1, 'a', 1, 1, 'x', 1, 5, 0, 7, 1, 0, 5, 7})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalRow(b)
 		if err != nil {

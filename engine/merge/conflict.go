@@ -26,7 +26,7 @@ func (m *merger) noteConflict(id rowID, col string, cur, w Cell, curWins bool) {
 	if compareValues(cur.Value, w.Value) == 0 {
 		return
 	}
-	if !curWins && m.ctx.covers(Tag{Origin: cur.Origin, Eff: cur.Eff}) {
+	if !curWins && m.seenWrite(cur.Origin, cur.Offset) {
 		return // the transaction had seen cur: an ordinary overwrite
 	}
 	c := Conflict{Table: id.table, Key: id.key, Column: col, Winner: w, Loser: cur}

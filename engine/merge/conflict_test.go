@@ -28,7 +28,7 @@ func TestConflicts(t *testing.T) {
 				{0, Tx{Origin: "b", CommitTime: 100, Ops: []Op{ins("1", map[string]Value{"v": txt("b")})}}},
 			},
 			want: []Conflict{{Table: "t", Key: "1", Column: "v",
-				Winner: Cell{Value: txt("a"), Eff: 200, Origin: "a"}, Loser: Cell{Value: txt("b"), Eff: 100, Origin: "b"}}},
+				Winner: Cell{Value: txt("a"), Eff: 200, Origin: "a", Offset: 1}, Loser: Cell{Value: txt("b"), Eff: 100, Origin: "b", Offset: 2}}},
 		},
 		{
 			name: "concurrent write overwrites a cell it had not seen",
@@ -37,13 +37,13 @@ func TestConflicts(t *testing.T) {
 				{0, Tx{Origin: "b", CommitTime: 200, Ops: []Op{upd("1", map[string]Value{"v": txt("b"), "w": txt("same")})}}},
 			},
 			want: []Conflict{{Table: "t", Key: "1", Column: "v",
-				Winner: Cell{Value: txt("b"), Eff: 200, Origin: "b"}, Loser: Cell{Value: txt("a"), Eff: 100, Origin: "a"}}},
+				Winner: Cell{Value: txt("b"), Eff: 200, Origin: "b", Offset: 2}, Loser: Cell{Value: txt("a"), Eff: 100, Origin: "a", Offset: 1}}},
 		},
 		{
 			name: "an update over a value it had seen is no conflict",
 			steps: []step{
 				{0, Tx{Origin: "a", CommitTime: 100, Ops: []Op{ins("1", map[string]Value{"v": txt("a")})}}},
-				{0, Tx{Origin: "b", CommitTime: 200, Context: Clock{"a": 100}, Ops: []Op{upd("1", map[string]Value{"v": txt("b")})}}},
+				{0, Tx{Origin: "b", CommitTime: 200, Context: 1, Ops: []Op{upd("1", map[string]Value{"v": txt("b")})}}},
 			},
 		},
 		{
@@ -74,15 +74,17 @@ func TestConflicts(t *testing.T) {
 				{0, Tx{Origin: "b", CommitTime: 200, Ops: []Op{ins("1", map[string]Value{"v": txt("b")})}}},
 			},
 			want: []Conflict{{Table: "t", Key: "1", Column: "v",
-				Winner: Cell{Value: null, Eff: 300, Origin: "a"}, Loser: Cell{Value: txt("b"), Eff: 200, Origin: "b"}}},
+				Winner: Cell{Value: null, Eff: 300, Origin: "a", Offset: 1}, Loser: Cell{Value: txt("b"), Eff: 200, Origin: "b", Offset: 2}}},
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := memStore{}
 			var res Result
-			for _, st := range c.steps {
-				res = mustApply(t, s, st.last, st.tx)
+			for i, st := range c.steps {
+				tx := st.tx
+				tx.Offset = uint64(i + 1)
+				res = mustApply(t, s, st.last, tx)
 			}
 			if !reflect.DeepEqual(res.Conflicts, c.want) {
 				t.Errorf("conflicts = %+v\nwant %+v", res.Conflicts, c.want)

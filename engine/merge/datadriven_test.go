@@ -21,23 +21,26 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // a line "----", then the expected output, up to a blank line or the end.
 // Input:
 //
-//	tx <origin> time=<µs> [now=<µs>] [ctx=<origin>:<eff>|<origin>#<n>,...]
+//	tx <origin> time=<µs> [now=<µs>] [ctx=<origin>#<n>] [ctxeff=<µs>]
 //	insert <table> <key> <col>=<value>... [old.<col>=<value>...]
 //	update <table> <key> <col>=<value>... [old.<col>=<value>...]
 //	delete <table> <key> [old.<col>=<value>...]
 //	truncate <table>
 //
-// A value is 'text' (a quote inside is doubled) or NULL. <origin>#<n> in a
-// context stands for the effective timestamp of that origin's n-th
-// transaction in the case. now= is the engine's time when it merged the
-// transaction (Tx.Now; absent: 0). Transactions arrive in the order
-// written, each with originLast = the origin's previous eff. The output
-// lists each transaction's eff and changed rows (or the error that refused
-// it: a refused transaction changes nothing and is left out of the other
-// orders), then every row state. The harness
-// then replays the transactions in every other order the engine could
-// receive them (see arrivalOrders) and fails unless each gives the same
-// rows; the last line says how many orders were checked.
+// A value is 'text' (a quote inside is doubled) or NULL. ctx=<origin>#<n>
+// says the origin had applied the log up to and including that origin's
+// n-th transaction of the case (a context is a prefix of the log: see the
+// package comment, "Causal context"); without it, none of it. ctxeff=
+// raises the highest eff the context holds (a log poisoned before clocks
+// were bounded). now= is the engine's time when it merged the transaction
+// (Tx.Now; absent: 0). Transactions arrive in the order written, each with
+// originLast = the origin's previous eff. The output lists each
+// transaction's eff and changed rows (or the error that refused it: a
+// refused transaction changes nothing and is left out of the other
+// orders), then every row state, tags as origin@eff#offset. The harness
+// then replays the transactions in every other order a log could have had
+// them in (see replayLog) and fails unless each gives the same rows (tag
+// offsets aside); the last line says how many orders were checked.
 func TestDataDriven(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -140,11 +143,12 @@ func runFile(t *testing.T, file string) {
 	}
 }
 
-// ddTx is one transaction of a case, with contexts still symbolic.
+// ddTx is one transaction of a case, with its context still symbolic.
 type ddTx struct {
-	label string // origin#n
-	tx    Tx
-	refs  []string // origin#n references in the context
+	label  string // origin#n
+	tx     Tx
+	ref    string // the last transaction of the context, "" for none
+	ctxEff uint64
 }
 
 func runCase(c ddCase) (string, error) {
@@ -152,23 +156,32 @@ func runCase(c ddCase) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Resolve contexts and effs in the written order.
-	effs := map[string]uint64{}
-	last := map[string]uint64{}
+	// Merge in the written order, as the sequencer would.
 	var out []string
 	s := memStore{}
+	maxEff := []uint64{0}           // by offset
+	offAfter := map[string]uint64{} // label → log head once it was merged
+	index := map[string]int{}       // label → index among the accepted
+	last := map[string]uint64{}
 	var accepted []ddTx
+	var seen []int
+	var ctxEffs []uint64
+	var entries []bool
 	for i := range txs {
 		d := &txs[i]
-		for _, ref := range d.refs {
-			e, ok := effs[ref]
+		n := 0
+		if d.ref != "" {
+			off, ok := offAfter[d.ref]
 			if !ok {
-				return "", fmt.Errorf("%s: context names %s, which is not an earlier transaction", d.label, ref)
+				return "", fmt.Errorf("%s: context names %s, which is not an earlier accepted transaction", d.label, d.ref)
 			}
-			o := ref[:strings.LastIndexByte(ref, '#')]
-			d.tx.Context[o] = max(d.tx.Context[o], e)
+			d.tx.Context = off
+			n = index[d.ref] + 1
 		}
-		res, err := Apply(s, last[d.tx.Origin], d.tx)
+		tx := d.tx
+		tx.Offset = uint64(len(maxEff))
+		tx.ContextEff = max(maxEff[tx.Context], d.ctxEff)
+		res, err := Apply(s, last[tx.Origin], tx)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidTx) {
 				return "", fmt.Errorf("%s: %w", d.label, err)
@@ -176,13 +189,20 @@ func runCase(c ddCase) (string, error) {
 			out = append(out, fmt.Sprintf("%s refused: %v", d.label, err))
 			continue
 		}
-		accepted = append(accepted, *d)
 		if err := checkChanges(res); err != nil {
 			return "", fmt.Errorf("%s: %w", d.label, err)
 		}
-		s.commit(res)
-		effs[d.label] = res.Eff
-		last[d.tx.Origin] = res.Eff
+		index[d.label] = len(accepted)
+		accepted = append(accepted, *d)
+		seen = append(seen, n)
+		ctxEffs = append(ctxEffs, d.ctxEff)
+		entries = append(entries, len(res.Changes) > 0)
+		if len(res.Changes) > 0 {
+			s.commit(res)
+			maxEff = append(maxEff, max(maxEff[len(maxEff)-1], res.Eff))
+			last[tx.Origin] = res.Eff
+		}
+		offAfter[d.label] = uint64(len(maxEff) - 1)
 		line := fmt.Sprintf("%s eff=%d:", d.label, res.Eff)
 		for _, ch := range res.Changes {
 			line += fmt.Sprintf(" %s %s %s;", ch.Table, showKey(ch.Key), liveWord(ch.Live))
@@ -193,24 +213,24 @@ func runCase(c ddCase) (string, error) {
 		out = append(out, strings.TrimSuffix(line, ";"))
 	}
 	out = append(out, rowsString(s, true))
-	// A TRUNCATE joins its context into the rows the store holds when it
-	// arrives, so Removed may differ between orders; what sinks see (live,
-	// image, cell versions, tags) may not.
-	withRemoved := !hasTruncate(plainTxs(accepted))
-	want := rowsString(s, withRemoved)
+	want := rowsString(s, false)
 
 	plain := plainTxs(accepted)
-	orders := arrivalOrders(plain, effsOf(accepted, effs), 5040)
-	for _, order := range orders {
-		got, err := replay(plain, order)
+	checked := 0
+	for _, order := range arrivalOrders(plain, seen, 5040) {
+		got, _, _, err := replayLog(plain, seen, ctxEffs, order, entries)
+		if errors.Is(err, errInadmissible) {
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("order %v: %w", order, err)
 		}
-		if r := rowsString(got, withRemoved); r != want {
+		if r := rowsString(got, false); r != want {
 			return "", fmt.Errorf("arrival order %v gives different rows:\n%s\nversus, in the written order:\n%s", order, r, want)
 		}
+		checked++
 	}
-	out = append(out, fmt.Sprintf("arrival orders checked: %d, all give these rows", len(orders)))
+	out = append(out, fmt.Sprintf("arrival orders checked: %d, all give these rows", checked))
 	return strings.Join(out, "\n"), nil
 }
 
@@ -220,14 +240,6 @@ func plainTxs(txs []ddTx) []Tx {
 		plain[i] = txs[i].tx
 	}
 	return plain
-}
-
-func effsOf(txs []ddTx, effs map[string]uint64) []uint64 {
-	e := make([]uint64, len(txs))
-	for i, d := range txs {
-		e[i] = effs[d.label]
-	}
-	return e
 }
 
 // checkChanges checks the Change fields against their State.
@@ -250,22 +262,6 @@ func checkChanges(res Result) error {
 		}
 	}
 	return nil
-}
-
-// replay applies txs in the given order to a fresh store, each with
-// originLast computed for that order.
-func replay(txs []Tx, order []int) (memStore, error) {
-	s := memStore{}
-	last := map[string]uint64{}
-	for _, i := range order {
-		res, err := Apply(s, last[txs[i].Origin], txs[i])
-		if err != nil {
-			return nil, err
-		}
-		s.commit(res)
-		last[txs[i].Origin] = res.Eff
-	}
-	return s, nil
 }
 
 func liveWord(live bool) string {
@@ -294,9 +290,9 @@ func showValue(v Value) string {
 	return "'" + strings.ReplaceAll(v.Text, "'", "''") + "'"
 }
 
-// rowsString prints every row state: liveness, tags, removed clock (if
-// withRemoved), cells.
-func rowsString(s memStore, withRemoved bool) string {
+// rowsString prints every row state: liveness, tags (with their offsets if
+// withOffsets), cells.
+func rowsString(s memStore, withOffsets bool) string {
 	var b strings.Builder
 	for i, id := range s.ids() {
 		r := s[id]
@@ -306,12 +302,12 @@ func rowsString(s memStore, withRemoved bool) string {
 		tags := make([]string, len(r.Tags))
 		for i, t := range r.Tags {
 			tags[i] = fmt.Sprintf("%s@%d", t.Origin, t.Eff)
+			if withOffsets {
+				tags[i] += fmt.Sprintf("#%d", t.Offset)
+			}
 		}
 		slices.Sort(tags)
 		fmt.Fprintf(&b, "%s %s: %s tags={%s}", id.table, showKey(id.key), liveWord(r.Live()), strings.Join(tags, " "))
-		if withRemoved && len(r.Removed) > 0 {
-			b.WriteString(" removed={" + showClock(r.Removed) + "}")
-		}
 		cols := make([]string, 0, len(r.Cells))
 		for col := range r.Cells {
 			cols = append(cols, col)
@@ -327,15 +323,6 @@ func rowsString(s memStore, withRemoved bool) string {
 		}
 	}
 	return b.String()
-}
-
-func showClock(c Clock) string {
-	parts := make([]string, 0, len(c))
-	for o, e := range c {
-		parts = append(parts, fmt.Sprintf("%s:%d", o, e))
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, " ")
 }
 
 func parseCase(lines []string) ([]ddTx, error) {
@@ -376,38 +363,31 @@ func parseTx(toks []string, count map[string]int) (ddTx, error) {
 	}
 	origin := toks[1]
 	count[origin]++
-	d := ddTx{label: fmt.Sprintf("%s#%d", origin, count[origin]), tx: Tx{Origin: origin, Context: Clock{}}}
+	d := ddTx{label: fmt.Sprintf("%s#%d", origin, count[origin]), tx: Tx{Origin: origin}}
 	for _, tok := range toks[2:] {
 		k, v, ok := strings.Cut(tok, "=")
 		if !ok {
 			return d, fmt.Errorf("bad tx argument %q", tok)
 		}
 		switch k {
-		case "time":
+		case "time", "now", "ctxeff":
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
-				return d, fmt.Errorf("bad time: %w", err)
+				return d, fmt.Errorf("bad %s: %w", k, err)
 			}
-			d.tx.CommitTime = n
-		case "now":
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return d, fmt.Errorf("bad now: %w", err)
+			switch k {
+			case "time":
+				d.tx.CommitTime = n
+			case "now":
+				d.tx.Now = n
+			default:
+				d.ctxEff = n
 			}
-			d.tx.Now = n
 		case "ctx":
-			for _, part := range strings.Split(v, ",") {
-				if strings.Contains(part, "#") {
-					d.refs = append(d.refs, part)
-					continue
-				}
-				o, e, ok := strings.Cut(part, ":")
-				n, err := strconv.ParseUint(e, 10, 64)
-				if !ok || err != nil {
-					return d, fmt.Errorf("bad context entry %q", part)
-				}
-				d.tx.Context[o] = n
+			if !strings.Contains(v, "#") || strings.Contains(v, ",") {
+				return d, fmt.Errorf("bad context %q: a context is a prefix of the log, named by its last transaction (origin#n)", v)
 			}
+			d.ref = v
 		default:
 			return d, fmt.Errorf("unknown tx argument %q", k)
 		}

@@ -12,7 +12,7 @@ package merge
 //     write's eff, so any logged write to a cell beats it) and the tag
 //     (Origin, SnapshotEff): the origin's later delete covers it (the
 //     origin's own entries count as seen), and so does any delete whose
-//     context knows anything of that origin;
+//     context includes the snapshot's entry;
 //   - a row state exists, live or deleted: the snapshot only fills cells
 //     the state does not know yet (at SnapshotEff) and adds no tag, so it
 //     never resurrects a deleted row and never changes a known value.
@@ -38,25 +38,25 @@ const SnapshotEff uint64 = 1
 // A value it brings for a cell the state holds with another value is
 // reported as a conflict it lost (two Postgres held differing rows).
 func (m *merger) snapshot(id rowID, r *Row, op *Op) bool {
-	if len(r.Cells) == 0 && len(r.Tags) == 0 && len(r.Removed) == 0 {
+	if len(r.Cells) == 0 && len(r.Tags) == 0 { // a tombstone keeps its cells
 		r.Cells = make(map[string]Cell, len(op.Columns))
 		for col, v := range op.Columns {
-			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}
+			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin, Offset: m.offset}
 		}
-		r.Tags = append(r.Tags, Tag{Origin: m.origin, Eff: SnapshotEff})
+		r.Tags = append(r.Tags, Tag{Origin: m.origin, Eff: SnapshotEff, Offset: m.offset})
 		return true
 	}
 	changed := false
 	for col, v := range op.Columns {
 		cur, ok := r.Cells[col]
 		if !ok {
-			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}
+			r.Cells[col] = Cell{Value: v, Eff: SnapshotEff, Origin: m.origin, Offset: m.offset}
 			changed = true
 			continue
 		}
 		if compareValues(cur.Value, v) != 0 {
 			m.conflicts = append(m.conflicts, Conflict{Table: id.table, Key: id.key, Column: col,
-				Winner: cur, Loser: Cell{Value: v, Eff: SnapshotEff, Origin: m.origin}})
+				Winner: cur, Loser: Cell{Value: v, Eff: SnapshotEff, Origin: m.origin, Offset: m.offset}})
 		}
 	}
 	return changed

@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// at places tx at log offset off.
+func at(tx Tx, off uint64) Tx { tx.Offset = off; return tx }
+
 // snapTx is a snapshot chunk of origin o holding one row (key "1").
 func snapTx(o string, commit uint64, cols map[string]Value) Tx {
 	return Tx{Origin: o, CommitTime: commit, Ops: []Op{{Kind: OpSnapshot, Table: "t", Key: "1", Columns: cols}}}
@@ -45,7 +48,7 @@ func TestSnapshotRules(t *testing.T) {
 			false, txt("a"), []int{1, 1}},
 		{"a delete that knows the origin removes it", []step{
 			{snapTx("a", 100, a1), 0},
-			{Tx{Origin: "b", CommitTime: 200, Context: Clock{"a": 100}, Ops: []Op{{Kind: OpDelete, Table: "t", Key: "1"}}}, 0}},
+			{Tx{Origin: "b", CommitTime: 200, Context: 1, ContextEff: 100, Ops: []Op{{Kind: OpDelete, Table: "t", Key: "1"}}}, 0}},
 			false, txt("a"), []int{1, 1}},
 		{"a delete that never heard of the origin does not", []step{
 			{snapTx("a", 100, a1), 0},
@@ -56,7 +59,9 @@ func TestSnapshotRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := memStore{}
 			for i, st := range c.steps {
-				res := mustApply(t, s, st.last, st.tx)
+				tx := st.tx
+				tx.Offset = uint64(i + 1) // one entry per step, in log order
+				res := mustApply(t, s, st.last, tx)
 				if len(res.Changes) != c.changes[i] {
 					t.Fatalf("step %d: %d changes, want %d", i, len(res.Changes), c.changes[i])
 				}
@@ -74,9 +79,9 @@ func TestSnapshotRules(t *testing.T) {
 
 func TestSnapshotFillsOnlyUnknownCells(t *testing.T) {
 	s := memStore{}
-	mustApply(t, s, 0, Tx{Origin: "b", CommitTime: 50, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1",
+	mustApply(t, s, 0, Tx{Origin: "b", CommitTime: 50, Offset: 1, Ops: []Op{{Kind: OpInsert, Table: "t", Key: "1",
 		Columns: map[string]Value{"id": txt("1"), "v": txt("b")}}}})
-	res := mustApply(t, s, 0, snapTx("a", 100, map[string]Value{"id": txt("1"), "v": txt("a"), "w": txt("new")}))
+	res := mustApply(t, s, 0, at(snapTx("a", 100, map[string]Value{"id": txt("1"), "v": txt("a"), "w": txt("new")}), 2))
 	if len(res.Changes) != 1 {
 		t.Fatalf("%d changes, want 1", len(res.Changes))
 	}
@@ -95,8 +100,8 @@ func TestSnapshotFillsOnlyUnknownCells(t *testing.T) {
 
 func TestSnapshotReportsDifferingRows(t *testing.T) {
 	s := memStore{}
-	mustApply(t, s, 0, snapTx("b", 100, map[string]Value{"id": txt("1"), "v": txt("b")}))
-	res := mustApply(t, s, 0, snapTx("a", 100, map[string]Value{"id": txt("1"), "v": txt("a")}))
+	mustApply(t, s, 0, at(snapTx("b", 100, map[string]Value{"id": txt("1"), "v": txt("b")}), 1))
+	res := mustApply(t, s, 0, at(snapTx("a", 100, map[string]Value{"id": txt("1"), "v": txt("a")}), 2))
 	if len(res.Conflicts) != 1 {
 		t.Fatalf("conflicts = %+v, want one on v", res.Conflicts)
 	}
@@ -104,7 +109,7 @@ func TestSnapshotReportsDifferingRows(t *testing.T) {
 	if c.Column != "v" || c.Winner.Value != txt("b") || c.Loser.Value != txt("a") || c.Loser.Origin != "a" {
 		t.Errorf("conflict = %+v", c)
 	}
-	res = mustApply(t, s, 0, snapTx("c", 100, map[string]Value{"id": txt("1"), "v": txt("b")}))
+	res = mustApply(t, s, 0, at(snapTx("c", 100, map[string]Value{"id": txt("1"), "v": txt("b")}), 3))
 	if len(res.Conflicts) != 0 {
 		t.Errorf("identical row reported: %+v", res.Conflicts)
 	}

@@ -29,6 +29,28 @@
 // upgrade. No eff may exceed MaxTimestamp, which Postgres timestamptz and a
 // JavaScript millisecond number both hold: a transaction that would is
 // refused with ErrInvalidTx, never wrapped around.
+//
+// Causal context. Transactions are merged in the one total order of the log
+// (the sequencer is its single writer), and a source only ever applies a
+// prefix of that log, so what a transaction had seen is a number: the log
+// offset its origin had applied (Tx.Context; a Satellite's is the offset it
+// had acknowledged, never one it merely received, so that its delete never
+// removes a write it did not apply), plus the origin's own earlier writes.
+// Every tag carries the offset of the entry that wrote it, and a write w is
+// in the context of a transaction t iff w.Offset <= t.Context or w.Origin ==
+// t.Origin. The clock rule's "1 + the highest eff in the context" is 1 +
+// Tx.ContextEff, the prefix maximum eff of the log at Tx.Context, one number
+// per entry. So an entry's context costs the same whatever the number of
+// origins (it used to be a clock with one counter per origin ever seen).
+//
+// No "removed" clock is needed in a total order. A delete (or truncate) d
+// removes the tags it has seen; a tag that arrives after d was written at an
+// offset above d's own, so above d.Context, by another origin (d had not
+// seen it) or by d's origin after d (a later write, which d did not see
+// either): no tag that d had seen can arrive after d. The property test
+// replays each history in every order the log could have had (each origin's
+// transactions in sequence, each context a prefix of the log before it) and
+// checks that they converge.
 package merge
 
 import "time"
@@ -60,18 +82,13 @@ type Value struct {
 	Null bool
 }
 
-// Clock is a causal context: for each origin, the highest effective timestamp
-// of that origin's writes that have been seen. Effective timestamps of one
-// origin strictly increase, so a write (o, e) is seen by c iff e <= c[o].
-type Clock map[string]uint64
-
 // OpKind is what an operation does to a row.
 type OpKind uint8
 
 const (
 	OpInsert   OpKind = iota + 1 // Columns holds every column of the new row
 	OpUpdate                     // Columns holds the columns the write changed
-	OpDelete                     // the row is removed for everything in the context
+	OpDelete                     // the row is removed for every write in the context
 	OpTruncate                   // a delete of every row of Table the origin had seen; Key unused
 	OpSnapshot                   // Columns holds a row read from the source's table (see snapshot.go)
 )
@@ -96,23 +113,39 @@ type Tx struct {
 	// Now is the engine's time (µs since the Unix epoch) when the sequencer
 	// merged the transaction: CommitTime counts as at most Now + MaxAhead
 	// (see Bound). 0 leaves CommitTime unbounded but for MaxTimestamp.
-	Now     uint64
-	Context Clock // what the origin had seen when it committed
-	Ops     []Op
+	Now uint64
+	// Offset is the log offset the transaction's entry gets (1, 2, 3, …):
+	// the tags it writes carry it. Transactions are merged in offset order.
+	Offset uint64
+	// Context is the log offset the origin had applied when it committed
+	// (0: none): the writes at offsets up to Context, and every earlier
+	// write of Origin, are what the transaction had seen. Context < Offset.
+	Context uint64
+	// ContextEff is the highest effective timestamp of the log's entries
+	// at offsets up to Context (txlog.Entry.MaxEff of entry Context; 0 for
+	// none).
+	ContextEff uint64
+	Ops        []Op
 }
 
-// Cell is one column of a row state: its value and the write that set it.
+// Cell is one column of a row state: its value and the write that set it
+// (Offset: the log offset of that write's entry; 0 for a cell known only
+// from an old row image, Eff 0).
 type Cell struct {
 	Value  Value
 	Eff    uint64
 	Origin string
+	Offset uint64
 }
 
 // Tag marks one insert or update of a row; the row is live while a tag that no
-// delete has observed remains.
+// delete has seen remains. Offset is the log offset of the entry that wrote
+// it: a delete has seen it iff Offset <= the delete's Context or the delete
+// comes from the same Origin (see the package comment, "Causal context").
 type Tag struct {
 	Origin string
 	Eff    uint64
+	Offset uint64
 }
 
 // Row is the merged state of one row.
@@ -121,10 +154,6 @@ type Row struct {
 	// Tags not removed by a delete that had seen them; at most one per
 	// origin (its latest), which is all liveness needs. Live iff non-empty.
 	Tags []Tag
-	// Removed is the pointwise maximum of the contexts of every delete
-	// applied (excluding each delete's own transaction): a tag it covers is
-	// dead on arrival.
-	Removed Clock
 }
 
 // Store gives Apply the row states it needs. Rows that do not exist yet

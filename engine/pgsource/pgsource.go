@@ -149,7 +149,8 @@ type Source struct {
 	snap       SnapshotStatus
 	snapEver   bool // a snapshot pass of this process found everything read
 	snapLogged time.Time
-	fatal      error // a Done error: the log cannot take our items
+	fatal      error  // a Done error: the log cannot take our items
+	attempt    uint64 // sequencer.Item.Attempt of the current connection
 	// streamCancel stops the current connection (a fatal error must not
 	// wait for the next message).
 	streamCancel context.CancelFunc

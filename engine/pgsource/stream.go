@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/schema"
+	"github.com/electric-sql/electric-go/engine/sequencer"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
@@ -26,6 +28,9 @@ func (s *Source) runOnce(ctx context.Context) error {
 	defer cancel()
 	s.mu.Lock()
 	s.streamCancel = cancel
+	// Items of each connection form one attempt for the sequencer: after
+	// a failed item it fails the rest of that attempt (sequencer.Item).
+	s.attempt = rand.Uint64()
 	s.mu.Unlock()
 
 	side, err := s.connectSide(ctx)
@@ -240,7 +245,7 @@ func (s *Source) commit(ctx context.Context, cat *catalog, tx *sourceTx) error {
 
 func (s *Source) enqueue(ctx context.Context, tx *sourceTx, ops []merge.Op) error {
 	s.mu.Lock()
-	echo := s.echo
+	echo, attempt := s.echo, s.attempt
 	s.mu.Unlock()
 	lsn := tx.endLSN
 	seq := s.acks.push(lsn, tx.commitTime)
@@ -253,7 +258,15 @@ func (s *Source) enqueue(ctx context.Context, tx *sourceTx, ops []merge.Op) erro
 			CommitTime: uint64(max(0, tx.commitTime.UnixMicro())), // before 1970 counts as 1970; ahead is bounded by the sequencer (merge.Bound)
 			Ops:        ops,
 		},
+		Attempt: attempt,
 		Done: func(_ uint64, err error) {
+			if errors.Is(err, sequencer.ErrRefused) {
+				// Not in the log, but its position is stored: it is
+				// done, and confirming it keeps the slot moving.
+				s.log.Warn("transaction refused by the merge, skipped", "end", lsn.String(), "err", err)
+				s.acks.ack(seq)
+				return
+			}
 			if err != nil {
 				s.setFatal(fmt.Errorf("appending the transaction ending at %s to the log: %w", lsn, err))
 				return

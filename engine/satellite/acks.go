@@ -6,9 +6,11 @@
 package satellite
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/electric-sql/electric-go/engine/satellite/satpb"
+	"github.com/electric-sql/electric-go/engine/sequencer"
 )
 
 // ackItem is one client transaction waiting for its SatPingResp. Items are
@@ -44,7 +46,9 @@ func (s *session) acker() {
 		if a.done != nil {
 			select {
 			case err := <-a.done:
-				if err != nil {
+				// A refused transaction is done too (its position is
+				// stored): acking it stops 0.4.3 re-sending it forever.
+				if err != nil && !errors.Is(err, sequencer.ErrRefused) {
 					s.failAsync(&protocolError{code: satpb.SatErrorResp_INTERNAL, err: fmt.Errorf("storing client transaction: %w", err)})
 					return
 				}

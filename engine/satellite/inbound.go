@@ -278,6 +278,7 @@ func (s *session) commitTx(tx *pendingTx) error {
 			Ops:        ops,
 		},
 		ContextOffset: tx.ctxOffset,
+		Attempt:       s.attempt,
 		Done: func(_ uint64, err error) {
 			if err == nil {
 				s.txIn.Add(1)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,9 @@ type session struct {
 	source   string // "satellite:<client id>"
 	startLSN []byte // durable client position when the session started
 	claimed  bool
+	// attempt is sequencer.Item.Attempt of this session's items: after a
+	// failed one the sequencer fails the rest, and the session is closed.
+	attempt uint64
 
 	// Read loop only.
 	relations  map[uint32]*inRelation
@@ -126,6 +130,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 		tablesKick: make(chan struct{}, 1),
 		acks:       make(chan *ackItem, 1024),
 		comps:      make(chan []compRow, compQueue),
+		attempt:    rand.Uint64(),
 	}
 	s.ctx, s.cancel = context.WithCancel(srv.base)
 	s.lastRecv.Store(s.since.UnixNano())

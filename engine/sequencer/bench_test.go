@@ -142,7 +142,9 @@ func BenchmarkIngest(b *testing.B) {
 		st := memStore{}
 		cpu0 := cpuSeconds()
 		for n := 0; n < b.N; n++ {
-			res, err := merge.Apply(st, 0, benchTx(n))
+			tx := benchTx(n)
+			tx.Offset = uint64(n) + 1
+			res, err := merge.Apply(st, 0, tx)
 			if err != nil {
 				b.Fatal(err)
 			}

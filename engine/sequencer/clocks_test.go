@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/electric-sql/electric-go/engine/merge"
+	"github.com/electric-sql/electric-go/engine/txlog"
 	"github.com/electric-sql/electric-go/internal/testkit"
 )
 
@@ -70,13 +71,20 @@ func TestFarFutureCommitIsBounded(t *testing.T) {
 func TestOverflowingTimestamps(t *testing.T) {
 	clk := testkit.NewClock(time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC))
 	l := openLog(t, t.TempDir())
+	// Entry 1: a log poisoned before clocks were bounded.
+	b := &txlog.Batch{}
+	b.Append(&txlog.Entry{Offset: 1, Origin: "p", Eff: math.MaxUint64, MaxEff: math.MaxUint64,
+		Changes: []txlog.RowChange{{Table: table, Key: "0", Row: vals("id", "0")}}})
+	if err := l.Commit(b); err != nil {
+		t.Fatal(err)
+	}
 	s := start(t, l, Options{Now: clk.Now})
 	off := submit(t, s, item("a", math.MaxUint64, insert("1", "name", "x")))
 	if e := entry(t, l, off); e.Eff != micros(clk.Now())+merge.MaxAhead {
 		t.Errorf("eff of a MaxUint64 commit = %d", e.Eff)
 	}
 	bad := item("b", 10, update("1", "name", "y"))
-	bad.Tx.Context = merge.Clock{"a": math.MaxUint64}
+	bad.ContextOffset = 1
 	_, err := s.Submit(t.Context(), bad)
 	if !errors.Is(err, merge.ErrInvalidTx) || !strings.Contains(err.Error(), "timestamp overflow") {
 		t.Fatalf("poisoned context: %v", err)

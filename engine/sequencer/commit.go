@@ -17,6 +17,7 @@ type group struct {
 	outs           []outcome
 	rows, failures uint64
 	conflicts      []Conflict
+	refused        uint64
 }
 
 type outcome struct {
@@ -118,6 +119,7 @@ func (s *Sequencer) committer(in <-chan *group, failed chan struct{}) error {
 		s.status.Entries += uint64(len(g.batch.Entries))
 		s.status.Rows += g.rows
 		s.status.Failed += g.failures
+		s.status.Refused += g.refused
 		s.status.Commits++
 		s.status.LastBatch = len(g.outs)
 		s.status.LastCommitDur = dur

@@ -1,6 +1,7 @@
 package sequencer
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,6 +18,11 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 	for i := range items {
 		it := &items[i]
 		g.outs[i].done = it.Done
+		if err := s.brokenErr(it); err != nil {
+			g.outs[i].err = err
+			g.failures++
+			continue
+		}
 		if it.Owner != "" {
 			if err := s.checkOwner(it.Source, it.Owner); err != nil {
 				g.outs[i].err = err
@@ -27,13 +33,22 @@ func (s *Sequencer) merge(seq uint64, items []Item) *group {
 		}
 		if len(it.Tx.Ops) > 0 {
 			e, cs, err := s.mergeItem(seq, now, it, changed, &order)
-			if err != nil {
+			switch {
+			case err != nil && errors.Is(err, merge.ErrInvalidTx):
+				// A deliberate refusal of this one transaction: its
+				// position is stored, so the source moves past it.
+				g.outs[i].err = fmt.Errorf("%w: %w", ErrRefused, err)
+				g.refused++
+				s.refuse(it, err)
+			case err != nil:
+				// A failure (the store, a bug): nothing of it is
+				// stored, its position included, and no later item of
+				// the source may store a position past it.
 				g.outs[i].err = err
 				g.failures++
-				s.lg.Warn("sequencer: item failed", "source", it.Source, "origin", it.Tx.Origin, "err", err)
-				continue // nothing of it is stored, its position included
-			}
-			if e != nil {
+				s.breakSource(it, err)
+				continue
+			case e != nil:
 				g.batch.Append(e)
 				g.outs[i].offset = e.Offset
 				g.rows += uint64(len(e.Changes))
@@ -82,28 +97,24 @@ func (s *Sequencer) checkOwner(source, user string) error {
 func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[rowID]*merge.Row, order *[]rowID) (*txlog.Entry, []merge.Conflict, error) {
 	tx := it.Tx
 	tx.Now = uint64(max(0, now.UnixMicro()))
-	if it.ContextOffset > 0 {
-		if it.ContextOffset >= s.next {
-			return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
-		}
-		lc, err := s.clockOf(it.ContextOffset)
-		if err != nil {
-			return nil, nil, fmt.Errorf("merge %s: read context clock: %w", tx.Origin, err)
-		}
-		ctx := make(merge.Clock, len(lc)+len(tx.Context))
-		for o, e := range lc {
-			ctx[o] = e
-		}
-		for o, e := range tx.Context {
-			ctx[o] = max(ctx[o], e)
-		}
-		tx.Context = ctx
+	tx.Offset = s.next
+	tx.Context = it.ContextOffset
+	if it.ContextOffset >= s.next {
+		return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
+	}
+	var err error
+	if tx.ContextEff, err = s.maxEffOf(it.ContextOffset); err != nil {
+		return nil, nil, fmt.Errorf("merge %s: read the context's MaxEff: %w", tx.Origin, err)
+	}
+	last, err := s.originLastOf(tx.Origin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
 	if s.ov.absent == nil {
 		s.ov.absent = map[rowID]bool{}
 	}
 	clear(s.ov.absent)
-	res, err := merge.Apply(&s.ov, s.originLast[tx.Origin], tx)
+	res, err := merge.Apply(&s.ov, last, tx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("merge %s: %w", tx.Origin, err)
 	}
@@ -127,13 +138,9 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		Origin:     tx.Origin,
 		Eff:        res.Eff,
 		CommitTime: commit, // what the merge counted; sinks convert it to timestamptz
-		Clock:      make(merge.Clock, len(s.clock)+1),
+		MaxEff:     max(s.maxEff, res.Eff),
 		Changes:    make([]txlog.RowChange, len(res.Changes)),
 	}
-	for o, eff := range s.clock {
-		e.Clock[o] = eff
-	}
-	e.Clock[tx.Origin] = max(e.Clock[tx.Origin], res.Eff)
 	for i, c := range res.Changes {
 		rc := &e.Changes[i]
 		rc.Table, rc.Key = c.Table, c.Key
@@ -149,9 +156,9 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		s.touches.set(rowID{c.Table, c.Key}, touch{offset: e.Offset, origin: tx.Origin, safe: e.EchoSafe})
 	}
 	s.next++
-	s.clock = e.Clock
+	s.maxEff = e.MaxEff
 	s.originLast[tx.Origin] = res.Eff
-	s.remember(e.Offset, e.Clock)
+	s.remember(e.Offset, e.MaxEff)
 	return e, res.Conflicts, nil
 }
 

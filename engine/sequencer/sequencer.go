@@ -4,7 +4,11 @@
 // group-commits entries, row states and source positions in one durable
 // write. Only then does it tell the source (Item.Done), so a source acks
 // upstream only what is durable. It owns the per-origin last effective
-// timestamps and the log clock; it does not read from sources or serve sinks.
+// timestamps and turns a source's context offset into a merge context (the
+// offset and the log's highest eff there, one number each: package merge,
+// "Causal context"); it does not read from sources or serve sinks. A
+// source's stored position never passes one of its transactions that is
+// not in the log (failures.go).
 //
 // It is also where the engine's time enters the merge: each transaction is
 // merged with Tx.Now = the engine's time, so a source clock that runs ahead
@@ -45,9 +49,17 @@ type Item struct {
 	// stores nothing. The check is here, in the single writer, so that two
 	// engines' sessions racing for one source cannot both win.
 	Owner string
-	// ContextOffset > 0: the source had applied the log up to this offset;
-	// the merge context is Tx.Context joined with the log Clock of that entry.
+	// ContextOffset is the log offset the source had applied (0: none; a
+	// Satellite's is the one it had acknowledged): the merge context
+	// (merge.Tx.Context). The sequencer sets Tx.Offset, Tx.Context and
+	// Tx.ContextEff.
 	ContextOffset uint64
+	// Attempt names the run of the source that made the item (a
+	// connection, a session). After a failed item every later item of the
+	// same Source and Attempt fails (ErrSourceFailed): the source must start
+	// again from its stored position under another Attempt. A refused item
+	// (ErrRefused) does not count as failed.
+	Attempt uint64
 	// Done is called once, from a sequencer goroutine, when the item is
 	// durable (offset of its entry, 0 if none was written) or has failed.
 	// Items are done in queue order. It must not block.
@@ -68,7 +80,7 @@ type Options struct {
 	// item larger than the bound is taken when the queue is empty.
 	// (default 8k)
 	MaxQueuedRows int
-	// ClockCache is how many recent entry clocks are kept for
+	// ClockCache is how many recent entries' MaxEff are kept for
 	// ContextOffset lookups (default 4096); older ones are read from the log.
 	ClockCache int
 	// EchoRows bounds how many recently changed rows are remembered for
@@ -82,6 +94,10 @@ type Options struct {
 	// cells concurrent writes lost in each group, once it is durable. It
 	// must not block: replication waits for it.
 	OnConflicts func([]Conflict)
+	// OnRefused, if set, is called (from Run's goroutine, before the
+	// refusal is durable; it must not block) for every transaction merge
+	// refused (see ErrRefused).
+	OnRefused func(Refusal)
 }
 
 // Sequencer merges and appends items to the log. Create with New, start Run.
@@ -109,13 +125,15 @@ type Sequencer struct {
 	// Merging state, owned by Run's goroutine. Speculative: it includes
 	// groups not yet committed (a failed commit stops the sequencer).
 	next       uint64            // offset of the next entry
-	originLast map[string]uint64 // highest Eff of each origin's entries
-	clock      merge.Clock       // Clock of the last merged entry
-	clocks     []clockAt         // ring of recent entry clocks, by offset
+	originLast map[string]uint64 // highest Eff of each origin's entries (read from the log on first use)
+	maxEff     uint64            // MaxEff of the last merged entry
+	maxEffs    []maxEffAt        // ring of recent entries' MaxEff, by offset
 	ov         overlay
 	groups     []pendingGroup    // groups merged, maybe not committed, oldest first
 	touches    touchMap          // last entry that changed each recent row
 	owners     map[string]string // bindings read or made (uncommitted ones too)
+	// broken: the failed attempts of sources (see failures.go).
+	broken map[attemptKey]error
 	// clampWarned: when each origin was last warned of a clamped commit
 	// time (one line per origin per clampWarnEvery, not per transaction).
 	clampWarned map[string]time.Time
@@ -135,7 +153,8 @@ type Status struct {
 	Items         uint64 // items done (entries, positions and failures)
 	Entries       uint64 // entries appended
 	Rows          uint64 // row changes appended
-	Failed        uint64 // items failed by merge errors
+	Failed        uint64 // items failed (nothing stored, position included)
+	Refused       uint64 // transactions refused by merge (position stored)
 	Commits       uint64 // group commits
 	LastBatch     int    // items in the last group commit
 	LastCommitDur time.Duration
@@ -166,13 +185,13 @@ func New(log txlog.Log, opts Options) *Sequencer {
 		opts.Now = time.Now
 	}
 	return &Sequencer{
-		log:    log,
-		lg:     opts.Logger,
-		opts:   opts,
-		ready:  make(chan struct{}, 1),
-		space:  make(chan struct{}),
-		stopCh: make(chan struct{}),
-		clocks: make([]clockAt, opts.ClockCache),
+		log:     log,
+		lg:      opts.Logger,
+		opts:    opts,
+		ready:   make(chan struct{}, 1),
+		space:   make(chan struct{}),
+		stopCh:  make(chan struct{}),
+		maxEffs: make([]maxEffAt, opts.ClockCache),
 	}
 }
 
@@ -194,13 +213,14 @@ func (s *Sequencer) setRunning(v bool) {
 	s.statusMu.Unlock()
 }
 
-// init rebuilds the per-origin last effective timestamps from the head
-// entry's Clock: it holds, per origin, the highest Eff of that origin's
-// entries, which is exactly what merge needs, so nothing else is persisted.
+// init reads where the log is: its head and the head entry's MaxEff. Each
+// origin's last eff is read from the log when the origin first shows up
+// (Log.OriginEff), so nothing per origin is loaded or persisted here.
 func (s *Sequencer) init() error {
 	head := s.log.Head()
 	s.next = head + 1
-	s.clock = merge.Clock{}
+	s.maxEff = 0
+	s.originLast = map[string]uint64{}
 	s.ov = overlay{log: s.log, rows: map[rowID]ovRow{}}
 	// Rebuilt empty: rows changed before a restart count as unknown, so
 	// their next entries are echoed until touched again.
@@ -211,14 +231,8 @@ func (s *Sequencer) init() error {
 		if err != nil {
 			return fmt.Errorf("sequencer: read head entry: %w", err)
 		}
-		for o, eff := range e.Clock {
-			s.clock[o] = eff
-		}
-		s.remember(head, e.Clock)
-	}
-	s.originLast = make(map[string]uint64, len(s.clock))
-	for o, eff := range s.clock {
-		s.originLast[o] = eff
+		s.maxEff = e.MaxEff
+		s.remember(head, e.MaxEff)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 
 const table = "public.items"
 
-func openLog(t *testing.T, dir string) txlog.Log {
+func openLog(t testing.TB, dir string) txlog.Log {
 	t.Helper()
 	l, err := pebblelog.Open(dir, pebblelog.Options{})
 	if err != nil {
@@ -94,7 +94,7 @@ func TestSubmitWritesEntryRowAndPosition(t *testing.T) {
 		t.Fatalf("offset = %d", off)
 	}
 	e := entry(t, l, 1)
-	if e.Origin != "a" || e.Eff != 1000 || e.CommitTime != 1000 || e.Clock["a"] != 1000 || len(e.Changes) != 2 {
+	if e.Origin != "a" || e.Eff != 1000 || e.CommitTime != 1000 || e.MaxEff != 1000 || len(e.Changes) != 2 {
 		t.Fatalf("entry = %+v", e)
 	}
 	c := e.Changes[0]
@@ -109,11 +109,11 @@ func TestSubmitWritesEntryRowAndPosition(t *testing.T) {
 		t.Errorf("position = %q", p)
 	}
 	// A later write of the same origin with an older commit time still
-	// gets a higher eff; the clock carries both origins.
+	// gets a higher eff; MaxEff is the highest eff so far.
 	submit(t, s, item("b", 2000, update("1", "name", "b")))
 	submit(t, s, item("a", 10, update("2", "name", "z")))
 	e = entry(t, l, 3)
-	if e.Eff != 1001 || e.Clock["a"] != 1001 || e.Clock["b"] != 2000 {
+	if e.Eff != 1001 || e.MaxEff != 2000 {
 		t.Errorf("entry 3 = %+v", e)
 	}
 	if st := s.Status(); st.Entries != 3 || st.Head != 3 || st.Rows != 4 || !st.Running {
@@ -228,15 +228,22 @@ func TestContextOffset(t *testing.T) {
 			if r, _ := l.Row(table, "2"); r.Live() {
 				t.Errorf("a delete that saw the insert left the row live")
 			}
-			// Tx.Context and the log clock are joined: offset 1 covers
-			// a's insert, Tx.Context covers d's later update.
-			submit(t, s, item("d", 3000, update("1", "name", "d")))
+			// A context covers what is at or before its offset, not
+			// what came after: d's update stays live after a delete
+			// by c that had applied the log up to just before it,
+			// and goes with one that had applied it.
+			dOff := submit(t, s, item("d", 3000, update("1", "name", "d")))
 			it = item("c", 1, del("1"))
-			it.ContextOffset = 1
-			it.Tx.Context = merge.Clock{"d": 3000}
+			it.ContextOffset = dOff - 1
+			submit(t, s, it)
+			if r, _ := l.Row(table, "1"); !r.Live() {
+				t.Errorf("a delete removed an update it had not seen")
+			}
+			it = item("c", 1, del("1"))
+			it.ContextOffset = dOff
 			submit(t, s, it)
 			if r, _ := l.Row(table, "1"); r.Live() {
-				t.Errorf("delete with a joined context left the row live")
+				t.Errorf("a delete that had seen every write left the row live")
 			}
 		})
 	}
@@ -262,21 +269,23 @@ func TestMergeErrorFailsOnlyItsItem(t *testing.T) {
 	defer cancel()
 	go s.Run(ctx)
 	wg.Wait()
-	if !errors.Is(errs[0], merge.ErrInvalidTx) || errs[1] != nil || errs[2] == nil {
+	if !errors.Is(errs[0], merge.ErrInvalidTx) || !errors.Is(errs[0], ErrRefused) || errs[1] != nil || errs[2] == nil || errors.Is(errs[2], ErrRefused) {
 		t.Fatalf("errors = %v", errs)
 	}
 	if l.Head() != 1 {
 		t.Errorf("head = %d", l.Head())
 	}
-	if p, _ := l.Position("x"); p != nil {
-		t.Errorf("position of a failed item stored: %q", p)
+	// The refused transaction's position is stored: the source goes on
+	// after it. The failed one stores nothing.
+	if p, _ := l.Position("x"); string(p) != "bad" {
+		t.Errorf("position of a refused item = %q", p)
 	}
-	if st := s.Status(); st.Failed != 2 {
+	if st := s.Status(); st.Failed != 1 || st.Refused != 1 {
 		t.Errorf("status = %+v", st)
 	}
 }
 
-// originLast comes back after a restart from the head entry's clock.
+// originLast comes back after a restart from the log (Log.OriginEff).
 func TestRestartKeepsOriginClock(t *testing.T) {
 	dir := t.TempDir()
 	var l txlog.Log
@@ -297,7 +306,7 @@ func TestRestartKeepsOriginClock(t *testing.T) {
 	l = openLog(t, dir)
 	s = start(t, l, Options{})
 	off := submit(t, s, item("a", 7, update("1", "name", "n")))
-	if e := entry(t, l, off); e.Eff != 5001 || e.Clock["b"] != 10 {
+	if e := entry(t, l, off); e.Eff != 5001 || e.MaxEff != 5001 {
 		t.Errorf("after restart: entry %+v", e)
 	}
 }

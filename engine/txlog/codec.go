@@ -14,15 +14,18 @@ import (
 // a later format can be told apart.
 // Row states use merge's own codec (merge.AppendRow / merge.UnmarshalRow).
 //
-// Format 2 is format 1 followed by a flags byte. An entry without flags is
-// still written as format 1, so records stay byte-identical to what older
-// binaries wrote and read, and format 1 records decode with no flags set.
+// Format 3 (txlog format 3): format byte, offset, origin, eff, commit
+// time, MaxEff, changes, flags byte. Formats 1 and 2 had a per-origin clock
+// where MaxEff is (format 2 added a flags byte after the changes, format 1
+// had none); only DecodeLegacyEntry reads them, for the txlog upgrade that
+// rewrites them.
 const (
-	entryFormat      byte = 1
+	entryFormat1     byte = 1
 	entryFormatFlags byte = 2
+	entryFormat      byte = 3
 )
 
-// Entry flag bits of format 2.
+// Entry flag bits.
 const (
 	flagEchoSafe byte = 1 << iota
 )
@@ -32,15 +35,6 @@ var errShort = errors.New("truncated record")
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func appendClock(b []byte, c merge.Clock) []byte {
-	b = binary.AppendUvarint(b, uint64(len(c)))
-	for o, e := range c {
-		b = appendString(b, o)
-		b = binary.AppendUvarint(b, e)
-	}
-	return b
 }
 
 func appendValue(b []byte, v merge.Value) []byte {
@@ -57,16 +51,12 @@ func AppendEntry(b []byte, e *Entry) []byte {
 	if e.EchoSafe {
 		flags |= flagEchoSafe
 	}
-	if flags != 0 {
-		b = append(b, entryFormatFlags)
-	} else {
-		b = append(b, entryFormat)
-	}
+	b = append(b, entryFormat)
 	b = binary.AppendUvarint(b, e.Offset)
 	b = appendString(b, e.Origin)
 	b = binary.AppendUvarint(b, e.Eff)
 	b = binary.AppendUvarint(b, e.CommitTime)
-	b = appendClock(b, e.Clock)
+	b = binary.AppendUvarint(b, e.MaxEff)
 	b = binary.AppendUvarint(b, uint64(len(e.Changes)))
 	for i := range e.Changes {
 		c := &e.Changes[i]
@@ -88,10 +78,7 @@ func AppendEntry(b []byte, e *Entry) []byte {
 			b = appendValue(b, v)
 		}
 	}
-	if flags != 0 {
-		b = append(b, flags)
-	}
-	return b
+	return append(b, flags)
 }
 
 // decoder reads the formats above. Strings are sliced out of one string copy
@@ -185,17 +172,13 @@ func (d *decoder) value() merge.Value {
 	}
 }
 
-func (d *decoder) clock() merge.Clock {
+// skipClock reads past a per-origin clock of formats 1 and 2.
+func (d *decoder) skipClock() {
 	n := d.count(2)
-	if d.err != nil {
-		return nil
-	}
-	c := make(merge.Clock, n)
 	for i := 0; i < n && d.err == nil; i++ {
-		o := d.string()
-		c[o] = d.uvarint()
+		d.string()
+		d.uvarint()
 	}
-	return c
 }
 
 func (d *decoder) bool() bool {
@@ -224,9 +207,26 @@ func (d *decoder) finish(what string) error {
 
 // DecodeEntry decodes a record written by AppendEntry.
 func DecodeEntry(b []byte) (*Entry, error) {
+	if len(b) > 0 && (b[0] == entryFormat1 || b[0] == entryFormatFlags) {
+		return nil, fmt.Errorf("decode entry: format %d (txlog format 2 or before), which the upgrade to txlog format 3 rewrites", b[0])
+	}
+	return decodeEntry(b)
+}
+
+// DecodeLegacyEntry decodes an entry of format 1 or 2 (txlog format 2 and
+// before): its per-origin clock is dropped and MaxEff left 0. Only the txlog
+// upgrade that rewrites such entries uses it.
+func DecodeLegacyEntry(b []byte) (*Entry, error) {
+	if len(b) > 0 && b[0] == entryFormat {
+		return nil, fmt.Errorf("decode legacy entry: format %d is current", b[0])
+	}
+	return decodeEntry(b)
+}
+
+func decodeEntry(b []byte) (*Entry, error) {
 	d := decoder{s: string(b)}
 	f := d.byte()
-	if d.err == nil && f != entryFormat && f != entryFormatFlags {
+	if d.err == nil && f != entryFormat1 && f != entryFormatFlags && f != entryFormat {
 		return nil, fmt.Errorf("decode entry: unknown format %d", f)
 	}
 	e := &Entry{}
@@ -234,7 +234,11 @@ func DecodeEntry(b []byte) (*Entry, error) {
 	e.Origin = d.string()
 	e.Eff = d.uvarint()
 	e.CommitTime = d.uvarint()
-	e.Clock = d.clock()
+	if f == entryFormat {
+		e.MaxEff = d.uvarint()
+	} else {
+		d.skipClock()
+	}
 	n := d.count(4)
 	if n > 0 {
 		e.Changes = make([]RowChange, n)
@@ -257,7 +261,7 @@ func DecodeEntry(b []byte) (*Entry, error) {
 			c.Row[name] = d.value()
 		}
 	}
-	if f == entryFormatFlags {
+	if f != entryFormat1 {
 		flags := d.byte()
 		if d.err == nil && flags&^flagEchoSafe != 0 {
 			d.err = fmt.Errorf("unknown entry flags %#x", flags)

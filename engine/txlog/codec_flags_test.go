@@ -1,6 +1,7 @@
 package txlog
 
 import (
+	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,15 +9,14 @@ import (
 	"github.com/electric-sql/electric-go/engine/merge"
 )
 
-// EchoSafe round-trips; an entry without flags keeps the format 1 bytes that
-// older binaries wrote, and such records decode with EchoSafe false.
+// EchoSafe and MaxEff round-trip; a bad flag is refused.
 func TestCodecEchoSafe(t *testing.T) {
-	e := &Entry{Offset: 5, Origin: "a", Eff: 1005, CommitTime: 905, Clock: merge.Clock{"a": 1005},
+	e := &Entry{Offset: 5, Origin: "a", Eff: 1005, CommitTime: 905, MaxEff: 2000,
 		Changes: []RowChange{{Table: "public.items", Key: "k", Row: map[string]merge.Value{"id": {Text: "1"}}}}}
 	e.EchoSafe = true
 	b := AppendEntry(nil, e)
-	if b[0] != entryFormatFlags {
-		t.Fatalf("format byte = %d, want %d", b[0], entryFormatFlags)
+	if b[0] != entryFormat {
+		t.Fatalf("format byte = %d, want %d", b[0], entryFormat)
 	}
 	got, err := DecodeEntry(b)
 	if err != nil {
@@ -27,7 +27,7 @@ func TestCodecEchoSafe(t *testing.T) {
 	}
 	for i := 0; i < len(b); i++ {
 		if _, err := DecodeEntry(b[:i]); err == nil {
-			t.Errorf("flagged entry truncated to %d bytes decoded without error", i)
+			t.Errorf("entry truncated to %d bytes decoded without error", i)
 		}
 	}
 	bad := append([]byte(nil), b...)
@@ -35,18 +35,64 @@ func TestCodecEchoSafe(t *testing.T) {
 	if _, err := DecodeEntry(bad); err == nil || !strings.Contains(err.Error(), "flags") {
 		t.Errorf("unknown flag: err = %v", err)
 	}
+}
 
-	old := &Entry{Offset: 7, Origin: "pg", Eff: 3, Clock: merge.Clock{"pg": 3},
-		Changes: []RowChange{{Table: "public.t", Key: "k", Row: map[string]merge.Value{"id": {Text: "1"}}}}}
-	ob := AppendEntry(nil, old)
-	if ob[0] != entryFormat {
-		t.Fatalf("unflagged format byte = %d, want %d", ob[0], entryFormat)
+// appendLegacyEntry writes e as txlog format 2 and before did: format 1
+// without flags, format 2 with a flags byte, and a per-origin clock where
+// MaxEff is now.
+func appendLegacyEntry(b []byte, e *Entry, clock map[string]uint64) []byte {
+	if e.EchoSafe {
+		b = append(b, entryFormatFlags)
+	} else {
+		b = append(b, entryFormat1)
 	}
-	og, err := DecodeEntry(ob)
-	if err != nil {
-		t.Fatalf("decode format 1: %v", err)
+	b = binary.AppendUvarint(b, e.Offset)
+	b = appendString(b, e.Origin)
+	b = binary.AppendUvarint(b, e.Eff)
+	b = binary.AppendUvarint(b, e.CommitTime)
+	b = binary.AppendUvarint(b, uint64(len(clock)))
+	for o, v := range clock {
+		b = appendString(b, o)
+		b = binary.AppendUvarint(b, v)
 	}
-	if og.EchoSafe || !reflect.DeepEqual(og, old) {
-		t.Errorf("format 1 round trip:\n got %+v\nwant %+v", og, old)
+	b = binary.AppendUvarint(b, uint64(len(e.Changes)))
+	for _, c := range e.Changes {
+		b = appendString(b, c.Table)
+		b = appendString(b, c.Key)
+		b = append(b, map[bool]byte{false: 0, true: 1}[c.Deleted], 1)
+		b = binary.AppendUvarint(b, uint64(len(c.Row)))
+		for name, v := range c.Row {
+			b = appendString(b, name)
+			b = appendValue(b, v)
+		}
+	}
+	if e.EchoSafe {
+		b = append(b, flagEchoSafe)
+	}
+	return b
+}
+
+// Entries of formats 1 and 2 are refused by DecodeEntry with a message
+// naming the upgrade, and read by DecodeLegacyEntry without their clock.
+func TestCodecLegacy(t *testing.T) {
+	for _, safe := range []bool{false, true} {
+		e := &Entry{Offset: 7, Origin: "pg", Eff: 3, CommitTime: 2, EchoSafe: safe,
+			Changes: []RowChange{{Table: "public.t", Key: "k", Row: map[string]merge.Value{"id": {Text: "1"}}}}}
+		b := appendLegacyEntry(nil, e, map[string]uint64{"pg": 3, "satellite:x": 9})
+		if _, err := DecodeEntry(b); err == nil || !strings.Contains(err.Error(), "upgrade to txlog format 3") {
+			t.Errorf("DecodeEntry of format %d: %v", b[0], err)
+		}
+		got, err := DecodeLegacyEntry(b)
+		if err != nil || !reflect.DeepEqual(got, e) {
+			t.Errorf("legacy format %d:\n got %+v, %v\nwant %+v", b[0], got, err, e)
+		}
+		for i := 0; i < len(b); i++ {
+			if _, err := DecodeLegacyEntry(b[:i]); err == nil {
+				t.Errorf("legacy entry truncated to %d bytes decoded without error", i)
+			}
+		}
+	}
+	if _, err := DecodeLegacyEntry(AppendEntry(nil, &Entry{Offset: 1})); err == nil {
+		t.Error("DecodeLegacyEntry took a current entry")
 	}
 }

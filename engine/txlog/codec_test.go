@@ -13,9 +13,9 @@ import (
 func TestCodecRoundTrip(t *testing.T) {
 	entries := []*txlog.Entry{
 		logtest.Entry(1, 3),
-		{Offset: 2, Origin: "satellite:x", Clock: merge.Clock{}}, // a decoded Clock is never nil
-		{Offset: 3, Origin: "", Clock: merge.Clock{}, Changes: []txlog.RowChange{{Table: "t", Key: "", Deleted: true}}},
-		{Offset: 1 << 60, Eff: 1<<64 - 1, Clock: merge.Clock{"a": 1}, Changes: []txlog.RowChange{{Table: "t", Key: "\x00\xff", Deleted: true, Row: map[string]merge.Value{"x": {Text: "é\x00"}}}}},
+		{Offset: 2, Origin: "satellite:x"},
+		{Offset: 3, Origin: "", MaxEff: 5, Changes: []txlog.RowChange{{Table: "t", Key: "", Deleted: true}}},
+		{Offset: 1 << 60, Eff: 1<<64 - 1, MaxEff: 1<<64 - 1, Changes: []txlog.RowChange{{Table: "t", Key: "\x00\xff", Deleted: true, Row: map[string]merge.Value{"x": {Text: "é\x00"}}}}},
 	}
 	for _, e := range entries {
 		got, err := txlog.DecodeEntry(txlog.AppendEntry(nil, e))

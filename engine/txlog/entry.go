@@ -8,10 +8,12 @@ type Entry struct {
 	Origin     string // connector name, or "satellite:<client id>"
 	Eff        uint64 // effective timestamp (µs), merge.Result.Eff
 	CommitTime uint64 // source commit time (µs since the Unix epoch)
-	// Clock is the log's causal clock after this entry: for each origin the
-	// highest Eff of its entries up to and including this one. A source whose
-	// last applied entry is this one has seen exactly Clock.
-	Clock   merge.Clock
+	// MaxEff is the highest Eff of the entries up to and including this
+	// one: a source whose last applied entry is this one has seen writes
+	// with effective timestamps up to MaxEff (merge.Tx.ContextEff). One
+	// number whatever the number of origins: the causal context is the
+	// offset itself (see package merge, "Causal context").
+	MaxEff  uint64
 	Changes []RowChange
 	// EchoSafe: the origin provably already holds every merged row of this
 	// entry and no entry it has not applied touched them since, so the

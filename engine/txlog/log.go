@@ -13,11 +13,16 @@
 //
 //   - An entry is one merged transaction: its offset (1, 2, 3, … with no
 //     gaps), its origin (connector name or "satellite:<client id>"), its
-//     effective timestamp, the source's commit time, its causal context
-//     (today the log's per-origin Clock after the entry; planned to become
-//     the offset the origin had acknowledged), and per changed row the merged
-//     full row image or a delete (with the last image, so sinks can name the
-//     row).
+//     effective timestamp, the source's commit time, the highest
+//     effective timestamp of the entries up to it (MaxEff), and per changed
+//     row the merged full row image or a delete (with the last image, so
+//     sinks can name the row). Its size does not depend on the number of
+//     origins: a causal context is an offset (the one the origin had
+//     applied, for a Satellite the one it had acknowledged) and MaxEff is
+//     all the merge needs of the log at that offset (package merge,
+//     "Causal context").
+//   - Origins: the log keeps each origin's highest entry Eff (OriginEff),
+//     written with the entries of each Commit.
 //   - Order and durability: offsets are the one total order. One Commit
 //     writes a Batch (entries, the merged row states they leave, source
 //     positions and source owners) atomically and returns only once all of it is durable
@@ -31,9 +36,8 @@
 //     head (NewReader); or they start from a Snapshot (the merged row state
 //     consistent with one offset) and then read the tail after that offset.
 //   - Tombstones: a deleted row keeps its merged row state (its cells with
-//     their timestamps and origins, no live tags, and the delete contexts in
-//     Removed) so that a late concurrent write still resolves the same way on
-//     every replica. Rows, Keys and Snapshot list tombstones too. Compaction
+//     their timestamps and origins, no live tags) so that a late concurrent
+//     write still resolves the same way on every replica. Rows, Keys and Snapshot list tombstones too. Compaction
 //     (later) is to keep them key-only for a retention time.
 //   - Format: an implementation stores a format version with its state. At
 //     Open, state of an older known format is upgraded in place (one step
@@ -41,9 +45,9 @@
 //     format is refused with ErrFormatTooNew, state that is not a log with
 //     ErrForeignDir. Entries carry their own codec version (AppendEntry).
 //
-// Changes meant to stay inside this contract: causal context by
-// acknowledged offset, snapshots served from compacted state, spilling huge
-// transactions, and a second implementation on NATS JetStream.
+// Changes meant to stay inside this contract: snapshots served from
+// compacted state, spilling huge transactions, and a second implementation
+// on NATS JetStream.
 package txlog
 
 import (
@@ -98,6 +102,10 @@ type Log interface {
 	Position(source string) ([]byte, error)
 	// Owner returns the user source is bound to, "" if none.
 	Owner(source string) (string, error)
+	// OriginEff returns the highest Eff of origin's entries, 0 if none.
+	// The log keeps it from the entries it commits (the merge needs it for
+	// an origin's next transaction: merge.Apply's originLast).
+	OriginEff(origin string) (uint64, error)
 	// Snapshot returns a consistent view of the merged row state at one
 	// offset; the caller then reads the tail with NewReader(s.Offset()).
 	Snapshot() (Snapshot, error)

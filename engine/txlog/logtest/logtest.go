@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"CommitValidation", testCommitValidation},
 		{"RowsAndPositions", testRowsAndPositions},
 		{"Owners", testOwners},
+		{"OriginEff", testOriginEff},
 		{"RowIsCallersCopy", testRowIsCallersCopy},
 		{"Tombstones", testTombstones},
 		{"ReaderFollowsHead", testReaderFollowsHead},
@@ -53,7 +54,7 @@ func Entry(off uint64, n int) *txlog.Entry {
 		Origin:     "a",
 		Eff:        1000 + off,
 		CommitTime: 900 + off,
-		Clock:      merge.Clock{"a": 1000 + off, "b": 7},
+		MaxEff:     1000 + off,
 	}
 	for i := 0; i < n; i++ {
 		e.Changes = append(e.Changes, txlog.RowChange{
@@ -69,15 +70,14 @@ func Entry(off uint64, n int) *txlog.Entry {
 	return e
 }
 
-// Row builds a merged row state with cells, tags and a removed clock.
+// Row builds a merged row state with cells and tags.
 func Row(v string) *merge.Row {
 	return &merge.Row{
 		Cells: map[string]merge.Cell{
 			"id":   {Value: merge.Value{Text: v}, Eff: 5, Origin: "a"},
 			"note": {Value: merge.Value{Null: true}, Eff: 6, Origin: "b"},
 		},
-		Tags:    []merge.Tag{{Origin: "a", Eff: 5}, {Origin: "b", Eff: 6}},
-		Removed: merge.Clock{"c": 3},
+		Tags: []merge.Tag{{Origin: "a", Eff: 5, Offset: 1}, {Origin: "b", Eff: 6, Offset: 2}},
 	}
 }
 
@@ -166,6 +166,41 @@ func testCommitValidation(t *testing.T, open Opener) {
 	if err := l.Commit(&txlog.Batch{}); err != nil {
 		t.Errorf("empty batch: %v", err)
 	}
+}
+
+// testOriginEff: the log keeps each origin's highest entry eff, from
+// entries of one batch or several, across a reopen.
+func testOriginEff(t *testing.T, open Opener) {
+	dir := t.TempDir()
+	l := open(t, dir)
+	check := func(want map[string]uint64) {
+		t.Helper()
+		for o, e := range want {
+			if got, err := l.OriginEff(o); got != e || err != nil {
+				t.Errorf("OriginEff(%q) = %d, %v; want %d", o, got, err, e)
+			}
+		}
+	}
+	check(map[string]uint64{"a": 0})
+	b := &txlog.Batch{}
+	for i := uint64(1); i <= 3; i++ {
+		e := Entry(i, 1)
+		if i == 2 {
+			e.Origin, e.Eff = "satellite:x", 5
+		}
+		b.Append(e)
+	}
+	if err := l.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	CommitEntries(t, l, 1, 1) // a: 1004
+	want := map[string]uint64{"a": 1004, "satellite:x": 5, "b": 0}
+	check(want)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, dir)
+	check(want)
 }
 
 // testOwners: a binding is durable with its batch, alone or beside entries

@@ -207,7 +207,7 @@ var candidates = []storeCandidate{
 func benchBatch(off uint64, n int, keyBase int) *txlog.Batch {
 	b := &txlog.Batch{}
 	e := &txlog.Entry{Offset: off, Origin: "pg_a", Eff: 1_700_000_000_000_000 + off, CommitTime: 1_700_000_000_000_000 + off,
-		Clock: merge.Clock{"pg_a": 1_700_000_000_000_000 + off, "pg_b": 1_699_000_000_000_000}}
+		MaxEff: 1_700_000_000_000_000 + off}
 	e.Changes = make([]txlog.RowChange, n)
 	for i := 0; i < n; i++ {
 		key := strconv.Itoa(keyBase + i)
@@ -222,7 +222,7 @@ func benchBatch(off uint64, n int, keyBase int) *txlog.Batch {
 		for c, v := range row {
 			cells[c] = merge.Cell{Value: v, Eff: e.Eff, Origin: e.Origin}
 		}
-		b.SetRow("public.items", key, &merge.Row{Cells: cells, Tags: []merge.Tag{{Origin: e.Origin, Eff: e.Eff}}})
+		b.SetRow("public.items", key, &merge.Row{Cells: cells, Tags: []merge.Tag{{Origin: e.Origin, Eff: e.Eff, Offset: off}}})
 	}
 	b.Append(e)
 	b.SetPosition("pg_a", []byte(fmt.Sprintf("%016x", off)))

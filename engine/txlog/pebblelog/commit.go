@@ -1,6 +1,7 @@
 package pebblelog
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -78,6 +79,19 @@ func (l *Log) Commit(b *txlog.Batch) error {
 		kb.set(k, v)
 		rowVals[i] = cachedRow{k: k, v: v}
 		total += len(k) + len(v) + 20
+	}
+	// Each origin's highest eff: effs of one origin increase with the
+	// offset, so its last entry of the batch has it.
+	var last map[string]uint64
+	for _, e := range b.Entries {
+		if last == nil {
+			last = make(map[string]uint64, 4)
+		}
+		last[e.Origin] = max(last[e.Origin], e.Eff)
+	}
+	for o, eff := range last {
+		kb.set(originEffKey(o), binary.AppendUvarint(nil, eff))
+		total += len(o) + 30
 	}
 	for src, pos := range b.Positions {
 		kb.set(positionKey(src), pos)

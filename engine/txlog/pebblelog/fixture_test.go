@@ -3,7 +3,6 @@ package pebblelog
 import (
 	"bytes"
 	"context"
-	"flag"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -11,39 +10,37 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/cockroachdb/pebble"
-
 	"github.com/electric-sql/electric-go/engine/merge"
 	"github.com/electric-sql/electric-go/engine/txlog"
 )
 
-// The state directory in testdata/state-format1 was written by the engine of
-// format 1 (before the log contract); opening a copy of it proves that a
-// state directory written by an older binary still opens after an upgrade
-// (to format 2, whose clock repair finds nothing to change in it).
-// Regenerate it only when that is the point:
-//
-//	go test ./engine/txlog/pebblelog -run TestFixtureFormat1 -update-fixture
-var updateFixture = flag.Bool("update-fixture", false, "rewrite testdata/state-format1 with the current code")
+// The state directories in testdata/state-format1 and state-format2 were
+// written by the engines of formats 1 and 2; opening a copy of each proves
+// that a state directory written by an older binary still opens after the
+// upgrade (to format 3). They cannot be written again by this code: never
+// regenerate them.
+const (
+	fixtureDir  = "../testdata/state-format1"
+	fixture2Dir = "../testdata/state-format2"
+)
 
-const fixtureDir = "../testdata/state-format1"
-
-// fixtureBatches is what the fixture holds: three commits with entries
-// (one echo-safe, one with a delete), row states (one deleted outright, one
-// a tombstone: a merged row without live tags) and positions.
+// fixtureBatches is what the format 1 fixture holds, as format 3 reads it:
+// three commits with entries (one echo-safe, one with a delete), row states
+// (one deleted outright, one a tombstone: a merged row without live tags)
+// and positions. Its tags got the offsets of the entries that wrote them,
+// its entries MaxEff, and the tombstone lost its removed clock.
 func fixtureBatches() []*txlog.Batch {
-	row := func(id, name string, eff uint64, origin string, live bool) *merge.Row {
+	// row: cells written by the entry at wrote, and its live tag unless dead.
+	row := func(id, name string, eff uint64, origin string, wrote uint64, dead bool) *merge.Row {
 		r := &merge.Row{
 			Cells: map[string]merge.Cell{
-				"id":   {Value: merge.Value{Text: id}, Eff: eff, Origin: origin},
-				"name": {Value: merge.Value{Text: name}, Eff: eff, Origin: origin},
-				"note": {Value: merge.Value{Null: true}, Eff: eff, Origin: origin},
+				"id":   {Value: merge.Value{Text: id}, Eff: eff, Origin: origin, Offset: wrote},
+				"name": {Value: merge.Value{Text: name}, Eff: eff, Origin: origin, Offset: wrote},
+				"note": {Value: merge.Value{Null: true}, Eff: eff, Origin: origin, Offset: wrote},
 			},
 		}
-		if live {
-			r.Tags = []merge.Tag{{Origin: origin, Eff: eff}}
-		} else {
-			r.Removed = merge.Clock{origin: eff}
+		if !dead {
+			r.Tags = []merge.Tag{{Origin: origin, Eff: eff, Offset: wrote}}
 		}
 		return r
 	}
@@ -52,33 +49,31 @@ func fixtureBatches() []*txlog.Batch {
 	}
 	b1 := &txlog.Batch{}
 	b1.Append(&txlog.Entry{
-		Offset: 1, Origin: "a", Eff: 1001, CommitTime: 1000, Clock: merge.Clock{"a": 1001},
+		Offset: 1, Origin: "a", Eff: 1001, CommitTime: 1000, MaxEff: 1001,
 		Changes: []txlog.RowChange{
 			{Table: "public.items", Key: "1", Row: img("1", "one")},
 			{Table: "public.items", Key: "2", Row: img("2", "two")},
 		},
 	})
-	b1.SetRow("public.items", "1", row("1", "one", 1001, "a", true))
-	b1.SetRow("public.items", "2", row("2", "two", 1001, "a", true))
+	b1.SetRow("public.items", "1", row("1", "one", 1001, "a", 1, false))
+	b1.SetRow("public.items", "2", row("2", "two", 1001, "a", 1, false))
 	b1.SetPosition("a", []byte{0, 0, 0, 0, 0, 0, 0x10, 0})
 
 	b2 := &txlog.Batch{}
 	b2.Append(&txlog.Entry{
-		Offset: 2, Origin: "satellite:c1", Eff: 2002, CommitTime: 2000, Clock: merge.Clock{"a": 1001, "satellite:c1": 2002},
+		Offset: 2, Origin: "satellite:c1", Eff: 2002, CommitTime: 2000, MaxEff: 2002,
 		Changes:  []txlog.RowChange{{Table: "public.other", Key: "x", Row: img("x", "ex")}},
 		EchoSafe: true,
 	})
-	b2.SetRow("public.other", "x", row("x", "ex", 2002, "satellite:c1", true))
-	b2.SetRow("public.other", "gone", row("gone", "", 1, "b", true))
+	b2.SetRow("public.other", "x", row("x", "ex", 2002, "satellite:c1", 2, false))
 	b2.SetPosition("satellite:c1", []byte("lsn-7"))
 
 	b3 := &txlog.Batch{}
 	b3.Append(&txlog.Entry{
-		Offset: 3, Origin: "b", Eff: 3003, CommitTime: 3000, Clock: merge.Clock{"a": 1001, "b": 3003, "satellite:c1": 2002},
+		Offset: 3, Origin: "b", Eff: 3003, CommitTime: 3000, MaxEff: 3003,
 		Changes: []txlog.RowChange{{Table: "public.items", Key: "2", Deleted: true, Row: img("2", "two")}},
 	})
-	b3.SetRow("public.items", "2", row("2", "two", 3003, "b", false)) // the tombstone
-	b3.SetRow("public.other", "gone", nil)
+	b3.SetRow("public.items", "2", row("2", "two", 3003, "b", 3, true)) // the tombstone
 	b3.SetPosition("a", []byte{0, 0, 0, 0, 0, 0, 0x20, 0})
 	b3.SetPosition("b", []byte{0, 0, 0, 0, 0, 0, 0x30, 0})
 	return []*txlog.Batch{b1, b2, b3}
@@ -109,42 +104,25 @@ func copyDir(t *testing.T, src string) string {
 	return dst
 }
 
-func writeFixture(t *testing.T) {
-	if err := os.RemoveAll(fixtureDir); err != nil {
-		t.Fatal(err)
-	}
-	l := openFormat1(t, fixtureDir)
-	for _, b := range fixtureBatches() {
-		if err := l.Commit(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestFixtureFormat1(t *testing.T) {
-	if *updateFixture {
-		writeFixture(t)
-	}
 	dir := copyDir(t, fixtureDir)
-	db, err := pebble.Open(dir, &pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
+	if m := marker(t, dir); m != "electric-txlog format 1" {
+		t.Errorf("fixture marker = %q; the fixture must stay format 1", m)
 	}
-	m, closer, err := db.Get(metaKey)
-	if err != nil || string(m) != "electric-txlog format 1" {
-		t.Errorf("fixture marker = %q, %v; the fixture must stay format 1", m, err)
-	}
-	if err == nil {
-		closer.Close()
-	}
-	db.Close()
 	l := openTest(t, dir, Options{})
 	checkFixture(t, l)
 	if m, _ := l.get(metaKey); !bytes.Equal(m, formatValue(FormatVersion)) {
 		t.Errorf("marker after opening the fixture = %q, want format %d", m, FormatVersion)
+	}
+	checkOriginEffs(t, l, map[string]uint64{"a": 1001, "b": 3003, "satellite:c1": 2002, "nobody": 0})
+}
+
+func checkOriginEffs(t *testing.T, l *Log, want map[string]uint64) {
+	t.Helper()
+	for o, e := range want {
+		if got, err := l.OriginEff(o); got != e || err != nil {
+			t.Errorf("OriginEff(%q) = %d, %v; want %d", o, got, err, e)
+		}
 	}
 }
 

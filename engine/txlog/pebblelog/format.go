@@ -24,16 +24,19 @@ const metaPrefix = "electric-txlog format "
 // states 'r'+table+NUL+key holding merge.AppendRow records, positions
 // 'p'+source. Format 2 has the same records, with every timestamp within
 // the engine's time + merge.MaxAhead (bounded clocks): its step repairs
-// the timestamps a far-future commit time poisoned (repair.go). Source
-// owners 'o'+source (holding the user id) came later under their own
-// prefix: a store without them has no owners, and an older binary never
-// reads the prefix, so they need no version of their own.
-const FormatVersion = 2
+// the timestamps a far-future commit time poisoned (repair.go). Format 3
+// has flat causal contexts: entries carry MaxEff instead of a per-origin
+// clock, tags carry the offset of the entry that wrote them, row states
+// have no removed clock, and each origin's highest eff is kept under
+// 'l'+origin (flatten.go). Source owners 'o'+source (holding the user id)
+// came later under their own prefix: a store without them has no owners,
+// and an older binary never reads the prefix, so they need no version of
+// their own.
+const FormatVersion = 3
 
 // upgradeStep adds to b the writes that turn state of one format into the
-// next. Every step reads the state as stored (all steps of an Open go into
-// one batch, so a step does not see an earlier step's writes).
-type upgradeStep func(st kvReader, b kvBatch) error
+// next. It reads the state as the earlier steps left it.
+type upgradeStep func(st kvReader, b kvBatch, log *slog.Logger) error
 
 // formats is what Open knows: the current version and the step from each
 // older version v to v+1.
@@ -48,6 +51,7 @@ type formats struct {
 func knownFormats(now time.Time) formats {
 	return formats{current: FormatVersion, steps: map[int]upgradeStep{
 		1: repairClocks(now),
+		2: flattenContexts,
 	}}
 }
 
@@ -101,22 +105,24 @@ func checkFormat(dir string, st kvStore, f formats, log *slog.Logger) error {
 	case v == f.current:
 		return nil
 	}
-	b := st.newBatch(64)
+	// One atomic write per step, with the marker of the format it reaches:
+	// a crash between steps leaves a state of the format in between, which
+	// the next Open upgrades on from there.
 	for from := v; from < f.current; from++ {
 		step := f.steps[from]
 		if step == nil {
-			b.abandon()
 			return fmt.Errorf("open txlog in %s: no upgrade from format %d to %d", dir, from, from+1)
 		}
-		if err := step(st, b); err != nil {
+		b := st.newBatch(64)
+		if err := step(st, b, log); err != nil {
 			b.abandon()
 			return fmt.Errorf("open txlog in %s: upgrade format %d to %d: %w", dir, from, from+1, err)
 		}
+		b.set(metaKey, formatValue(from+1))
+		if err := b.commit(); err != nil {
+			return fmt.Errorf("open txlog in %s: upgrade format %d to %d: %w", dir, from, from+1, err)
+		}
+		log.Info("txlog format upgraded", "dir", dir, "from", from, "to", from+1)
 	}
-	b.set(metaKey, formatValue(f.current))
-	if err := b.commit(); err != nil {
-		return fmt.Errorf("open txlog in %s: upgrade format %d to %d: %w", dir, v, f.current, err)
-	}
-	log.Info("txlog format upgraded", "dir", dir, "from", v, "to", f.current)
 	return nil
 }

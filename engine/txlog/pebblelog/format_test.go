@@ -36,7 +36,7 @@ func TestFormatTooNew(t *testing.T) {
 	if !errors.Is(err, txlog.ErrFormatTooNew) {
 		t.Fatalf("open of a format 99 state: %v", err)
 	}
-	for _, want := range []string{dir, "format 99", "formats 1 to 2", "OFFSET_STORAGE_FILE"} {
+	for _, want := range []string{dir, "format 99", "formats 1 to 3", "OFFSET_STORAGE_FILE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -75,10 +75,10 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-// The upgrade machinery, with a made-up format 3 whose step adds a key: an
-// old state is upgraded in one batch at Open and marked, after which a binary
-// that knows only format 2 refuses it; a failing or missing step leaves the
-// state as it was.
+// The upgrade machinery, with a made-up format 4 whose step adds a key: an
+// old state is upgraded at Open one atomic step at a time, each with its
+// marker, after which a binary that knows only format 3 refuses it; a
+// failing or missing step leaves the state as the steps before it left it.
 func TestFormatUpgrade(t *testing.T) {
 	upgradedKey := []byte("\x00upgraded")
 	open := func(dir string, f formats) (*Log, error) {
@@ -92,38 +92,41 @@ func TestFormatUpgrade(t *testing.T) {
 		}
 		return l, err
 	}
-	v3 := func(step upgradeStep) formats {
+	v4 := func(step upgradeStep) formats {
 		f := knownFormats(time.Now())
-		f.current = 3
+		f.current = 4
 		if step != nil {
-			f.steps[2] = step
+			f.steps[3] = step
 		}
 		return f
 	}
 	dir := copyDir(t, fixtureDir)
 
-	if _, err := open(dir, v3(nil)); err == nil || !strings.Contains(err.Error(), "no upgrade from format 2 to 3") {
+	if _, err := open(dir, v4(nil)); err == nil || !strings.Contains(err.Error(), "no upgrade from format 3 to 4") {
 		t.Errorf("missing step: %v", err)
 	}
+	if m := marker(t, dir); m != "electric-txlog format 3" {
+		t.Errorf("marker after a missing step = %q, want format 3 (the steps that exist are done)", m)
+	}
 	boom := errors.New("boom")
-	_, err := open(dir, v3(func(st kvReader, b kvBatch) error {
+	_, err := open(dir, v4(func(st kvReader, b kvBatch, _ *slog.Logger) error {
 		b.set(upgradedKey, []byte("half"))
 		return boom
 	}))
 	if !errors.Is(err, boom) {
 		t.Errorf("failing step: %v", err)
 	}
-	if m := marker(t, dir); m != "electric-txlog format 1" {
-		t.Errorf("marker after failed upgrades = %q, want format 1 untouched", m)
+	if m := marker(t, dir); m != "electric-txlog format 3" {
+		t.Errorf("marker after a failed step = %q, want format 3 untouched", m)
 	}
-	l := openTest(t, dir, Options{}) // upgraded to format 2, nothing to repair
+	l := openTest(t, dir, Options{})
 	if v, _ := l.get(upgradedKey); v != nil {
 		t.Errorf("a failed upgrade left %q", v)
 	}
 	checkFixture(t, l)
 	l.Close()
 
-	l, err = open(dir, v3(func(st kvReader, b kvBatch) error {
+	l, err = open(dir, v4(func(st kvReader, b kvBatch, _ *slog.Logger) error {
 		head, err := st.last([]byte{prefixEntry}, []byte{prefixEntry + 1})
 		if err != nil {
 			return err
@@ -137,13 +140,13 @@ func TestFormatUpgrade(t *testing.T) {
 	if v, _ := l.get(upgradedKey); !bytes.Equal(v, entryKey(3)) {
 		t.Errorf("upgrade step wrote %q", v)
 	}
-	if m, _ := l.get(metaKey); !bytes.Equal(m, formatValue(3)) {
+	if m, _ := l.get(metaKey); !bytes.Equal(m, formatValue(4)) {
 		t.Errorf("marker after upgrade = %q", m)
 	}
 	checkFixture(t, l)
 	l.Close()
 	if _, err := Open(dir, Options{}); !errors.Is(err, txlog.ErrFormatTooNew) {
-		t.Errorf("format 2 binary on an upgraded state: %v", err)
+		t.Errorf("format 3 binary on an upgraded state: %v", err)
 	}
 }
 

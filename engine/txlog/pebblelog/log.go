@@ -30,6 +30,9 @@ const (
 	// Owners were added after format 1 under a prefix of their own: a
 	// store without them reads as "no owners", so no format step is needed.
 	prefixOwner = 'o'
+	// Each origin's highest entry Eff (uvarint), written with the entries
+	// of every commit; format 3 added it (the upgrade writes it).
+	prefixOriginEff = 'l'
 )
 
 // Options tune a Log. The zero value is usable.
@@ -252,4 +255,8 @@ func positionKey(source string) []byte {
 
 func ownerKey(source string) []byte {
 	return append([]byte{prefixOwner}, source...)
+}
+
+func originEffKey(origin string) []byte {
+	return append([]byte{prefixOriginEff}, origin...)
 }

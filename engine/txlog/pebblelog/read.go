@@ -2,6 +2,7 @@ package pebblelog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/electric-sql/electric-go/engine/merge"
@@ -168,4 +169,20 @@ func (l *Log) Owner(source string) (string, error) {
 		return "", fmt.Errorf("read owner of %s: %w", source, err)
 	}
 	return string(v), nil
+}
+
+// OriginEff returns the highest Eff of origin's entries, 0 if none.
+func (l *Log) OriginEff(origin string) (uint64, error) {
+	v, err := l.get(originEffKey(origin))
+	if err != nil {
+		return 0, fmt.Errorf("read the last eff of %s: %w", origin, err)
+	}
+	if v == nil {
+		return 0, nil
+	}
+	eff, n := binary.Uvarint(v)
+	if n != len(v) {
+		return 0, fmt.Errorf("read the last eff of %s: malformed value %x", origin, v)
+	}
+	return eff, nil
 }

@@ -2,6 +2,7 @@ package pebblelog
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -23,11 +24,13 @@ import (
 // upgrade time − n). The map is strictly increasing over all stored
 // values, so every comparison the merge makes (which cell wins, which tag a
 // delete has seen) and so every row comes out as before: the repair keeps
-// what was merged, it does not re-decide it. It rewrites entries (Eff, the
-// per-origin Clock the sequencer rebuilds its origin clocks and contexts
-// from, and a poisoned CommitTime, which becomes the entry's new Eff) and
-// row states (cell and tag timestamps, Removed clocks); positions hold no
-// timestamps.
+// what was merged, it does not re-decide it. It rewrites entries (Eff and
+// a poisoned CommitTime, which becomes the entry's new Eff) and row states
+// (cell and tag timestamps); positions hold no timestamps. The per-origin
+// clocks of format 2 entries and the removed clocks of its row states are
+// dropped by the next step (flatten.go), so this one leaves them out: the
+// records it rewrites are in the current encodings, which that step reads
+// too.
 //
 // What it cannot restore: conflicts the poisoned writer won before the
 // upgrade stay won (that is the merged state every replica holds; the
@@ -36,7 +39,7 @@ import (
 // they already received as commit timestamps of old transactions; and a
 // value poisoned but still within the window is left alone.
 func repairClocks(now time.Time) upgradeStep {
-	return func(st kvReader, b kvBatch) error {
+	return func(st kvReader, b kvBatch, _ *slog.Logger) error {
 		nowUs := uint64(max(0, now.UnixMicro()))
 		limit := merge.Bound(merge.MaxTimestamp, nowUs) // now + MaxAhead
 		poisoned := map[uint64]struct{}{}
@@ -51,9 +54,6 @@ func repairClocks(now time.Time) upgradeStep {
 		err := forEachRecord(st, func(_ []byte, e *txlog.Entry, r *merge.Row) error {
 			if e != nil {
 				see(e.Eff)
-				for _, v := range e.Clock {
-					see(v)
-				}
 				return nil
 			}
 			for _, c := range r.Cells {
@@ -61,9 +61,6 @@ func repairClocks(now time.Time) upgradeStep {
 			}
 			for _, t := range r.Tags {
 				see(t.Eff)
-			}
-			for _, v := range r.Removed {
-				see(v)
 			}
 			return nil
 		})
@@ -91,16 +88,6 @@ func repairClocks(now time.Time) upgradeStep {
 			}
 			return false
 		}
-		fixClock := func(c merge.Clock) bool {
-			changed := false
-			for o, v := range c {
-				if w, ok := to[v]; ok {
-					c[o] = w
-					changed = true
-				}
-			}
-			return changed
-		}
 		return forEachRecord(st, func(k []byte, e *txlog.Entry, r *merge.Row) error {
 			if e != nil {
 				changed := fix(&e.Eff)
@@ -108,12 +95,12 @@ func repairClocks(now time.Time) upgradeStep {
 					e.CommitTime = e.Eff
 					changed = true
 				}
-				if fixClock(e.Clock) || changed {
+				if changed {
 					b.set(k, txlog.AppendEntry(nil, e))
 				}
 				return nil
 			}
-			changed := fixClock(r.Removed)
+			changed := false
 			for col, c := range r.Cells {
 				if fix(&c.Eff) {
 					r.Cells[col] = c
@@ -132,10 +119,15 @@ func repairClocks(now time.Time) upgradeStep {
 }
 
 // forEachRecord decodes every entry (e set) and row state (r set) of st and
-// calls fn with a copy of its key.
+// calls fn with a copy of its key. It reads the encodings of every format
+// (upgrade steps run on older states; a step may have rewritten some
+// records in the current encoding before a crash stopped the next one).
 func forEachRecord(st kvReader, fn func(k []byte, e *txlog.Entry, r *merge.Row) error) error {
 	err := st.scan([]byte{prefixEntry}, []byte{prefixEntry + 1}, func(k, v []byte) error {
 		e, err := txlog.DecodeEntry(v)
+		if err != nil {
+			e, err = txlog.DecodeLegacyEntry(v)
+		}
 		if err != nil {
 			return fmt.Errorf("entry %x: %w", k, err)
 		}
@@ -146,6 +138,9 @@ func forEachRecord(st kvReader, fn func(k []byte, e *txlog.Entry, r *merge.Row) 
 	}
 	return st.scan([]byte{prefixRow}, []byte{prefixRow + 1}, func(k, v []byte) error {
 		r, err := merge.UnmarshalRow(v)
+		if err != nil {
+			r, err = merge.UnmarshalLegacyRow(v)
+		}
 		if err != nil {
 			return fmt.Errorf("row %q: %w", k, err)
 		}

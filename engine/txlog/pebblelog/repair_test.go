@@ -21,15 +21,17 @@ func TestUpgradeRepairsPoisonedClocks(t *testing.T) {
 	const P = 18446744073709551 * 1000
 	v := func(s string) merge.Value { return merge.Value{Text: s} }
 
-	poisoned := func(a, sat, b, a2 uint64) ([]*txlog.Entry, map[string]*merge.Row) {
+	// upgraded: as format 3 reads it (MaxEff, tags with the offsets of the
+	// entries that wrote them, no removed clock).
+	poisoned := func(a, sat, b, a2 uint64, upgraded bool) ([]*txlog.Entry, map[string]*merge.Row) {
 		entries := []*txlog.Entry{
-			{Offset: 1, Origin: "a", Eff: a, CommitTime: a, Clock: merge.Clock{"a": a},
+			{Offset: 1, Origin: "a", Eff: a, CommitTime: a,
 				Changes: []txlog.RowChange{{Table: "public.t", Key: "1", Row: map[string]merge.Value{"id": v("1"), "x": v("a")}}}},
-			{Offset: 2, Origin: "satellite:c1", Eff: sat, CommitTime: min(P, sat), Clock: merge.Clock{"a": a, "satellite:c1": sat},
+			{Offset: 2, Origin: "satellite:c1", Eff: sat, CommitTime: min(P, sat),
 				Changes: []txlog.RowChange{{Table: "public.t", Key: "1", Row: map[string]merge.Value{"id": v("1"), "x": v("sat")}}}},
-			{Offset: 3, Origin: "b", Eff: b, CommitTime: min(T-5, b), Clock: merge.Clock{"a": a, "b": b, "satellite:c1": sat},
+			{Offset: 3, Origin: "b", Eff: b, CommitTime: min(T-5, b),
 				Changes: []txlog.RowChange{{Table: "public.t", Key: "2", Deleted: true, Row: map[string]merge.Value{"id": v("2")}}}},
-			{Offset: 4, Origin: "a", Eff: a2, CommitTime: min(T-4, a2), Clock: merge.Clock{"a": a2, "b": b, "satellite:c1": sat},
+			{Offset: 4, Origin: "a", Eff: a2, CommitTime: min(T-4, a2),
 				Changes: []txlog.RowChange{{Table: "public.t", Key: "1", Row: map[string]merge.Value{"id": v("1"), "x": v("sat"), "y": v("a2")}}}},
 		}
 		rows := map[string]*merge.Row{
@@ -43,16 +45,31 @@ func TestUpgradeRepairsPoisonedClocks(t *testing.T) {
 				Tags: []merge.Tag{{Origin: "a", Eff: a2}, {Origin: "satellite:c1", Eff: sat}},
 			},
 			"2": { // a tombstone whose delete had seen the Satellite's write
-				Cells:   map[string]merge.Cell{"id": {Value: v("2"), Eff: sane - 1, Origin: "a"}},
-				Removed: merge.Clock{"a": a, "satellite:c1": sat},
+				Cells: map[string]merge.Cell{"id": {Value: v("2"), Eff: sane - 1, Origin: "a"}},
 			},
+		}
+		if upgraded {
+			var m uint64
+			for _, e := range entries {
+				m = max(m, e.Eff)
+				e.MaxEff = m
+			}
+			rows["1"].Tags = []merge.Tag{{Origin: "a", Eff: a2, Offset: 4}, {Origin: "satellite:c1", Eff: sat, Offset: 2}}
+			for col, off := range map[string]uint64{"id": 1, "x": 2, "y": 4} {
+				c := rows["1"].Cells[col]
+				c.Offset = off
+				rows["1"].Cells[col] = c
+			}
+			c := rows["2"].Cells["id"]
+			c.Offset = 1 // a's first entry at or above its eff
+			rows["2"].Cells["id"] = c
 		}
 		return entries, rows
 	}
 
 	dir := t.TempDir()
 	l := openFormat1(t, dir)
-	entries, rows := poisoned(sane, P, P+1, P+2)
+	entries, rows := poisoned(sane, P, P+1, P+2, false)
 	for _, e := range entries {
 		b := &txlog.Batch{}
 		b.Append(e)
@@ -81,7 +98,7 @@ func TestUpgradeRepairsPoisonedClocks(t *testing.T) {
 
 	// Three poisoned values, so they become T-2, T-1, T (above the sane
 	// 10 s before, below the upgrade time), in their order.
-	wantEntries, wantRows := poisoned(sane, T-2, T-1, T)
+	wantEntries, wantRows := poisoned(sane, T-2, T-1, T, true)
 	for _, want := range wantEntries {
 		got, err := l.Entry(want.Offset)
 		if err != nil || !reflect.DeepEqual(got, want) {
@@ -97,7 +114,7 @@ func TestUpgradeRepairsPoisonedClocks(t *testing.T) {
 	if p, _ := l.Position("satellite:c1"); string(p) != "lsn-9" {
 		t.Errorf("position = %q", p)
 	}
-	if m, _ := l.get(metaKey); string(m) != "electric-txlog format 2" {
+	if m, _ := l.get(metaKey); string(m) != "electric-txlog format 3" {
 		t.Errorf("marker = %q", m)
 	}
 
@@ -105,14 +122,15 @@ func TestUpgradeRepairsPoisonedClocks(t *testing.T) {
 	// concurrent with the Satellite's or having seen the whole log (the
 	// head clock): the repaired clocks no longer drag it, it keeps its time.
 	head, _ := l.Entry(l.Head())
-	for _, tc := range []struct {
-		ctx  merge.Clock
-		want uint64
-	}{{nil, T + 2_000_000}, {head.Clock, T + 2_000_000}} {
-		res, err := merge.Apply(l, 0, merge.Tx{Origin: "pg2", CommitTime: T + 2_000_000, Now: T + 2_000_000, Context: tc.ctx,
+	for _, ctx := range []uint64{0, head.Offset} {
+		ctxEff := uint64(0)
+		if ctx > 0 {
+			ctxEff = head.MaxEff
+		}
+		res, err := merge.Apply(l, 0, merge.Tx{Origin: "pg2", CommitTime: T + 2_000_000, Now: T + 2_000_000, Offset: head.Offset + 1, Context: ctx, ContextEff: ctxEff,
 			Ops: []merge.Op{{Kind: merge.OpUpdate, Table: "public.t", Key: "1", Columns: map[string]merge.Value{"x": v("pg2")}}}})
-		if err != nil || res.Eff != tc.want || res.Changes[0].Image["x"].Text != "pg2" {
-			t.Errorf("a later write after the repair: eff %d (want %d), %+v, %v", res.Eff, tc.want, res.Changes, err)
+		if err != nil || res.Eff != T+2_000_000 || res.Changes[0].Image["x"].Text != "pg2" {
+			t.Errorf("a later write after the repair (context %d): eff %d (want %d), %+v, %v", ctx, res.Eff, T+2_000_000, res.Changes, err)
 		}
 	}
 }
@@ -126,7 +144,7 @@ func TestUpgradeRepairNoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &countingBatch{kvBatch: st.newBatch(64)}
-	if err := repairClocks(time.Now())(st, b); err != nil {
+	if err := repairClocks(time.Now())(st, b, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	b.abandon()
