@@ -170,6 +170,8 @@ func (m *merger) apply(op *Op) error {
 		t.skip = false
 	case OpTruncate:
 		return m.truncate(op.Table)
+	case OpRenameColumn, OpRewrite, OpDefault:
+		return m.schemaOp(op)
 	default:
 		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidTx, op.Kind)
 	}

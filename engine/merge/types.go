@@ -73,6 +73,10 @@ const (
 	OpUpdate                     // Columns holds the columns the write changed
 	OpDelete                     // the row is removed for everything in the context
 	OpTruncate                   // a delete of every row of Table the origin had seen; Key unused
+	// Schema changes of a source (see schemaops.go).
+	OpRenameColumn // every row of Table: the cell Column is also known as NewName; Key unused
+	OpRewrite      // Columns hold values a source's table rewrite gave an existing row
+	OpDefault      // Columns fill cells a row does not know yet; Key "" means every row of Table
 )
 
 // Op is one row operation of a source transaction.
@@ -86,6 +90,8 @@ type Op struct {
 	// with REPLICA IDENTITY FULL). They never win against a written cell; they
 	// only fill columns the row state does not know yet, at timestamp 0.
 	Old map[string]Value
+	// Column and NewName: the rename of an OpRenameColumn.
+	Column, NewName string
 }
 
 // Tx is one source transaction to merge.
