@@ -5,7 +5,6 @@ import (
 	"testing"
 )
 
-
 // schemaSetup merges: a inserts t/1 (v=one) at 100 and t/2 (v=two) at 110,
 // then deletes t/2 at 120; b inserts t/3 (w=three) at 130.
 func schemaSetup(t *testing.T) memStore {
