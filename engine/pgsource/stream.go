@@ -64,7 +64,7 @@ func (s *Source) runOnce(ctx context.Context) error {
 	s.mu.Unlock()
 
 	err = pglogrepl.StartReplication(ctx, rconn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names " + schema.QuoteLiteral(s.opts.Publication)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + schema.QuoteLiteral(s.opts.Publication), "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.opts.Slot, start, err)
