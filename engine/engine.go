@@ -97,6 +97,10 @@ type conn struct {
 	lag       lagMark // the subscriber's apply lag, updated by watch
 }
 
+// schemaIngestWait bounds how long a connector's schema change waits for its
+// own stream to merge the DDL's transaction (connector.Options.WaitIngested).
+const schemaIngestWait = 15 * time.Second
+
 // New opens the engine's state and binds its ports; Run starts it. Binding
 // here makes a port in use an immediate, clear error.
 func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
@@ -167,6 +171,11 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Password:        publisher.ConnectorPassword(replSecret, c.Name),
 			Logger:          log, // the connector names itself
 			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
+			WaitIngested: func(ctx context.Context, lsn uint64) {
+				if !cn.source.WaitIngested(ctx, lsn, schemaIngestWait) {
+					log.Warn("a schema change was published before this connector's stream had merged it: rows sent meanwhile may lack its values until the next write", "connector", c.Name, "waited", schemaIngestWait)
+				}
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)

@@ -317,3 +317,23 @@ func (s *Source) setSkipped(table, reason string) {
 	}
 	s.skipped[table] = reason
 }
+
+// WaitIngested waits until the position confirmed to Postgres (everything
+// before it is durable in the log or was not ours to merge) reaches lsn, for
+// at most max, and reports whether it did.
+func (s *Source) WaitIngested(ctx context.Context, lsn uint64, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for {
+		if uint64(s.Status().ConfirmedLSN) >= lsn {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
