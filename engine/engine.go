@@ -42,7 +42,8 @@ type Engine struct {
 	sat   *satellite.Server
 	stat  *status.Server
 
-	conns  []*conn // in configuration order
+	types  typeReport // column type differences already reported
+	conns  []*conn    // in configuration order
 	byName map[string]*conn
 
 	ln listeners // bound in New
@@ -161,6 +162,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
 			Logger: log.With("component", "pgsource", "connector", c.Name),
 			Sink:   e.seq, Store: e.txlog,
+			Withheld: func(table, key string) bool { return e.withheld.HeldAny(c.Name, table, key) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
@@ -170,7 +172,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			PublisherPort: pubLn.Addr().(*net.TCPAddr).Port, Publication: cfg.Publication,
 			Password:        publisher.ConnectorPassword(replSecret, c.Name),
 			Logger:          log, // the connector names itself
-			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
+			OnTablesChanged: func(tables []string) { e.reportTypeDifferences(); e.backfill(c.Name, tables) },
 			WaitIngested: func(ctx context.Context, lsn uint64) {
 				if !cn.source.WaitIngested(ctx, lsn, schemaIngestWait) {
 					log.Warn("a schema change was published before this connector's stream had merged it: rows sent meanwhile may lack its values until the next write", "connector", c.Name, "waited", schemaIngestWait)

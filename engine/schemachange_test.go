@@ -169,3 +169,37 @@ func TestSchemaChangesThroughMigrate(t *testing.T) {
 		t.Errorf("a backfill was requeued (a subscriber refused it)")
 	}
 }
+
+// A type that differs between connectors (ALTER COLUMN ... TYPE with psql
+// on one of them) is reported, the row the other cannot parse is withheld
+// from it while everything else streams on, and it arrives once the other
+// gets the same type through a migration.
+func TestSchemaTypeDiffersBetweenConnectors(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 2, schemaTableSQL+migrations.TableDDL)
+	dir := t.TempDir()
+	writeMigration(t, dir, "1_n_text", "ALTER TABLE public.s ALTER COLUMN n TYPE text;\n")
+	c.start(dir)
+	c.exec("postgres_1", "INSERT INTO public.s VALUES ('1', 'one', 1), ('2', 'two', 2)")
+	all := "SELECT id, v, coalesce(n::text, '-') FROM public.s ORDER BY id"
+	c.waitAll(all, "1|one|1", "2|two|2")
+
+	c.exec("postgres_1", "ALTER TABLE public.s ALTER COLUMN n TYPE text")
+	c.logOrder(0, "column type differs between connectors")
+	c.exec("postgres_1", "UPDATE public.s SET n = 'not a number' WHERE id = '1'")
+	c.exec("postgres_1", "UPDATE public.s SET v = 'TWO' WHERE id = '2'")
+	c.exec("postgres_2", "INSERT INTO public.s VALUES ('3', 'three', 3)")
+	c.waitRows("postgres_2", all, "1|one|1", "2|TWO|2", "3|three|3")
+	c.waitRows("postgres_1", all, "1|one|not a number", "2|TWO|2", "3|three|3")
+
+	c.migrate("postgres_2", "1_n_text")
+	c.waitAll(all, "1|one|not a number", "2|TWO|2", "3|three|3")
+	c.assertSame("public.s")
+	for _, n := range c.names {
+		for _, r := range c.query(n, "SELECT apply_error_count FROM pg_stat_subscription_stats") {
+			if r > "5" || len(r) > 1 {
+				t.Errorf("%s: %s apply errors: a subscription looped", n, r)
+			}
+		}
+	}
+}

@@ -70,6 +70,11 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay between reconnect attempts
 	// (default 200 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
+	// Withheld, when set, reports whether a row is withheld from this
+	// connector's Postgres (it could not apply the merged row): a table
+	// rewrite there (ALTER COLUMN ... TYPE) read back the older value that
+	// row still has, which must not overwrite the merged one.
+	Withheld func(table, key string) bool
 }
 
 // State is the connector's lifecycle state.

@@ -206,6 +206,7 @@ func (s *Source) commit(ctx context.Context, cat *catalog, tx *sourceTx) error {
 			return s.enqueue(ctx, tx, nil)
 		}
 	}
+	tx.ops = s.dropStaleRewrites(tx.ops)
 	if len(tx.ops) == 0 {
 		// electric.* only, skipped tables only, or nothing: keep the slot
 		// moving without a log write.
@@ -320,4 +321,22 @@ func (s *Source) statsLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// dropStaleRewrites leaves out the values a table rewrite read back from
+// rows withheld from this Postgres (Options.Withheld): they are older than
+// the merged row, which reaches this Postgres once it can apply it.
+func (s *Source) dropStaleRewrites(ops []merge.Op) []merge.Op {
+	if s.opts.Withheld == nil {
+		return ops
+	}
+	kept := ops[:0]
+	for _, op := range ops {
+		if op.Kind == merge.OpRewrite && s.opts.Withheld(op.Table, op.Key) {
+			s.log.Info("a rewritten value of a row withheld from this connector is not merged: the merged row is newer", "table", op.Table)
+			continue
+		}
+		kept = append(kept, op)
+	}
+	return kept
 }
