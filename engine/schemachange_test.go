@@ -101,9 +101,7 @@ func TestSchemaChangesOnOneConnector(t *testing.T) {
 		}
 	}
 	c.checkEngineLog()
-	if strings.Contains(c.logBuf.String(), "requeued") {
-		t.Errorf("a backfill was requeued (a subscriber refused it)")
-	}
+	checkNoRequeueLoop(t, c)
 }
 
 // The same statements through `electric migrate` (the migrations API), one
@@ -165,9 +163,7 @@ func TestSchemaChangesThroughMigrate(t *testing.T) {
 	c.assertSame("public.s")
 	c.checkNoApplyErrors()
 	c.checkEngineLog()
-	if strings.Contains(c.logBuf.String(), "requeued") {
-		t.Errorf("a backfill was requeued (a subscriber refused it)")
-	}
+	checkNoRequeueLoop(t, c)
 }
 
 // A type that differs between connectors (ALTER COLUMN ... TYPE with psql
@@ -200,6 +196,18 @@ func TestSchemaTypeDiffersBetweenConnectors(t *testing.T) {
 			if r > "5" || len(r) > 1 {
 				t.Errorf("%s: %s apply errors: a subscription looped", n, r)
 			}
+		}
+	}
+}
+
+// checkNoRequeueLoop fails on a backfill requeued twice in a row: once is a
+// stream that ended (a migration pauses the subscription), again is a
+// subscriber refusing it.
+func checkNoRequeueLoop(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, line := range strings.Split(c.logBuf.String(), "\n") {
+		if strings.Contains(line, "requeued") && strings.Contains(line, "level=WARN") {
+			t.Errorf("backfill requeue loop: %s", line)
 		}
 	}
 }

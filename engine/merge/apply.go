@@ -170,7 +170,7 @@ func (m *merger) apply(op *Op) error {
 		t.skip = false
 	case OpTruncate:
 		return m.truncate(op.Table)
-	case OpRenameColumn, OpRewrite, OpDefault:
+	case OpRenameColumn, OpRewrite, OpDefault, OpDefaultAll:
 		return m.schemaOp(op)
 	default:
 		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidTx, op.Kind)

@@ -27,8 +27,8 @@ import (
 //   - OpDefault: cells a live row does not know yet, at the transaction's
 //     eff (a column added with a default: a later write beats it). A cell
 //     the row knows is left alone, so the second source to add the same
-//     column does not overwrite values written since the first. With Key
-//     "" it applies to every live row of Table (a constant default).
+//     column does not overwrite values written since the first.
+//     OpDefaultAll does it in every live row of Table (a constant default).
 //
 // None of them adds a tag: liveness is untouched. Rows that gain nothing
 // give no Change.
@@ -37,10 +37,7 @@ func (m *merger) schemaOp(op *Op) error {
 	if op.Kind == OpRenameColumn && (op.Column == "" || op.NewName == "" || op.Column == op.NewName) {
 		return fmt.Errorf("%w: rename of %q to %q", ErrInvalidTx, op.Column, op.NewName)
 	}
-	if op.Kind == OpRewrite && op.Key == "" {
-		return fmt.Errorf("%w: rewrite without a key", ErrInvalidTx)
-	}
-	if op.Key != "" {
+	if op.Kind == OpRewrite || op.Kind == OpDefault {
 		return m.schemaRow(op, op.Key)
 	}
 	keys, err := m.s.Keys(op.Table)
@@ -106,7 +103,7 @@ func (m *merger) schemaApply(r *Row, op *Op) bool {
 			r.Cells[col] = w
 			changed = true
 		}
-	case OpDefault:
+	case OpDefault, OpDefaultAll:
 		for col, v := range op.Columns {
 			if _, ok := r.Cells[col]; !ok {
 				r.Cells[col] = Cell{Value: v, Eff: m.eff, Origin: m.origin}

@@ -43,7 +43,7 @@ func TestSchemaOps(t *testing.T) {
 		},
 		{
 			name:    "default fills only what a row does not know, in every live row",
-			ops:     []Op{{Kind: OpDefault, Table: "t", Columns: map[string]Value{"v": txt("dflt")}}},
+			ops:     []Op{{Kind: OpDefaultAll, Table: "t", Columns: map[string]Value{"v": txt("dflt")}}},
 			changed: []string{"3"},
 			want:    map[string]string{"1/v": "one", "3/v": "dflt", "2/v": "two"},
 		},
@@ -66,7 +66,12 @@ func TestSchemaOps(t *testing.T) {
 			want:    map[string]string{"4/v2": "four", "1/v2": "one"},
 		},
 		{name: "rename to itself", ops: []Op{{Kind: OpRenameColumn, Table: "t", Column: "v", NewName: "v"}}, wantErr: true},
-		{name: "rewrite without a key", ops: []Op{{Kind: OpRewrite, Table: "t", Columns: map[string]Value{"v": txt("x")}}}, wantErr: true},
+		{
+			name:    "a default for one row",
+			ops:     []Op{{Kind: OpDefault, Table: "t", Key: "3", Columns: map[string]Value{"v": txt("d3")}}, {Kind: OpDefault, Table: "t", Key: "1", Columns: map[string]Value{"v": txt("d1")}}},
+			changed: []string{"3"},
+			want:    map[string]string{"3/v": "d3", "1/v": "one"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := schemaSetup(t)

@@ -76,7 +76,8 @@ const (
 	// Schema changes of a source (see schemaops.go).
 	OpRenameColumn // every row of Table: the cell Column is also known as NewName; Key unused
 	OpRewrite      // Columns hold values a source's table rewrite gave an existing row
-	OpDefault      // Columns fill cells a row does not know yet; Key "" means every row of Table
+	OpDefault      // Columns fill cells the row Key does not know yet
+	OpDefaultAll   // OpDefault for every row of Table; Key unused
 )
 
 // Op is one row operation of a source transaction.

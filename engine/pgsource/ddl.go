@@ -50,7 +50,7 @@ func ddlOps(content []byte) (ops []merge.Op, table, note string, err error) {
 		if m.Value != nil {
 			v = merge.Value{Text: *m.Value}
 		}
-		return []merge.Op{{Kind: merge.OpDefault, Table: m.Table, Columns: map[string]merge.Value{m.Column: v}}}, m.Table, "", nil
+		return []merge.Op{{Kind: merge.OpDefaultAll, Table: m.Table, Columns: map[string]merge.Value{m.Column: v}}}, m.Table, "", nil
 	case "type":
 		return nil, m.Table, fmt.Sprintf("column %s changed type from %s to %s on this connector: its values are read back from the table", m.Column, m.From, m.To), nil
 	case "rows":

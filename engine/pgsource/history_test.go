@@ -25,8 +25,8 @@ func TestSchemaHistoryOps(t *testing.T) {
 		want []string
 	}{
 		{`ALTER TABLE t RENAME COLUMN v TO v2`, []string{`rename public.t v->v2`}},
-		{`ALTER TABLE t ADD COLUMN d text NOT NULL DEFAULT 'x y'`, []string{`default public.t "" d='x y'`}},
-		{`ALTER TABLE t ADD COLUMN e text`, []string{`default public.t "" e=NULL`}},
+		{`ALTER TABLE t ADD COLUMN d text NOT NULL DEFAULT 'x y'`, []string{`default public.t * d='x y'`}},
+		{`ALTER TABLE t ADD COLUMN e text`, []string{`default public.t * e=NULL`}},
 		{`ALTER TABLE t ADD COLUMN b bool DEFAULT (random() < 2)`, []string{`default public.t "1" b='t'`, `default public.t "2" b='t'`}},
 		{`ALTER TABLE t ALTER COLUMN n TYPE text USING (n * 2)::text`, []string{`rewrite public.t "1" n='20'`, `rewrite public.t "2" n='40'`}},
 		{`ALTER TABLE t DROP COLUMN e`, nil},
@@ -76,6 +76,8 @@ func schemaOpString(op merge.Op) string {
 		return fmt.Sprintf("rename %s %s->%s", op.Table, op.Column, op.NewName)
 	case merge.OpDefault:
 		return fmt.Sprintf("default %s %q %s", op.Table, op.Key, strings.Join(cols, " "))
+	case merge.OpDefaultAll:
+		return fmt.Sprintf("default %s * %s", op.Table, strings.Join(cols, " "))
 	case merge.OpRewrite:
 		return fmt.Sprintf("rewrite %s %q %s", op.Table, op.Key, strings.Join(cols, " "))
 	}
