@@ -49,7 +49,8 @@ type Engine struct {
 	rejectedMu sync.Mutex
 	rejected   []func(satellite.Rejection) // OnRejected hooks
 
-	conns  []*conn // in configuration order
+	types  typeReport // column type differences already reported
+	conns  []*conn    // in configuration order
 	byName map[string]*conn
 
 	ln listeners // bound in New
@@ -112,6 +113,10 @@ type conn struct {
 	lastState status.ConnectorState
 	lag       lagMark // the subscriber's apply lag, updated by watch
 }
+
+// schemaIngestWait bounds how long a connector's schema change waits for its
+// own stream to merge the DDL's transaction (connector.Options.WaitIngested).
+const schemaIngestWait = 15 * time.Second
 
 // New opens the engine's state and binds its ports; Run starts it. Binding
 // here makes a port in use an immediate, clear error.
@@ -180,6 +185,7 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Name: c.Name, URI: c.URI, Publication: cfg.Publication, Slot: cfg.Slot,
 			Logger: log.With("component", "pgsource", "connector", c.Name),
 			Sink:   e.seq, Store: e.txlog,
+			Withheld: func(table, key string) bool { return e.withheld.HeldAny(c.Name, table, key) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
@@ -190,7 +196,12 @@ func New(cfg config.Config, log *slog.Logger) (_ *Engine, err error) {
 			Password:        publisher.ConnectorPassword(replSecret, c.Name),
 			StartHead:       tl.Head(), // a subscriber beyond it is rewound (restored state)
 			Logger:          log,       // the connector names itself
-			OnTablesChanged: func(tables []string) { e.backfill(c.Name, tables) },
+			OnTablesChanged: func(tables []string) { e.reportTypeDifferences(); e.backfill(c.Name, tables) },
+			WaitIngested: func(ctx context.Context, lsn uint64) {
+				if !cn.source.WaitIngested(ctx, lsn, schemaIngestWait) {
+					log.Warn("a schema change was published before this connector's stream had merged it: rows sent meanwhile may lack its values until the next write", "connector", c.Name, "waited", schemaIngestWait)
+				}
+			},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)

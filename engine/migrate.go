@@ -254,9 +254,19 @@ func viewCovers(have []schema.Table, subscribed map[string]bool, want []schema.T
 	return true
 }
 
-// sameColumnNames compares the column sets by name.
+// sameColumnNames compares the column sets by name and type: a migration
+// that only changes a type is picked up (and its values read back) before
+// the next one pauses the subscription.
 func sameColumnNames(have, want *schema.Table) bool {
-	return len(have.Columns) == len(want.Columns) && reflect.DeepEqual(columnNames(have), columnNames(want))
+	if len(have.Columns) != len(want.Columns) || !reflect.DeepEqual(columnNames(have), columnNames(want)) {
+		return false
+	}
+	for i := range have.Columns {
+		if have.Columns[i].TypeName != want.Columns[i].TypeName {
+			return false
+		}
+	}
+	return true
 }
 
 // gainedTables are the subscribed tables of after that before did not have

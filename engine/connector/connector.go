@@ -56,6 +56,13 @@ type Options struct {
 	// StartHead is the log head when the engine started: a subscriber whose
 	// origin is beyond it is rewound to it at the first setup (rewind.go).
 	StartHead uint64
+	// WaitIngested, when set, waits (bounded) until this Postgres' own
+	// stream has made durable everything up to WAL position lsn. A schema
+	// change is published only after it: the DDL's transaction carries what
+	// it did to the values (a rename, a default; see pgsource's schema
+	// history), and rows sent with the new columns before the merged rows
+	// have them would carry NULL.
+	WaitIngested func(ctx context.Context, lsn uint64)
 }
 
 // Connector keeps one Postgres subscribed.
@@ -256,6 +263,9 @@ func (c *Connector) session(ctx context.Context) error {
 			continue
 		}
 		c.log.Info("schema changed, refreshing the subscription", "tables", len(now))
+		if err := c.waitIngested(ctx, conn); err != nil {
+			return err
+		}
 		if err := c.syncTriggers(ctx, conn, now); err != nil {
 			return err
 		}
@@ -269,6 +279,20 @@ func (c *Connector) session(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// waitIngested waits until the schema change just seen has reached the
+// merged rows through the connector's stream (Options.WaitIngested).
+func (c *Connector) waitIngested(ctx context.Context, conn *pgx.Conn) error {
+	if c.opts.WaitIngested == nil {
+		return nil
+	}
+	var lsn int64
+	if err := conn.QueryRow(ctx, "SELECT (pg_catalog.pg_current_wal_lsn() - '0/0'::pg_catalog.pg_lsn)::bigint").Scan(&lsn); err != nil {
+		return fmt.Errorf("reading the WAL position: %w", err)
+	}
+	c.opts.WaitIngested(ctx, uint64(lsn))
+	return nil
 }
 
 // sameSubscribedSchema reports whether a and b are the same tables and

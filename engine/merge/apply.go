@@ -173,6 +173,8 @@ func (m *merger) apply(op *Op) error {
 		} else if !seen {
 			t.skip = true // nothing to persist or send
 		}
+	case OpRenameColumn, OpRewrite, OpDefault, OpDefaultAll:
+		return m.schemaOp(op)
 	default:
 		return fmt.Errorf("%w: unknown op kind %d", ErrInvalidTx, op.Kind)
 	}

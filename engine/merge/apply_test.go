@@ -51,7 +51,7 @@ func TestApplyRejectsMalformed(t *testing.T) {
 		tx   Tx
 	}{
 		{"empty origin", 0, Tx{CommitTime: 1, Offset: 1}},
-		{"bad kind", 0, Tx{Origin: "a", Offset: 1, Ops: []Op{{Kind: 9, Table: "t", Key: "1"}}}},
+		{"bad kind", 0, Tx{Origin: "a", Offset: 1, Ops: []Op{{Kind: 99, Table: "t", Key: "1"}}}},
 		{"no table", 0, Tx{Origin: "a", Offset: 1, Ops: []Op{{Kind: OpInsert, Key: "1"}}}},
 		{"overflow", ^uint64(0), Tx{Origin: "a", Offset: 1}},
 		{"context overflow", 0, Tx{Origin: "a", Offset: 2, Context: 1, ContextEff: ^uint64(0)}},

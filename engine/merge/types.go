@@ -91,6 +91,11 @@ const (
 	OpDelete                     // the row is removed for every write in the context
 	OpTruncate                   // a delete of every row of Table the origin had seen; Key unused
 	OpSnapshot                   // Columns holds a row read from the source's table (see snapshot.go)
+	// Schema changes of a source (see schemaops.go).
+	OpRenameColumn // every row of Table: the cell Column is also known as NewName; Key unused
+	OpRewrite      // Columns hold values a source's table rewrite gave an existing row
+	OpDefault      // Columns fill cells the row Key does not know yet
+	OpDefaultAll   // OpDefault for every row of Table; Key unused
 )
 
 // Op is one row operation of a source transaction.
@@ -104,6 +109,8 @@ type Op struct {
 	// with REPLICA IDENTITY FULL). They never win against a written cell; they
 	// only fill columns the row state does not know yet, at timestamp 0.
 	Old map[string]Value
+	// Column and NewName: the rename of an OpRenameColumn.
+	Column, NewName string
 }
 
 // Tx is one source transaction to merge.

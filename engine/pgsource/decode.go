@@ -107,7 +107,21 @@ func (d *decoder) handle(ctx context.Context, data []byte) (*sourceTx, error) {
 		// Values stay in text form: the type's name is not needed.
 		return nil, nil
 	case *pglogrepl.LogicalDecodingMessage:
-		// Only sent when asked for (messages 'true'); nothing to replicate.
+		// The schema history's messages (history.go), in the DDL's
+		// transaction; any other is not ours.
+		if m.Prefix != ddlPrefix || !m.Transactional || d.cur == nil {
+			return nil, nil
+		}
+		ops, table, note, err := ddlOps(m.Content)
+		if err != nil {
+			// The DDL happened: its values are not in the merged rows.
+			d.warn.warnChange(table, "schema change not understood, its values are not merged: "+err.Error())
+			return nil, nil
+		}
+		if note != "" {
+			d.warn.warnChange(table, note)
+		}
+		d.cur.ops = append(d.cur.ops, ops...)
 		return nil, nil
 	case *pglogrepl.InsertMessage:
 		rel, err := d.change(m.RelationID)

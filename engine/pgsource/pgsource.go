@@ -70,6 +70,11 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay between reconnect attempts
 	// (default 200 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
+	// Withheld, when set, reports whether a row is withheld from this
+	// connector's Postgres (it could not apply the merged row): a table
+	// rewrite there (ALTER COLUMN ... TYPE) read back the older value that
+	// row still has, which must not overwrite the merged one.
+	Withheld func(table, key string) bool
 }
 
 // State is the connector's lifecycle state.
@@ -340,4 +345,24 @@ func (s *Source) setSkipped(table, reason string) {
 		return
 	}
 	s.skipped[table] = reason
+}
+
+// WaitIngested waits until the position confirmed to Postgres (everything
+// before it is durable in the log or was not ours to merge) reaches lsn, for
+// at most max, and reports whether it did.
+func (s *Source) WaitIngested(ctx context.Context, lsn uint64, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for {
+		if uint64(s.Status().ConfirmedLSN) >= lsn {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -106,6 +106,9 @@ func (s *Source) setup(ctx context.Context, cat *catalog, rconn *pgconn.PgConn) 
 		}
 	}
 
+	if err := s.ensureHistory(ctx, conn); err != nil {
+		s.log.Warn("could not install the schema history (needs a superuser): a column renamed, or given values by a default or a type change, is not seen by the merged rows and may be sent as NULL", "err", err)
+	}
 	if err := s.ensureIdentityTrigger(ctx, conn); err != nil {
 		s.log.Warn("could not install the event trigger that sets REPLICA IDENTITY FULL on new tables (needs a superuser): updates of a new table count as writing every column until the connector sees it", "err", err)
 	}

@@ -69,7 +69,7 @@ func (s *Source) runOnce(ctx context.Context) error {
 	s.mu.Unlock()
 
 	err = pglogrepl.StartReplication(ctx, rconn, s.opts.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names " + schema.QuoteLiteral(s.opts.Publication)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + schema.QuoteLiteral(s.opts.Publication), "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.opts.Slot, start, err)
@@ -231,6 +231,7 @@ func (s *Source) commit(ctx context.Context, cat *catalog, tx *sourceTx) error {
 			return s.enqueue(ctx, tx, nil)
 		}
 	}
+	tx.ops = s.dropStaleRewrites(tx.ops)
 	if len(tx.ops) == 0 {
 		// electric.* only, skipped tables only, or nothing: keep the slot
 		// moving without a log write.
@@ -353,4 +354,22 @@ func (s *Source) statsLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// dropStaleRewrites leaves out the values a table rewrite read back from
+// rows withheld from this Postgres (Options.Withheld): they are older than
+// the merged row, which reaches this Postgres once it can apply it.
+func (s *Source) dropStaleRewrites(ops []merge.Op) []merge.Op {
+	if s.opts.Withheld == nil {
+		return ops
+	}
+	kept := ops[:0]
+	for _, op := range ops {
+		if op.Kind == merge.OpRewrite && s.opts.Withheld(op.Table, op.Key) {
+			s.log.Info("a rewritten value of a row withheld from this connector is not merged: the merged row is newer", "table", op.Table)
+			continue
+		}
+		kept = append(kept, op)
+	}
+	return kept
 }

@@ -37,6 +37,9 @@ func (st *stream) backfill() error {
 	endLSN := commitLSN + 1
 	st.confirmResent()
 	if st.flushedLSN.Load() >= st.backfillLSN {
+		if st.backfillPending != nil {
+			se.srv.noteRequeue(se.connector, false)
+		}
 		st.backfillPending = nil
 	}
 	now := pgNow()
@@ -121,14 +124,28 @@ func (st *stream) backfill() error {
 	return st.flush()
 }
 
-// requeueUnconfirmedBackfill queues again, when the stream ends, the tables
-// of backfills the subscriber has not confirmed flushing: it resumes after
-// the last entry it confirmed, which does not contain them.
-func (st *stream) requeueUnconfirmedBackfill() {
+// requeueUnconfirmedBackfill queues again, when the stream ends (ended
+// says why, nil when the subscriber closed it), the tables of backfills the
+// subscriber has not confirmed flushing: it resumes after the last entry it
+// confirmed, which does not contain them. Once is ordinary (the subscription
+// was refreshed or paused); again and again means its apply worker refuses
+// a backfilled row, so it is a warning with the count and where to look.
+func (st *stream) requeueUnconfirmedBackfill(ended error) {
 	se := st.se
 	if len(st.backfillPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
-		se.log.Info("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending)
+		n := se.srv.noteRequeue(se.connector, true)
+		cause := "the subscriber closed the stream (a refresh or a pause of its subscription, or its apply worker failed: see its Postgres log)"
+		if ended != nil {
+			cause = ended.Error()
+		}
+		log := se.log.Info
+		if n > 1 {
+			log = se.log.Warn
+		}
+		log("backfill not confirmed before the stream ended, requeued", "tables", st.backfillPending, "cause", cause, "times_in_a_row", n)
 		se.srv.Backfill(se.connector, st.backfillPending) //nolint:errcheck // Rows is set: a backfill was sent
+	} else if len(st.backfillPending) > 0 {
+		se.srv.noteRequeue(se.connector, false)
 	}
 	if len(st.resentPending) > 0 && st.flushedLSN.Load() < st.backfillLSN {
 		se.log.Info("resent rows not confirmed before the stream ended, requeued", "rows", len(st.resentPending))
@@ -136,4 +153,20 @@ func (st *stream) requeueUnconfirmedBackfill() {
 	} else {
 		st.confirmResent()
 	}
+}
+
+// noteRequeue counts the backfills of connector requeued in a row (requeued
+// true) or resets the count (a backfill was confirmed), returning it.
+func (s *Server) noteRequeue(connector string, requeued bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !requeued {
+		delete(s.requeues, connector)
+		return 0
+	}
+	if s.requeues == nil {
+		s.requeues = map[string]int{}
+	}
+	s.requeues[connector]++
+	return s.requeues[connector]
 }

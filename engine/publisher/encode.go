@@ -49,6 +49,9 @@ func (st *stream) encode(e *txlog.Entry) bool {
 				"table", ch.Table, "offset", e.Offset)
 			continue
 		}
+		if !ch.Deleted {
+			row = st.completeRow(rs, ch, row)
+		}
 		if !began {
 			lsn := nextLSN()
 			m := st.beginXLog(lsn, lsn, now)
@@ -75,6 +78,45 @@ func (st *stream) encode(e *txlog.Entry) bool {
 	st.out = appendCommit(st.out, commitLSN, endLSN, ts)
 	st.endFrame(m)
 	return true
+}
+
+// completeRow fills the columns of rs that an entry's image lacks from the
+// current merged row: an entry written before a column was renamed, added
+// with a default or had its values read back (merge's schema ops) does not
+// name it, and sending NULL would wipe the value the subscriber (and the
+// merged row) has, or break a NOT NULL column. The current value may be
+// newer than the entry's: the later entries carry it anyway.
+func (st *stream) completeRow(rs *relState, ch *txlog.RowChange, row map[string]merge.Value) map[string]merge.Value {
+	missing := false
+	for _, c := range rs.cols {
+		if _, ok := row[c.Name]; !ok {
+			missing = true
+			break
+		}
+	}
+	if !missing || st.se.srv.opts.Row == nil {
+		return row
+	}
+	cur, err := st.se.srv.opts.Row(ch.Table, ch.Key)
+	if err != nil {
+		st.se.log.Warn("reading the merged row to complete an older entry's image", "table", ch.Table, "err", err)
+		return row
+	}
+	if cur == nil {
+		return row
+	}
+	out := make(map[string]merge.Value, len(rs.cols))
+	for k, v := range row {
+		out[k] = v
+	}
+	for _, c := range rs.cols {
+		if _, ok := out[c.Name]; !ok {
+			if cell, ok := cur.Cells[c.Name]; ok {
+				out[c.Name] = cell.Value
+			}
+		}
+	}
+	return out
 }
 
 // skipEcho reports whether e goes back to its origin connector only to

@@ -144,6 +144,7 @@ type Server struct {
 	authenticate func(se *session, role string) error
 
 	mu       sync.Mutex
+	requeues map[string]int // connector -> backfills requeued in a row (a refusing subscriber loops)
 	nextPID  uint32
 	sessions map[uint32]*session
 	progress map[string]*ConnectorStatus // by connector, kept across sessions

@@ -59,10 +59,10 @@ type stream struct {
 // ctx ends: it claims the connector's stream, switches to copy-both, holds
 // until the subscription covers the tables, then sends backfills and the
 // log from st.after on.
-func (st *stream) run(ctx context.Context) error {
+func (st *stream) run(ctx context.Context) (err error) {
 	se := st.se
 	st.sent = st.after
-	defer st.requeueUnconfirmedBackfill()
+	defer func() { st.requeueUnconfirmedBackfill(err) }()
 	kick, release, ok := st.claim()
 	if !ok {
 		return se.queryError("55006", fmt.Sprintf("replication slot %q is active: connector %s already has a subscriber streaming", se.connector, se.connector))
