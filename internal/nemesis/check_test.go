@@ -3,6 +3,7 @@ package nemesis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,6 +112,7 @@ func wantRows(ledgers []*ledger) (nem, counters []string) {
 // name what differs.
 func (e *env) converge(clients []*clientWriter, ledgers []*ledger) {
 	e.t.Helper()
+	start := time.Now()
 	e.reconnectLost(clients)
 	for _, c := range clients {
 		ok := testkit.Until(2*time.Minute, func() bool { time.Sleep(200 * time.Millisecond); return c.pending() == 0 })
@@ -118,6 +120,7 @@ func (e *env) converge(clients []*clientWriter, ledgers []*ledger) {
 			e.t.Errorf("%s: %d writes still unacknowledged 2 minutes after the last fault", c.l.writer, c.pending())
 		}
 	}
+	e.t.Logf("every client write acknowledged after %v", time.Since(start).Round(time.Millisecond))
 	nem, counters := wantRows(ledgers)
 	sort.Strings(nem)
 	sort.Strings(counters)
@@ -143,6 +146,7 @@ func (e *env) converge(clients []*clientWriter, ledgers []*ledger) {
 		}
 		return true
 	})
+	e.t.Logf("replicas converged after %v", time.Since(start).Round(time.Millisecond))
 }
 
 func sorted(s []string) []string {
@@ -212,11 +216,23 @@ FROM pg_stat_subscription s WHERE s.subname = '%s'`, headLSN, markLSN[p.name], p
 		if strings.Contains(line, "panic:") || strings.Contains(line, "fatal error:") {
 			a.Addf("engine log: %s", line)
 		}
+		if strings.Contains(line, "no space left on device") {
+			fig.DiskFullLogs++
+		}
 	}
 
 	// The log: every committed write merged exactly once, under its origin.
 	e.stop()
 	e.checkLog(a, ledgers, fig)
+	// The same check with a write that never happened must find it
+	// missing: the run's log check is not vacuous.
+	var probe validate.Anomalies
+	ghost := &ledger{writer: "ghost", origin: "nowhere"}
+	ghost.commit(nemID("ghost", 1), 1)
+	e.checkLog(&probe, append(slices.Clone(ledgers), ghost), &Figures{})
+	if !slices.ContainsFunc(probe.List(), func(s string) bool { return strings.Contains(s, "ghost-0000001") }) {
+		a.Addf("the log check did not notice a committed write missing from the log: %q", probe.List())
+	}
 	return a
 }
 

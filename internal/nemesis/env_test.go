@@ -83,11 +83,15 @@ type env struct {
 	vars map[string]string
 	log  *testkit.SyncBuffer
 
-	mu     sync.Mutex
-	engine *exec.Cmd
-	exited chan struct{} // closed when the engine process ends
-	killed bool          // the test killed it (not an exit by itself)
-	exit   string        // how it ended
+	// fullDiskStarts is what each engine start on a full disk did.
+	fullDiskStarts []string
+
+	mu      sync.Mutex
+	engine  *exec.Cmd
+	exited  chan struct{} // closed when the engine process ends
+	killed  bool          // the test killed it (not an exit by itself)
+	logMark int           // length of the log when it started
+	exit    string        // how it ended
 }
 
 // stateFSBytes is the size of the engine's state filesystem: room for the
@@ -217,18 +221,66 @@ func (e *env) fillStateFS() (release func()) {
 // start runs the engine binary and waits until it is ready.
 func (e *env) start() {
 	e.t.Helper()
+	e.spawn()
+	e.waitReady(90 * time.Second)
+}
+
+// startOnFullDisk starts the engine on a full state disk and records what
+// it did within 30 s: ready anyway (it needed no new block), or exited
+// (with its last error line, what an operator sees), or neither.
+func (e *env) startOnFullDisk() {
+	e.t.Helper()
+	e.spawn()
+	var what string
+	testkit.Until(30*time.Second, func() bool {
+		if x := e.exitedByItself(); x != "" {
+			what = "exited (" + x + "): " + e.lastError()
+			return true
+		}
+		if ok, _ := e.ready(); ok {
+			what = "ready"
+			return true
+		}
+		return false
+	})
+	if what == "" {
+		what = "neither ready nor exited after 30 s (killed): " + e.lastError()
+		e.kill()
+	}
+	e.fullDiskStarts = append(e.fullDiskStarts, what)
+}
+
+// running reports whether the engine process runs.
+func (e *env) running() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.exited == nil {
+		return false
+	}
+	select {
+	case <-e.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// spawn starts the engine binary.
+func (e *env) spawn() {
+	e.t.Helper()
 	cmd := exec.Command(electricBin, "serve")
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	for k, v := range e.vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = e.log, e.log
+	mark := len(e.log.String())
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("starting the engine: %v", err)
 	}
 	exited := make(chan struct{})
 	e.mu.Lock()
-	e.engine, e.exited, e.killed, e.exit = cmd, exited, false, ""
+	e.engine, e.exited, e.killed, e.exit, e.logMark = cmd, exited, false, "", mark
 	e.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
@@ -240,7 +292,6 @@ func (e *env) start() {
 		e.mu.Unlock()
 		close(exited)
 	}()
-	e.waitReady(90 * time.Second)
 }
 
 // kill SIGKILLs the engine (a no-op when it is not running).

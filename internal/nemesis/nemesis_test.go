@@ -94,6 +94,7 @@ func TestNemesis(t *testing.T) {
 	writeFor(cfg.Step)
 	cancel()
 	wg.Wait()
+	writesEnd := time.Now()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -108,6 +109,8 @@ func TestNemesis(t *testing.T) {
 	}
 	e.converge(clients, all)
 	fig.Converge = time.Since(lastHeal)
+	fig.ConvergeAfterWrites = time.Since(writesEnd)
+	fig.FullDiskStarts = e.fullDiskStarts
 	for _, l := range all {
 		w := fig.Writer(l.writer)
 		w.Written, w.Unknown = l.written, l.unknown
@@ -187,9 +190,18 @@ func (e *env) inject(f Fault, hold time.Duration, clients []*clientWriter, write
 		write(offline...)
 		e.ws[f.Target].Heal("")
 	case FullDisk:
+		// Running on a full disk, then a restart on it: Pebble preallocates
+		// its WAL, so a running engine may not need a new block within the
+		// hold, but a start always does.
 		release := e.fillStateFS()
 		write()
+		e.drain(clients)
+		e.kill()
+		e.startOnFullDisk()
 		release()
+		if e.exitedByItself() != "" || !e.running() {
+			e.start()
+		}
 	}
 }
 
@@ -227,11 +239,16 @@ func (e *env) reconnectLost(clients []*clientWriter) {
 	}
 }
 
-// lastError is the engine's last ERROR log line.
+// lastError is the last ERROR (or panic) line the running or last engine
+// process logged.
 func (e *env) lastError() string {
-	lines := strings.Split(e.log.String(), "\n")
+	e.mu.Lock()
+	mark := e.logMark
+	e.mu.Unlock()
+	lines := strings.Split(e.log.String()[mark:], "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], "level=ERROR") || strings.Contains(lines[i], "panic:") {
+		l := lines[i]
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "panic:") || strings.HasPrefix(l, "electric: ") {
 			return lines[i]
 		}
 	}

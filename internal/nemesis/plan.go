@@ -70,14 +70,17 @@ type Config struct {
 	Hold   time.Duration // how long a fault lasts before it is healed
 }
 
-// Defaults: the short run of `make test` (each kind at least once, half of
-// the faults engine kills).
+// Defaults: the short run of `make test`, one fault of each kind.
 const (
-	DefaultRounds = 8
+	DefaultRounds = 5
 	DefaultSeed   = 1
 	DefaultStep   = 2 * time.Second
 	DefaultHold   = 2 * time.Second
 )
+
+// shortRun is the number of rounds below which a plan has a single engine
+// kill (an engine kill costs the most: both clients reconnect).
+const shortRun = 10
 
 // ConfigFromEnv reads NEMESIS_ROUNDS, NEMESIS_SEED, NEMESIS_STEP and
 // NEMESIS_HOLD (Go durations), each defaulted when unset; a bad value is an
@@ -116,14 +119,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 // Plan draws the schedule of c: every even round kills the engine, the odd
 // rounds go through the other kinds in an order drawn from the seed (so a
 // run of 2×4 rounds has every kind), each at a target drawn from postgres
-// or clients.
+// or clients. A run shorter than shortRun kills the engine once, first,
+// and then goes through the other kinds, so five rounds hit every kind.
 func Plan(c Config, postgres, clients []string) []Fault {
 	rnd := rand.New(rand.NewPCG(c.Seed, 0x6e656d65736973))
 	others := []Kind{CrashPostgres, CutPostgres, CutClient, FullDisk}
 	var order []Kind
 	plan := make([]Fault, 0, c.Rounds)
 	for i := 0; i < c.Rounds; i++ {
-		if i%2 == 0 {
+		if (c.Rounds >= shortRun && i%2 == 0) || (c.Rounds < shortRun && i == 0) {
 			plan = append(plan, Fault{Kind: KillEngine})
 			continue
 		}
@@ -158,8 +162,13 @@ type Figures struct {
 	Writers      map[string]*WriterFigures
 	RowsCompared int
 	LogEntries   uint64
-	EngineExits  []string      // the engine stopped by itself (not killed): why
-	Converge     time.Duration // from the end of the last fault to every replica identical
+	EngineExits  []string // the engine stopped by itself (not killed): why
+	DiskFullLogs int      // engine log lines saying the disk was full
+	// FullDiskStarts is what each engine start on a full disk did.
+	FullDiskStarts []string
+	Converge       time.Duration // from the end of the last fault to every replica identical
+	// ConvergeAfterWrites is from the moment every writer stopped.
+	ConvergeAfterWrites time.Duration
 }
 
 // NewFigures is an empty set of figures.
@@ -195,10 +204,15 @@ func (f *Figures) String() string {
 		w := f.Writers[n]
 		fmt.Fprintf(&b, "writer %-10s written %6d  unknown-at-commit %4d  acked %6d\n", n, w.Written, w.Unknown, w.Acked)
 	}
-	fmt.Fprintf(&b, "rows compared: %d; log entries: %d; engine exits by itself: %d\n", f.RowsCompared, f.LogEntries, len(f.EngineExits))
+	fmt.Fprintf(&b, "rows compared: %d; log entries: %d; engine log lines on the full disk: %d; engine exits by itself: %d\n",
+		f.RowsCompared, f.LogEntries, f.DiskFullLogs, len(f.EngineExits))
 	for _, e := range f.EngineExits {
 		fmt.Fprintf(&b, "  engine exit: %s\n", e)
 	}
-	fmt.Fprintf(&b, "time to converge after the last fault: %v\n", f.Converge.Round(time.Millisecond))
+	for _, s := range f.FullDiskStarts {
+		fmt.Fprintf(&b, "  engine start on a full disk: %s\n", s)
+	}
+	fmt.Fprintf(&b, "time to converge after the last fault: %v (after the writers stopped: %v)\n",
+		f.Converge.Round(time.Millisecond), f.ConvergeAfterWrites.Round(time.Millisecond))
 	return b.String()
 }
