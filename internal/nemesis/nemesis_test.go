@@ -116,7 +116,8 @@ func TestNemesis(t *testing.T) {
 		w.Written, w.Unknown = l.written, l.unknown
 	}
 	for _, c := range clients {
-		fig.Writer(c.l.writer).Acked = c.acked()
+		w := fig.Writer(c.l.writer)
+		w.Client, w.Acked = true, c.acked()
 	}
 	a := e.check(clients, all, markLSN, fig)
 	t.Logf("nemesis figures (seed %d):\n%s", cfg.Seed, fig)

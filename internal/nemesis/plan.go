@@ -151,9 +151,10 @@ func Plan(c Config, postgres, clients []string) []Fault {
 
 // WriterFigures is what one writer did.
 type WriterFigures struct {
-	Written int // transactions it committed locally (Postgres: COMMIT succeeded or was found committed)
+	Client  bool
+	Written int // writes it committed locally (Postgres: COMMIT succeeded or was found committed)
 	Unknown int // Postgres: COMMITs cut off by a fault, resolved by reading the row back
-	Acked   int // clients: writes the engine acknowledged
+	Acked   int // clients: oplog rows (statements) the engine acknowledged, at the end
 }
 
 // Figures is what a run prints at its end.
@@ -202,7 +203,11 @@ func (f *Figures) String() string {
 	sort.Strings(names)
 	for _, n := range names {
 		w := f.Writers[n]
-		fmt.Fprintf(&b, "writer %-10s written %6d  unknown-at-commit %4d  acked %6d\n", n, w.Written, w.Unknown, w.Acked)
+		if w.Client {
+			fmt.Fprintf(&b, "writer %-16s (client)   written %6d  oplog rows acked %6d\n", n, w.Written, w.Acked)
+		} else {
+			fmt.Fprintf(&b, "writer %-16s (postgres) written %6d  of which outcome unknown at COMMIT %d\n", n, w.Written, w.Unknown)
+		}
 	}
 	fmt.Fprintf(&b, "rows compared: %d; log entries: %d; engine log lines on the full disk: %d; engine exits by itself: %d\n",
 		f.RowsCompared, f.LogEntries, f.DiskFullLogs, len(f.EngineExits))
