@@ -83,8 +83,9 @@ type env struct {
 	vars map[string]string
 	log  *testkit.SyncBuffer
 
-	// fullDiskStarts is what each engine start on a full disk did.
-	fullDiskStarts []string
+	// fullDiskStarts is what each engine start on a full disk did;
+	// fullDiskRuns, what the running engine did while its disk was full.
+	fullDiskStarts, fullDiskRuns []string
 
 	mu      sync.Mutex
 	engine  *exec.Cmd

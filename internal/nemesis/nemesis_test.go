@@ -70,9 +70,12 @@ func TestNemesis(t *testing.T) {
 					c.step()
 				}
 			}
-			// A 0.4.3 client applies what it receives one transaction
-			// at a time: the pace keeps it able to answer pings.
-			time.Sleep(250 * time.Millisecond)
+			// A 0.4.3 client pushes one transaction per snapshot, at most
+			// every 500 ms, and applies what it receives one transaction
+			// at a time: a faster pace builds a backlog it drains at one
+			// transaction per 2 s poll, and a client busy applying misses
+			// pings.
+			time.Sleep(600 * time.Millisecond)
 		}
 	}
 	plan := Plan(cfg, e.pgNames(), clientNames)
@@ -111,6 +114,7 @@ func TestNemesis(t *testing.T) {
 	fig.Converge = time.Since(lastHeal)
 	fig.ConvergeAfterWrites = time.Since(writesEnd)
 	fig.FullDiskStarts = e.fullDiskStarts
+	fig.FullDiskRuns = e.fullDiskRuns
 	for _, l := range all {
 		w := fig.Writer(l.writer)
 		w.Written, w.Unknown = l.written, l.unknown
@@ -196,6 +200,11 @@ func (e *env) inject(f Fault, hold time.Duration, clients []*clientWriter, write
 		// hold, but a start always does.
 		release := e.fillStateFS()
 		write()
+		if x := e.exitedByItself(); x != "" {
+			e.fullDiskRuns = append(e.fullDiskRuns, "exited ("+x+"): "+e.lastError())
+		} else {
+			e.fullDiskRuns = append(e.fullDiskRuns, "kept running")
+		}
 		e.drain(clients)
 		e.kill()
 		e.startOnFullDisk()

@@ -165,8 +165,9 @@ type Figures struct {
 	LogEntries   uint64
 	EngineExits  []string // the engine stopped by itself (not killed): why
 	DiskFullLogs int      // engine log lines saying the disk was full
-	// FullDiskStarts is what each engine start on a full disk did.
-	FullDiskStarts []string
+	// FullDiskRuns is what the running engine did while its disk was
+	// full; FullDiskStarts, what each engine start on a full disk did.
+	FullDiskRuns, FullDiskStarts []string
 	Converge       time.Duration // from the end of the last fault to every replica identical
 	// ConvergeAfterWrites is from the moment every writer stopped.
 	ConvergeAfterWrites time.Duration
@@ -213,6 +214,9 @@ func (f *Figures) String() string {
 		f.RowsCompared, f.LogEntries, f.DiskFullLogs, len(f.EngineExits))
 	for _, e := range f.EngineExits {
 		fmt.Fprintf(&b, "  engine exit: %s\n", e)
+	}
+	for _, s := range f.FullDiskRuns {
+		fmt.Fprintf(&b, "  engine running on a full disk: %s\n", s)
 	}
 	for _, s := range f.FullDiskStarts {
 		fmt.Fprintf(&b, "  engine start on a full disk: %s\n", s)
