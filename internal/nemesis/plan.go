@@ -168,7 +168,7 @@ type Figures struct {
 	// FullDiskRuns is what the running engine did while its disk was
 	// full; FullDiskStarts, what each engine start on a full disk did.
 	FullDiskRuns, FullDiskStarts []string
-	Converge       time.Duration // from the end of the last fault to every replica identical
+	Converge                     time.Duration // from the end of the last fault to every replica identical
 	// ConvergeAfterWrites is from the moment every writer stopped.
 	ConvergeAfterWrites time.Duration
 }
