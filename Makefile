@@ -17,6 +17,17 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 TEST_TIMEOUT ?= 15m
 TEST_PKGS ?= ./...
 
+# `make nemesis`: the fault-injection run of internal/nemesis, long version
+# (make test runs a short one: one fault of each kind). NEMESIS_ROUNDS faults
+# (half of them engine kills), drawn from NEMESIS_SEED (a failing run prints
+# its seed: rerun with it); NEMESIS_STEP of writes between faults, each held
+# NEMESIS_HOLD. Needs root (a tmpfs for the full-disk fault), Postgres and the
+# 0.4.3 client (npm ci in internal/satinterop).
+NEMESIS_ROUNDS ?= 40
+NEMESIS_SEED ?= 1
+NEMESIS_STEP ?= 2s
+NEMESIS_HOLD ?= 2s
+
 # Benchmarks: one pass each by default (they print their figures and ratios);
 # e.g. make bench BENCH_PKGS=./engine/txlog/pebblelog BENCH=Append BENCHTIME=5s
 # engine's BenchmarkReplication replicates 1M rows natively and through the
@@ -50,7 +61,7 @@ ELECTRIC_HOST ?= 127.0.0.1
 OFFSET_STORAGE_FILE ?= .electric/offset_storage_data.dev.dat
 
 .PHONY: help build test dev lint bench fuzz clean proto image release \
-	deps compile tests start_dev_env stop_dev_env shell apply_migration example
+	nemesis deps compile tests start_dev_env stop_dev_env shell apply_migration example
 
 help: ## list the targets
 	@grep -E '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z_]+):.*## /  \1\t/' | expand -t 18
@@ -60,6 +71,10 @@ build: ## build bin/electric
 
 test: ## run every test with the race detector (needs Postgres server binaries: initdb, pg_ctl)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TEST_PKGS)
+
+nemesis: ## fault-injection run: NEMESIS_ROUNDS (40) faults, engine kills, Postgres crashes, cuts, full disk
+	NEMESIS_ROUNDS=$(NEMESIS_ROUNDS) NEMESIS_SEED=$(NEMESIS_SEED) NEMESIS_STEP=$(NEMESIS_STEP) NEMESIS_HOLD=$(NEMESIS_HOLD) \
+	$(GO) test -race -count=1 -v -timeout 90m -run '^TestNemesis$$' ./internal/nemesis/
 
 dev: build ## start two local Postgres (db_a :54321, db_b :54322) and the engine
 	./$(BIN) dev up

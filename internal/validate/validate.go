@@ -146,3 +146,40 @@ func Diff(want, got []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Converged checks that every replica (a Postgres, a client: name → its
+// rows of one table, one string per row) holds exactly the rows of want;
+// each replica that does not is one anomaly headed by what and the
+// replica's name. It reports whether all did.
+func Converged(a *Anomalies, what string, want []string, replicas map[string][]string) bool {
+	names := make([]string, 0, len(replicas))
+	for n := range replicas {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	ok := true
+	for _, n := range names {
+		ok = SameRows(a, fmt.Sprintf("%s on %s", what, n), want, replicas[n]) && ok
+	}
+	return ok
+}
+
+// Identical checks that every replica holds the same rows as the first one
+// in name order (for state no writer owns, e.g. rows under conflicting
+// writes, where only agreement can be checked); each replica that differs
+// is one anomaly. It reports whether all agreed.
+func Identical(a *Anomalies, what string, replicas map[string][]string) bool {
+	names := make([]string, 0, len(replicas))
+	for n := range replicas {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return true
+	}
+	ok := true
+	for _, n := range names[1:] {
+		ok = SameRows(a, fmt.Sprintf("%s differs between %s and %s", what, names[0], n), replicas[names[0]], replicas[n]) && ok
+	}
+	return ok
+}

@@ -122,3 +122,31 @@ type fakeT struct {
 
 func (f *fakeT) Helper()           {}
 func (f *fakeT) Error(args ...any) { f.errors = append(f.errors, fmt.Sprint(args...)) }
+
+func TestConvergedNamesEachReplica(t *testing.T) {
+	var a Anomalies
+	ok := Converged(&a, "public.nem", []string{"a", "b"}, map[string][]string{
+		"pg1": {"b", "a"}, "client A": {"a"}, "pg2": {"a", "b", "b"},
+	})
+	want := []string{
+		"public.nem on client A (- missing, + unexpected):\n- b",
+		"public.nem on pg2 (- missing, + unexpected):\n+ b",
+	}
+	if ok || !slices.Equal(a.List(), want) {
+		t.Fatalf("ok=%v anomalies:\n%s\nwant:\n%s", ok, strings.Join(a.List(), "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestIdenticalComparesWithTheFirst(t *testing.T) {
+	var a Anomalies
+	if !Identical(&a, "kv", map[string][]string{"x": {"1", "2"}, "y": {"2", "1"}}) || a.Len() != 0 {
+		t.Fatalf("agreeing replicas: %q", a.List())
+	}
+	if Identical(&a, "kv", map[string][]string{"x": {"1"}, "y": {"1"}, "z": {"2"}}) {
+		t.Fatal("a differing replica passed")
+	}
+	want := []string{"kv differs between x and z (- missing, + unexpected):\n+ 2\n- 1"}
+	if !slices.Equal(a.List(), want) {
+		t.Fatalf("anomalies %q, want %q", a.List(), want)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -70,7 +72,10 @@ type pebbleStore struct {
 	db *pebble.DB
 }
 
-type pebbleLogger struct{ log *slog.Logger }
+type pebbleLogger struct {
+	log  *slog.Logger
+	exit func(code int) // os.Exit; a test replaces it
+}
 
 func (l pebbleLogger) Infof(format string, args ...interface{}) {
 	l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
@@ -80,12 +85,19 @@ func (l pebbleLogger) Errorf(format string, args ...interface{}) {
 	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
 }
 
-// Fatalf is only called by Pebble on broken invariants (e.g. corruption found
-// in the middle of a write) where it cannot go on; it must not return.
+// Fatalf is called by Pebble where it cannot go on: broken invariants, and
+// a failed WAL write, which a full disk causes (the nemesis run, issue 12).
+// It must not return. The store's state in memory is then unknown, while
+// what was committed is durable and a restart recovers it: the engine stops
+// with one clear line and status 1, never a panic's stack trace.
 func (l pebbleLogger) Fatalf(format string, args ...interface{}) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Error("pebble fatal: " + msg)
-	panic("txlog store: " + msg)
+	hint := "restart electric: it recovers every committed entry from the state directory"
+	if strings.Contains(msg, "no space left on device") {
+		hint = "the state directory's disk is full: free space, then restart electric (it recovers every committed entry)"
+	}
+	l.log.Error("txlog store failed, electric stops", "err", msg, "fix", hint)
+	l.exit(1)
 }
 
 func openPebble(dir string, log *slog.Logger) (*pebbleStore, error) {
@@ -101,7 +113,7 @@ func openPebble(dir string, log *slog.Logger) (*pebbleStore, error) {
 		// the cache must be well above the memtables or it holds nothing
 		// and every lookup of a new row reads its bloom filter from disk.
 		Cache:                    pebble.NewCache(160 << 20),
-		Logger:                   pebbleLogger{log},
+		Logger:                   pebbleLogger{log: log, exit: os.Exit},
 		MaxConcurrentCompactions: func() int { return 2 },
 	}
 	defer opts.Cache.Unref()
