@@ -12,3 +12,6 @@ func SetSkipPolicyForTest(e *Engine, failures int, after time.Duration) {
 	defer e.skip.mu.Unlock()
 	e.skip.failures, e.skip.after = failures, after
 }
+
+// PositionForTest returns the position the engine's state holds for source.
+func PositionForTest(e *Engine, source string) ([]byte, error) { return e.txlog.Position(source) }

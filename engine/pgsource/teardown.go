@@ -50,6 +50,12 @@ WHERE slot_name = $1 AND database = current_database()`, slot).Scan(&pid)
 		{"event trigger", "DROP EVENT TRIGGER IF EXISTS electric_replica_identity_full", "electric_replica_identity_full"},
 		{"function", "DROP FUNCTION IF EXISTS electric.publish_new_tables()", "electric.publish_new_tables()"},
 		{"function", "DROP FUNCTION IF EXISTS electric.replica_identity_full()", "electric.replica_identity_full()"},
+		// The schema history (history.go): its trigger, functions and table.
+		{"event trigger", "DROP EVENT TRIGGER IF EXISTS electric_schema_history", "electric_schema_history"},
+		{"function", "DROP FUNCTION IF EXISTS electric.schema_history()", "electric.schema_history()"},
+		{"function", "DROP FUNCTION IF EXISTS electric.emit_column_rows(pg_catalog.oid, text, text, text)", "electric.emit_column_rows(pg_catalog.oid,text,text,text)"},
+		{"function", "DROP FUNCTION IF EXISTS electric.record_columns(pg_catalog.oid)", "electric.record_columns(pg_catalog.oid)"},
+		{"table", "DROP TABLE IF EXISTS electric.columns", "electric.columns"},
 		{"publication", "DROP PUBLICATION IF EXISTS " + schema.QuoteIdent(publication), publication},
 	} {
 		exists, err := objectExists(ctx, conn, o.what, o.name)
@@ -78,6 +84,8 @@ func objectExists(ctx context.Context, conn *pgx.Conn, what, name string) (bool,
 		q = "SELECT pg_catalog.to_regprocedure($1) IS NOT NULL"
 	case "publication":
 		q = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)"
+	case "table":
+		q = "SELECT pg_catalog.to_regclass($1) IS NOT NULL"
 	default:
 		return false, fmt.Errorf("objectExists: unknown kind %q", what)
 	}

@@ -98,10 +98,17 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 	tx := it.Tx
 	tx.Now = uint64(max(0, now.UnixMicro()))
 	tx.Offset = s.next
-	tx.Context = it.ContextOffset
 	if it.ContextOffset >= s.next {
-		return nil, nil, fmt.Errorf("merge %s: context offset %d is beyond the log head %d", tx.Origin, it.ContextOffset, s.next-1)
+		// The source saw entries this log does not have: the state was
+		// restored from a backup older than what the source applied. Those
+		// entries are gone from this log, so the source's write is counted
+		// as concurrent with everything after the head (a smaller context
+		// only keeps more tags alive: nothing is lost).
+		s.lg.Warn("sequencer: a source's causal context is beyond the log head (state restored from an older backup?): counted as the head",
+			"source", it.Source, "origin", tx.Origin, "context_offset", it.ContextOffset, "head", s.next-1)
+		it.ContextOffset = s.next - 1
 	}
+	tx.Context = it.ContextOffset
 	var err error
 	if tx.ContextEff, err = s.maxEffOf(it.ContextOffset); err != nil {
 		return nil, nil, fmt.Errorf("merge %s: read the context's MaxEff: %w", tx.Origin, err)
