@@ -104,8 +104,10 @@ func (s *Sequencer) mergeItem(seq uint64, now time.Time, it *Item, changed map[r
 		// entries are gone from this log, so the source's write is counted
 		// as concurrent with everything after the head (a smaller context
 		// only keeps more tags alive: nothing is lost).
-		s.lg.Warn("sequencer: a source's causal context is beyond the log head (state restored from an older backup?): counted as the head",
-			"source", it.Source, "origin", tx.Origin, "context_offset", it.ContextOffset, "head", s.next-1)
+		if s.shouldWarn("context:"+tx.Origin, now) {
+			s.lg.Warn("sequencer: a source's causal context is beyond the log head (state restored from an older backup?): counted as the head",
+				"source", it.Source, "origin", tx.Origin, "context_offset", it.ContextOffset, "head", s.next-1)
+		}
 		it.ContextOffset = s.next - 1
 	}
 	tx.Context = it.ContextOffset
@@ -176,13 +178,22 @@ const clampWarnEvery = time.Minute
 // warnClamped logs that tx's commit time was beyond the window and counted
 // as the engine's time + merge.MaxAhead.
 func (s *Sequencer) warnClamped(now time.Time, tx merge.Tx) {
-	if last, ok := s.clampWarned[tx.Origin]; ok && now.Sub(last) < clampWarnEvery && !now.Before(last) {
+	if !s.shouldWarn(tx.Origin, now) {
 		return
+	}
+	s.lg.Warn("sequencer: commit timestamp ahead of the engine clock, counted as engine time + 1s; check the source's clock",
+		"origin", tx.Origin, "commit_us", tx.CommitTime, "engine_us", tx.Now, "ahead_s", (tx.CommitTime-min(tx.Now, tx.CommitTime))/1_000_000)
+}
+
+// shouldWarn spaces warnings about one subject (an origin) by
+// clampWarnEvery: a misbehaving source does so for every transaction.
+func (s *Sequencer) shouldWarn(subject string, now time.Time) bool {
+	if last, ok := s.clampWarned[subject]; ok && now.Sub(last) < clampWarnEvery && !now.Before(last) {
+		return false
 	}
 	if s.clampWarned == nil || len(s.clampWarned) >= 4096 {
 		s.clampWarned = map[string]time.Time{} // bounded: forgetting only repeats a warning
 	}
-	s.clampWarned[tx.Origin] = now
-	s.lg.Warn("sequencer: commit timestamp ahead of the engine clock, counted as engine time + 1s; check the source's clock",
-		"origin", tx.Origin, "commit_us", tx.CommitTime, "engine_us", tx.Now, "ahead_s", (tx.CommitTime-min(tx.Now, tx.CommitTime))/1_000_000)
+	s.clampWarned[subject] = now
+	return true
 }
